@@ -1,0 +1,198 @@
+// A backup: source -> batches -> hash (workers) -> dedup (index) ->
+// compress new chunks (workers) -> append to packs -> seal -> restore point.
+// Memory is bounded by batchesInFlightMax batches, whatever the disk size.
+import { randomBytes } from 'node:crypto';
+import { BlockvaultError } from '../core/errors.js';
+import { chunkIdBytes, sha256, zeroChunkId } from '../core/digest.js';
+import { batchBytes, batchesInFlightMax, chunksPerPointMax, pointChainDepthMax, pointDeltaShareMax } from '../core/limits.js';
+import { deltaEntryBytes, diffMaps, type PointBody, type PointHeader } from '../format/point-format.js';
+import { PackWriter, type CommitHook, type StoredChunk } from '../repo/pack-writer.js';
+import type { OpenPoint } from '../repo/point-store.js';
+import type { Repository } from '../repo/repository.js';
+import type { Source } from '../source/source.js';
+import type { WorkerPool } from '../workers/pool.js';
+import { readBatches, type Batch } from './batches.js';
+
+export interface BackupProgress { bytesDone: number; bytesTotal: number | null; bytesRead: number; bytesNew: number; chunksDone: number; chunksKnown: number }
+
+export interface BackupOptions {
+  vm: string;
+  disk: string;
+  source: Source;
+  pool: WorkerPool;
+  sourceInfo?: Record<string, unknown>;
+  onProgress?: (p: BackupProgress) => void;
+  hook?: CommitHook;
+}
+
+/** The CLI's `backup --json` contract: these field names are stable. */
+export interface BackupResult {
+  id: string;
+  vm: string;
+  disk: string;
+  time: string;
+  bytesTotal: number;
+  bytesRead: number;
+  bytesNew: number;
+  bytesStored: number;
+  chunksTotal: number;
+  chunksNew: number;
+  chunksZero: number;
+  chunksKnown: number;
+  seconds: number;
+  parent: string | null;
+  mapKind: 'full' | 'delta';
+}
+
+interface Counters { bytesRead: number; bytesNew: number; chunksNew: number; chunksZero: number; chunksKnown: number; bytesDone: number; chunksDone: number }
+
+export async function runBackup(repo: Repository, options: BackupOptions): Promise<BackupResult> {
+  const started = process.hrtime.bigint();
+  const time = new Date().toISOString();
+  const { chunkBytes, zstdLevel, packBytesTarget } = repo.config;
+  const writer = new PackWriter(repo.storage, repo.index, packBytesTarget, options.hook);
+  const counters: Counters = { bytesRead: 0, bytesNew: 0, chunksNew: 0, chunksZero: 0, chunksKnown: 0, bytesDone: 0, chunksDone: 0 };
+  const mapParts = new Map<number, Buffer>();
+  const claimed = new Set<string>();
+  let appendChain: Promise<void> = Promise.resolve();
+
+  const processBatch = async (batch: Batch): Promise<void> => {
+    const ids = Buffer.alloc(batch.chunkLengths.length * chunkIdBytes); // holes stay zero ids
+    const readLengths = batch.readChunks.map((c) => batch.chunkLengths[c]);
+    let data = batch.data;
+    if (readLengths.length > 0) {
+      const hashed = await options.pool.hash({ data, chunkLengths: readLengths });
+      data = hashed.data;
+      const hashedIds = Buffer.from(hashed.ids);
+      const ranges: number[] = [];
+      const fresh: { id: Buffer; rawBytes: number }[] = [];
+      let at = 0;
+      batch.readChunks.forEach((c, i) => {
+        const id = hashedIds.subarray(i * chunkIdBytes, (i + 1) * chunkIdBytes);
+        id.copy(ids, c * chunkIdBytes);
+        const length = readLengths[i];
+        if (!id.equals(zeroChunkId)) {
+          const hex = id.toString('hex');
+          if (repo.index.has(id) || writer.isPending(hex) || claimed.has(hex)) {
+            counters.chunksKnown += 1;
+          } else {
+            claimed.add(hex);
+            ranges.push(at, length);
+            fresh.push({ id: Buffer.from(id), rawBytes: length });
+          }
+        }
+        at += length;
+      });
+      if (fresh.length > 0) {
+        const packed = await options.pool.compress({ data, ranges, level: zstdLevel });
+        const payloads = Buffer.from(packed.payloads);
+        let p = 0;
+        const chunks: StoredChunk[] = fresh.map((f, i) => {
+          const payload = payloads.subarray(p, p + packed.storedBytes[i]);
+          p += packed.storedBytes[i];
+          return { id: f.id, rawBytes: f.rawBytes, storedBytes: packed.storedBytes[i], codec: packed.codecs[i] as 0 | 1, storedXxh64: packed.storedXxh64[i], payload };
+        });
+        appendChain = appendChain.then(() => writer.append(chunks));
+        await appendChain;
+        for (const f of fresh) claimed.delete(f.id.toString('hex'));
+        counters.chunksNew += fresh.length;
+        counters.bytesNew += fresh.reduce((a, f) => a + f.rawBytes, 0);
+      }
+    }
+    for (let c = 0; c < batch.chunkLengths.length; c++) {
+      if (ids.subarray(c * chunkIdBytes, (c + 1) * chunkIdBytes).equals(zeroChunkId)) counters.chunksZero += 1;
+    }
+    mapParts.set(batch.firstChunk, ids);
+    counters.bytesRead += batch.bytesRead;
+    counters.bytesDone += batch.chunkLengths.reduce((a, b) => a + b, 0);
+    counters.chunksDone += batch.chunkLengths.length;
+    options.onProgress?.({ ...counters, bytesTotal: options.source.sizeBytes });
+  };
+
+  try {
+    const inflight = new Set<Promise<void>>();
+    let failure: unknown = null;
+    const batchChunks = Math.max(1, Math.floor(batchBytes / chunkBytes));
+    for await (const batch of readBatches(options.source, chunkBytes, batchChunks)) {
+      const task: Promise<void> = processBatch(batch)
+        .catch((err) => { failure ??= err; })
+        .finally(() => inflight.delete(task));
+      inflight.add(task);
+      while (inflight.size >= batchesInFlightMax) await Promise.race(inflight);
+      if (failure) break;
+    }
+    await Promise.all(inflight);
+    if (failure) throw failure;
+    await writer.seal();
+    const map = Buffer.concat([...mapParts.entries()].sort((a, b) => a[0] - b[0]).map(([, part]) => part));
+    const sizeBytes = options.source.sizeBytes ?? counters.bytesDone;
+    if (map.length / chunkIdBytes > chunksPerPointMax) throw new BlockvaultError('BAD_INPUT', `source ${options.source.description} is too large`);
+    const parent = latestPoint(repo, options.vm, options.disk);
+    const header: PointHeader = {
+      id: randomBytes(16).toString('hex'), vm: options.vm, disk: options.disk, time, sizeBytes, chunkBytes,
+      chunksTotal: map.length / chunkIdBytes, parent: null, base: null, chainDepth: 0,
+      mapSha256: sha256(map).toString('hex'),
+      source: { path: options.source.description, ...options.sourceInfo },
+      stats: {},
+    };
+    const body = await chooseMapEncoding(repo, header, map, parent);
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const result: BackupResult = {
+      id: header.id, vm: header.vm, disk: header.disk, time, bytesTotal: sizeBytes,
+      bytesRead: counters.bytesRead, bytesNew: counters.bytesNew, bytesStored: writer.bytesAppended,
+      chunksTotal: header.chunksTotal, chunksNew: counters.chunksNew, chunksZero: counters.chunksZero,
+      chunksKnown: counters.chunksKnown, seconds, parent: header.parent, mapKind: body.kind,
+    };
+    header.stats = {
+      bytesRead: result.bytesRead, bytesNew: result.bytesNew, bytesStored: result.bytesStored,
+      chunksNew: result.chunksNew, chunksZero: result.chunksZero, seconds,
+      bytesNonZero: sizeBytes - counters.chunksZero * chunkBytes + zeroTailSlack(header, map),
+    };
+    await repo.points.write(header, body);
+    options.hook?.('point-written');
+    return result;
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
+}
+
+/** The last chunk may be short; if it is a zero chunk we over-subtracted. */
+function zeroTailSlack(header: PointHeader, map: Buffer): number {
+  const n = header.chunksTotal;
+  if (n === 0) return 0;
+  const lastLength = header.sizeBytes - (n - 1) * header.chunkBytes;
+  const lastIsZero = map.subarray((n - 1) * chunkIdBytes, n * chunkIdBytes).equals(zeroChunkId);
+  return lastIsZero ? header.chunkBytes - lastLength : 0;
+}
+
+function latestPoint(repo: Repository, vm: string, disk: string) {
+  return repo.points.list(vm, disk)[0] ?? null;
+}
+
+/**
+ * Metadata grows with what changed: when the newest point of the same disk
+ * has the same size, store only the entries that differ (a delta), unless the
+ * chain is at its limit or the delta would not be much smaller than a full map.
+ */
+async function chooseMapEncoding(repo: Repository, header: PointHeader, map: Buffer,
+  parentEntry: ReturnType<typeof latestPoint>): Promise<PointBody> {
+  if (!parentEntry || parentEntry.sizeBytes !== header.sizeBytes || parentEntry.chunkBytes !== header.chunkBytes) {
+    return { kind: 'full', map };
+  }
+  let parent: OpenPoint;
+  try {
+    parent = await repo.points.open(parentEntry);
+  } catch (err) {
+    if (err instanceof BlockvaultError) return { kind: 'full', map }; // a damaged parent: stand alone
+    throw err;
+  }
+  header.parent = parent.header.id;
+  const depth = parent.header.chainDepth + 1;
+  const delta = diffMaps(parent.map, map);
+  const deltaBytes = delta.indexes.length * deltaEntryBytes;
+  if (depth >= pointChainDepthMax || deltaBytes > map.length * pointDeltaShareMax) return { kind: 'full', map };
+  header.base = parent.header.id;
+  header.chainDepth = depth;
+  return { kind: 'delta', ...delta };
+}

@@ -1,0 +1,55 @@
+import { humanBytes, humanRate, humanSeconds } from '../../core/human.js';
+import { Repository } from '../../repo/repository.js';
+import { runRestore } from '../../restore/restore.js';
+import { openTarget } from '../../restore/target.js';
+import { WorkerPool } from '../../workers/pool.js';
+import { parse, repoPath } from '../args.js';
+import { note, printJson, type Command } from '../command.js';
+import { progressLine } from '../progress.js';
+import { BlockvaultError } from '../../core/errors.js';
+
+export const restoreCommand: Command = {
+  name: 'restore',
+  summary: 'write a restore point back out as a raw disk image',
+  help: `Usage: blockvault restore -r <repo> <vm>/<disk>@<id|latest> <target> [--force]
+
+Writes the disk of a restore point to <target>:
+  a file path   a new sparse raw image (zero chunks become holes); written
+                under a temporary name and renamed when complete
+  a block device  written in place (zero chunks written as zeros)
+  -             standard output, every byte in order
+Every chunk is checked against its SHA-256 id as it is read: a damaged or
+missing chunk stops the restore (exit 2) naming the chunk, pack and offset,
+and no partial file is left behind.
+
+Options:
+  -r, --repo PATH   repository (or BLOCKVAULT_REPO)
+  --force           replace an existing target file
+  --json            print a JSON summary (on stderr when the target is '-')
+
+Example:
+  blockvault restore -r /srv/bv web01/sda@latest /tmp/web01.raw`,
+  async run(argv) {
+    const { values, positionals } = parse('restore', argv, { force: { type: 'boolean' } });
+    if (positionals.length !== 2) throw new BlockvaultError('USAGE', `restore: expected <vm>/<disk>@<id> and <target>, got ${positionals.length} arguments (see blockvault restore --help)`);
+    const [spec, targetPath] = positionals;
+    const repo = await Repository.open(repoPath(values));
+    const pool = new WorkerPool();
+    const bar = progressLine(`restore ${spec}`);
+    try {
+      const entry = repo.points.resolve(spec);
+      const target = await openTarget(targetPath, entry.sizeBytes, Boolean(values.force));
+      const result = await runRestore(repo, entry, target, pool, (p) => bar.update(p.bytesDone, p.bytesTotal));
+      bar.done();
+      const summary = { ...result, vm: entry.vm, disk: entry.disk, target: targetPath };
+      if (values.json && targetPath !== '-') printJson(summary);
+      else if (values.json) note(JSON.stringify(summary));
+      else note(`restored ${entry.vm}/${entry.disk}@${entry.id.slice(0, 8)} to ${targetPath}: ${humanBytes(result.bytesTotal)} (${humanBytes(result.bytesWritten)} data) in ${humanSeconds(result.seconds)}, ${humanRate(result.bytesTotal, result.seconds)}`);
+      return 0;
+    } finally {
+      bar.done();
+      await pool.close();
+      await repo.close();
+    }
+  },
+};

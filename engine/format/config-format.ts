@@ -1,0 +1,66 @@
+// Repository config file codec (docs/FORMAT.md "config"). Pure.
+import { BlockvaultError } from '../core/errors.js';
+import { sha256 } from '../core/digest.js';
+import {
+  chunkBytesMax, chunkBytesMin, configBytesMax, packBytesMax, packBytesMin, zstdLevelMax, zstdLevelMin,
+} from '../core/limits.js';
+import { asBuffer, needBytes } from './binary.js';
+
+export const configMagicPrefix = Buffer.from('BVREPO\x00', 'latin1');
+export const repoFormatVersion = 1;
+
+export interface RepoConfig {
+  repoId: string;
+  formatVersion: number;
+  chunkBytes: number;
+  zstdLevel: number;
+  packBytesTarget: number;
+  createdAt: string;
+}
+
+export function checkConfig(c: RepoConfig, what: string): void {
+  const pow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
+  if (!pow2(c.chunkBytes) || c.chunkBytes < chunkBytesMin || c.chunkBytes > chunkBytesMax) {
+    throw new BlockvaultError('BAD_INPUT', `${what}: chunk size ${c.chunkBytes} must be a power of two from ${chunkBytesMin} to ${chunkBytesMax} bytes`);
+  }
+  if (!Number.isInteger(c.zstdLevel) || c.zstdLevel < zstdLevelMin || c.zstdLevel > zstdLevelMax) {
+    throw new BlockvaultError('BAD_INPUT', `${what}: zstd level ${c.zstdLevel} must be ${zstdLevelMin}..${zstdLevelMax}`);
+  }
+  if (!Number.isInteger(c.packBytesTarget) || c.packBytesTarget < packBytesMin || c.packBytesTarget > packBytesMax) {
+    throw new BlockvaultError('BAD_INPUT', `${what}: pack size ${c.packBytesTarget} must be ${packBytesMin}..${packBytesMax} bytes`);
+  }
+}
+
+/** magic "BVREPO\0" + version byte | u32 JSON length | JSON | SHA-256 of all before. */
+export function encodeConfig(c: RepoConfig): Buffer {
+  checkConfig(c, 'config');
+  const json = Buffer.from(JSON.stringify(c, null, 1));
+  const prefix = Buffer.alloc(12);
+  configMagicPrefix.copy(prefix, 0);
+  prefix.writeUInt8(c.formatVersion, 7);
+  prefix.writeUInt32LE(json.length, 8);
+  const body = Buffer.concat([prefix, json]);
+  return Buffer.concat([body, sha256(body)]);
+}
+
+export function decodeConfig(bytes: Uint8Array, what: string): RepoConfig {
+  const b = asBuffer(bytes);
+  needBytes(b, 12 + 32, what);
+  if (!b.subarray(0, 7).equals(configMagicPrefix)) {
+    throw new BlockvaultError('NOT_A_REPO', `${what}: not a blockvault repository config (bad magic)`);
+  }
+  const version = b.readUInt8(7);
+  if (version !== repoFormatVersion) {
+    throw new BlockvaultError('FORMAT_VERSION', `${what}: repository format version ${version}; this blockvault reads version ${repoFormatVersion}`);
+  }
+  const jsonBytes = b.readUInt32LE(8);
+  if (jsonBytes > configBytesMax || b.length !== 12 + jsonBytes + 32) {
+    throw new BlockvaultError('CORRUPT', `${what}: config length out of range`);
+  }
+  if (!sha256(b.subarray(0, 12 + jsonBytes)).equals(b.subarray(12 + jsonBytes))) {
+    throw new BlockvaultError('CHECKSUM_MISMATCH', `${what}: config checksum mismatch`);
+  }
+  const config = JSON.parse(b.toString('utf8', 12, 12 + jsonBytes)) as RepoConfig;
+  checkConfig(config, what);
+  return config;
+}

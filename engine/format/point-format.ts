@@ -1,0 +1,143 @@
+// Restore-point file codec (docs/FORMAT.md "Restore point files"). Pure.
+//
+//   magic (8) | header JSON length u32 | kind u8 + 3 reserved | entry count u64
+//   | header JSON | entries | SHA-256 of everything before it (32)
+// A full map stores one 32-byte chunk id per chunk (all zero = zero chunk),
+// like Proxmox Backup Server's fixed index. A delta stores only the entries
+// that differ from its base: (u32 chunk index, 32-byte id), indexes ascending.
+import { assert, BlockvaultError } from '../core/errors.js';
+import { chunkIdBytes, sha256 } from '../core/digest.js';
+import { chunkBytesMax, chunkBytesMin, chunksPerPointMax, diskBytesMax, pointHeaderBytesMax } from '../core/limits.js';
+import { asBuffer, checkMagic, needBytes } from './binary.js';
+
+export const pointMagic = Buffer.from('BVPOINT\x01', 'latin1'); // format version 1
+export const pointPrefixBytes = 24;
+export const deltaEntryBytes = 4 + chunkIdBytes;
+export const pointKindFull = 0;
+export const pointKindDelta = 1;
+
+/** What a restore point says about itself; JSON in the file header. */
+export interface PointHeader {
+  id: string;
+  vm: string;
+  disk: string;
+  time: string; // ISO 8601 UTC
+  sizeBytes: number;
+  chunkBytes: number;
+  chunksTotal: number;
+  parent: string | null; // restore point this backup was compared against
+  base: string | null; // delta maps only: the point whose map this delta patches
+  chainDepth: number; // 0 for a full map
+  mapSha256: string; // hex SHA-256 of the materialized full map
+  source: Record<string, unknown>;
+  stats: Record<string, number>;
+}
+
+export type PointBody =
+  | { kind: 'full'; map: Buffer }
+  | { kind: 'delta'; indexes: Uint32Array; ids: Buffer };
+
+export function chunksFor(sizeBytes: number, chunkBytes: number): number {
+  return Math.ceil(sizeBytes / chunkBytes);
+}
+
+function checkHeader(h: PointHeader, what: string): void {
+  const ok =
+    Number.isSafeInteger(h.sizeBytes) && h.sizeBytes >= 0 && h.sizeBytes <= diskBytesMax &&
+    Number.isSafeInteger(h.chunkBytes) && h.chunkBytes >= chunkBytesMin && h.chunkBytes <= chunkBytesMax &&
+    h.chunksTotal === chunksFor(h.sizeBytes, h.chunkBytes) && h.chunksTotal <= chunksPerPointMax &&
+    typeof h.id === 'string' && /^[0-9a-f]{32}$/.test(h.id) &&
+    (h.chainDepth === 0) === (h.base === null) && /^[0-9a-f]{64}$/.test(h.mapSha256);
+  if (!ok) throw new BlockvaultError('CORRUPT', `${what}: header fields out of range`);
+}
+
+export function encodePoint(header: PointHeader, body: PointBody): Buffer {
+  checkHeader(header, 'encode restore point');
+  const json = Buffer.from(JSON.stringify(header));
+  assert(json.length <= pointHeaderBytesMax, 'restore point header too large');
+  let entries: Buffer;
+  let count: number;
+  if (body.kind === 'full') {
+    assert(body.map.length === header.chunksTotal * chunkIdBytes, 'full map length');
+    entries = body.map;
+    count = header.chunksTotal;
+  } else {
+    count = body.indexes.length;
+    assert(body.ids.length === count * chunkIdBytes, 'delta ids length');
+    entries = Buffer.alloc(count * deltaEntryBytes);
+    for (let i = 0; i < count; i++) {
+      assert(body.indexes[i] < header.chunksTotal && (i === 0 || body.indexes[i] > body.indexes[i - 1]), 'delta indexes ascending');
+      entries.writeUInt32LE(body.indexes[i], i * deltaEntryBytes);
+      body.ids.copy(entries, i * deltaEntryBytes + 4, i * chunkIdBytes, (i + 1) * chunkIdBytes);
+    }
+  }
+  const prefix = Buffer.alloc(pointPrefixBytes);
+  pointMagic.copy(prefix, 0);
+  prefix.writeUInt32LE(json.length, 8);
+  prefix.writeUInt8(body.kind === 'full' ? pointKindFull : pointKindDelta, 12);
+  prefix.writeBigUInt64LE(BigInt(count), 16);
+  const unsummed = Buffer.concat([prefix, json, entries]);
+  return Buffer.concat([unsummed, sha256(unsummed)]);
+}
+
+export function decodePoint(bytes: Uint8Array, what: string): { header: PointHeader; body: PointBody } {
+  const b = asBuffer(bytes);
+  needBytes(b, pointPrefixBytes + 32, what);
+  checkMagic(b, 0, pointMagic, what);
+  const jsonBytes = b.readUInt32LE(8);
+  const kind = b.readUInt8(12);
+  const count = Number(b.readBigUInt64LE(16));
+  if (jsonBytes > pointHeaderBytesMax || (kind !== pointKindFull && kind !== pointKindDelta) || count > chunksPerPointMax) {
+    throw new BlockvaultError('CORRUPT', `${what}: prefix out of range`);
+  }
+  const entryBytes = kind === pointKindFull ? chunkIdBytes : deltaEntryBytes;
+  const total = pointPrefixBytes + jsonBytes + count * entryBytes + 32;
+  if (b.length !== total) throw new BlockvaultError('CORRUPT', `${what}: size ${b.length} bytes, expected ${total}`);
+  if (!sha256(b.subarray(0, total - 32)).equals(b.subarray(total - 32))) {
+    throw new BlockvaultError('CHECKSUM_MISMATCH', `${what}: restore point checksum mismatch`);
+  }
+  let header: PointHeader;
+  try {
+    header = JSON.parse(b.toString('utf8', pointPrefixBytes, pointPrefixBytes + jsonBytes)) as PointHeader;
+  } catch (err) {
+    throw new BlockvaultError('CORRUPT', `${what}: header is not JSON`, { cause: err });
+  }
+  checkHeader(header, what);
+  const at = pointPrefixBytes + jsonBytes;
+  if (kind === pointKindFull) {
+    if (count !== header.chunksTotal) throw new BlockvaultError('CORRUPT', `${what}: map has ${count} entries, header says ${header.chunksTotal}`);
+    return { header, body: { kind: 'full', map: Buffer.from(b.subarray(at, at + count * chunkIdBytes)) } };
+  }
+  const indexes = new Uint32Array(count);
+  const ids = Buffer.alloc(count * chunkIdBytes);
+  for (let i = 0; i < count; i++) {
+    const e = at + i * deltaEntryBytes;
+    indexes[i] = b.readUInt32LE(e);
+    if (indexes[i] >= header.chunksTotal || (i > 0 && indexes[i] <= indexes[i - 1])) {
+      throw new BlockvaultError('CORRUPT', `${what}: delta entry ${i} out of order or range`);
+    }
+    b.copy(ids, i * chunkIdBytes, e + 4, e + deltaEntryBytes);
+  }
+  return { header, body: { kind: 'delta', indexes, ids } };
+}
+
+/** Entries where `map` differs from `base` (same length): the body of a delta. */
+export function diffMaps(base: Buffer, map: Buffer): { indexes: Uint32Array; ids: Buffer } {
+  assert(base.length === map.length, 'diffMaps needs maps of one disk size');
+  const changed: number[] = [];
+  for (let at = 0; at < map.length; at += chunkIdBytes) {
+    if (base.compare(map, at, at + chunkIdBytes, at, at + chunkIdBytes) !== 0) changed.push(at / chunkIdBytes);
+  }
+  const ids = Buffer.alloc(changed.length * chunkIdBytes);
+  changed.forEach((chunk, i) => map.copy(ids, i * chunkIdBytes, chunk * chunkIdBytes, (chunk + 1) * chunkIdBytes));
+  return { indexes: Uint32Array.from(changed), ids };
+}
+
+/** Applies a delta to a copy of its base map. */
+export function applyDelta(base: Buffer, indexes: Uint32Array, ids: Buffer): Buffer {
+  const map = Buffer.from(base);
+  for (let i = 0; i < indexes.length; i++) {
+    ids.copy(map, indexes[i] * chunkIdBytes, i * chunkIdBytes, (i + 1) * chunkIdBytes);
+  }
+  return map;
+}

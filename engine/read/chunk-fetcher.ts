@@ -1,0 +1,140 @@
+// Fetches chunks by id for restore, verify and the mount: looks up their
+// pack locations, reads neighbouring records with one read, and has the
+// workers check XXH64, decompress and re-hash every chunk. Nothing comes
+// back unverified.
+import { BlockvaultError } from '../core/errors.js';
+import { chunkIdBytes } from '../core/digest.js';
+import { decodeRecordHeader, recordHeaderBytes } from '../format/pack-format.js';
+import type { ChunkLocation } from '../repo/chunk-index.js';
+import { packPath } from '../repo/layout.js';
+import type { Repository } from '../repo/repository.js';
+import type { WorkerPool } from '../workers/pool.js';
+
+/** Records closer than this in one pack are read together. */
+const readGapBytesMax = 256 * 1024;
+const readRunBytesMax = 16 * 1024 * 1024;
+
+export interface ChunkProblem {
+  id: string;
+  code: 'CHUNK_MISSING' | 'CHECKSUM_MISMATCH';
+  pack: string | null;
+  offset: number | null;
+  reason: string;
+}
+
+export interface FetchResult {
+  /** Raw chunk bytes back to back, in request order; failed chunks hold garbage. */
+  output: Buffer;
+  rawBytes: number[];
+  problems: Map<number, ChunkProblem>;
+}
+
+export function problemError(p: ChunkProblem, context: string): BlockvaultError {
+  const where = p.pack ? ` in ${packPath(p.pack)} at offset ${p.offset}` : '';
+  return new BlockvaultError(p.code, `${context}: chunk ${p.id}${where}: ${p.reason}`);
+}
+
+export class ChunkFetcher {
+  bytesFetched = 0;
+  constructor(private readonly repo: Repository, private readonly pool: WorkerPool) {}
+
+  async fetch(ids: readonly Buffer[]): Promise<FetchResult> {
+    const problems = new Map<number, ChunkProblem>();
+    const locations: (ChunkLocation | undefined)[] = ids.map((id) => this.repo.index.lookup(id));
+    const rawBytes = locations.map((l) => l?.rawBytes ?? 0);
+    locations.forEach((l, i) => {
+      if (!l) problems.set(i, { id: ids[i].toString('hex'), code: 'CHUNK_MISSING', pack: null, offset: null, reason: 'not in any pack (index has no entry)' });
+    });
+    const order = locations.map((_, i) => i).filter((i) => locations[i])
+      .sort((a, b) => (locations[a]!.packId === locations[b]!.packId ? locations[a]!.offset - locations[b]!.offset : locations[a]!.packId < locations[b]!.packId ? -1 : 1));
+    const payloadStarts = new Array<number>(ids.length).fill(0);
+    const storedTotal = order.reduce((a, i) => a + locations[i]!.storedBytes, 0);
+    const input = new Uint8Array(new ArrayBuffer(storedTotal));
+    let inputAt = 0;
+    await Promise.all(this.runs(order, locations).map(async (run) => {
+      const first = locations[run[0]]!;
+      const last = locations[run[run.length - 1]]!;
+      const length = last.offset + recordHeaderBytes + last.storedBytes - first.offset;
+      let bytes: Buffer;
+      try {
+        bytes = await this.repo.packs.readRange(first.packId, first.offset, length);
+      } catch (err) {
+        if (!(err instanceof BlockvaultError)) throw err;
+        for (const i of run) problems.set(i, { id: ids[i].toString('hex'), code: err.code === 'CHUNK_MISSING' ? 'CHUNK_MISSING' : 'CHECKSUM_MISMATCH', pack: first.packId, offset: locations[i]!.offset, reason: err.message });
+        return;
+      }
+      this.bytesFetched += length;
+      for (const i of run) {
+        const loc = locations[i]!;
+        const at = loc.offset - first.offset;
+        try {
+          const header = decodeRecordHeader(bytes.subarray(at, at + recordHeaderBytes), loc.offset, packPath(loc.packId));
+          if (!header.id.equals(ids[i]) || header.storedBytes !== loc.storedBytes) throw new Error('record header names another chunk');
+        } catch (err) {
+          problems.set(i, { id: ids[i].toString('hex'), code: 'CHECKSUM_MISMATCH', pack: loc.packId, offset: loc.offset, reason: `bad record header (${(err as Error).message})` });
+        }
+        payloadStarts[i] = inputAt;
+        input.set(bytes.subarray(at + recordHeaderBytes, at + recordHeaderBytes + loc.storedBytes), inputAt);
+        inputAt += loc.storedBytes;
+      }
+    }));
+    return { ...(await this.decode(ids, locations, input, payloadStarts, problems)), rawBytes, problems };
+  }
+
+  /** Groups sorted chunk indexes into runs of nearby records in one pack. */
+  private runs(order: number[], locations: (ChunkLocation | undefined)[]): number[][] {
+    const runs: number[][] = [];
+    for (const i of order) {
+      const loc = locations[i]!;
+      const run = runs[runs.length - 1];
+      const prev = run ? locations[run[run.length - 1]]! : null;
+      const start = run ? locations[run[0]]!.offset : 0;
+      if (prev && prev.packId === loc.packId && loc.offset >= prev.offset &&
+          loc.offset - (prev.offset + recordHeaderBytes + prev.storedBytes) <= readGapBytesMax &&
+          loc.offset + recordHeaderBytes + loc.storedBytes - start <= readRunBytesMax) {
+        run.push(i);
+      } else {
+        runs.push([i]);
+      }
+    }
+    return runs;
+  }
+
+  private async decode(ids: readonly Buffer[], locations: (ChunkLocation | undefined)[], input: Uint8Array,
+    payloadStarts: number[], problems: Map<number, ChunkProblem>): Promise<{ output: Buffer }> {
+    const good = ids.map((_, i) => i).filter((i) => locations[i] && !problems.has(i));
+    const idBytes = new Uint8Array(new ArrayBuffer(good.length * chunkIdBytes));
+    good.forEach((i, k) => idBytes.set(ids[i], k * chunkIdBytes));
+    const reply = await this.pool.decode({
+      input: input.buffer as ArrayBuffer,
+      offsets: good.map((i) => payloadStarts[i]),
+      storedBytes: good.map((i) => locations[i]!.storedBytes),
+      rawBytes: good.map((i) => locations[i]!.rawBytes),
+      codecs: good.map((i) => locations[i]!.codec),
+      storedXxh64: good.map((i) => locations[i]!.storedXxh64),
+      ids: idBytes.buffer as ArrayBuffer,
+    });
+    const reasons = { 'stored-checksum': 'stored bytes fail their XXH64 checksum', decompress: 'stored bytes do not decompress', 'content-hash': 'decoded bytes do not match the chunk id (SHA-256)' };
+    for (const f of reply.failures) {
+      const i = good[f.chunk];
+      problems.set(i, { id: ids[i].toString('hex'), code: 'CHECKSUM_MISMATCH', pack: locations[i]!.packId, offset: locations[i]!.offset, reason: reasons[f.reason] });
+    }
+    // Lay decoded chunks out in request order (failed and missing ones as zeros).
+    const decoded = Buffer.from(reply.output);
+    const total = ids.reduce((a, _, i) => a + (locations[i]?.rawBytes ?? 0), 0);
+    if (good.length === ids.length) return { output: decoded };
+    const output = Buffer.alloc(total);
+    let from = 0;
+    let to = 0;
+    const goodSet = new Set(good);
+    ids.forEach((_, i) => {
+      const n = locations[i]?.rawBytes ?? 0;
+      if (goodSet.has(i)) {
+        decoded.copy(output, to, from, from + n);
+        from += n;
+      }
+      to += n;
+    });
+    return { output };
+  }
+}

@@ -1,0 +1,157 @@
+// The LMDB index: a cache of what packs and restore-point files hold.
+//   chunks: chunk id (32 bytes) -> location (41 bytes, below)
+//   packs:  pack id hex -> { bytes, records }
+//   points: restore point id -> catalog entry
+//   meta:   counters and the index format version
+// Everything here can be rebuilt from the packs and points directories.
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { assert, BlockvaultError } from '../core/errors.js';
+import type { Codec, PackRecord } from '../format/pack-format.js';
+
+export const indexFormatVersion = 1;
+export const locationBytes = 41;
+
+export interface ChunkLocation {
+  packId: string; // hex
+  offset: number; // record header offset in the pack
+  rawBytes: number;
+  storedBytes: number;
+  codec: Codec;
+  storedXxh64: bigint;
+}
+
+export interface PointEntry {
+  id: string;
+  vm: string;
+  disk: string;
+  time: string;
+  sizeBytes: number;
+  chunkBytes: number;
+  parent: string | null;
+  kind: 'full' | 'delta';
+  path: string;
+  stats: Record<string, number>;
+}
+
+export interface PackEntry { bytes: number; records: number; rawBytes: number; storedBytes: number }
+
+export function encodeLocation(packIdHex: string, r: Omit<PackRecord, 'id'>): Buffer {
+  const out = Buffer.alloc(locationBytes);
+  out.write(packIdHex, 0, 16, 'hex');
+  out.writeBigUInt64LE(BigInt(r.offset), 16);
+  out.writeUInt32LE(r.rawBytes, 24);
+  out.writeUInt32LE(r.storedBytes, 28);
+  out.writeUInt8(r.codec, 32);
+  out.writeBigUInt64LE(r.storedXxh64, 33);
+  return out;
+}
+
+export function decodeLocation(b: Buffer): ChunkLocation {
+  assert(b.length === locationBytes, 'index location length');
+  return {
+    packId: b.toString('hex', 0, 16),
+    offset: Number(b.readBigUInt64LE(16)),
+    rawBytes: b.readUInt32LE(24),
+    storedBytes: b.readUInt32LE(28),
+    codec: b.readUInt8(32) as Codec,
+    storedXxh64: b.readBigUInt64LE(33),
+  };
+}
+
+export class ChunkIndex {
+  private constructor(
+    private readonly env: RootDatabase,
+    private readonly chunks: Database<Buffer, Buffer>,
+    private readonly packs: Database<PackEntry, string>,
+    private readonly points: Database<PointEntry, string>,
+    private readonly meta: Database<unknown, string>,
+  ) {}
+
+  static open(path: string): ChunkIndex {
+    let env: RootDatabase;
+    try {
+      env = open({ path, maxDbs: 8, compression: false });
+    } catch (err) {
+      throw new BlockvaultError('REPO_UNAVAILABLE', `cannot open index ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    return new ChunkIndex(
+      env,
+      env.openDB<Buffer, Buffer>({ name: 'chunks', keyEncoding: 'binary', encoding: 'binary' }),
+      env.openDB<PackEntry, string>({ name: 'packs' }),
+      env.openDB<PointEntry, string>({ name: 'points' }),
+      env.openDB<unknown, string>({ name: 'meta' }),
+    );
+  }
+
+  isCurrent(): boolean {
+    return this.meta.get('formatVersion') === indexFormatVersion;
+  }
+
+  lookup(id: Uint8Array): ChunkLocation | undefined {
+    const value = this.chunks.get(Buffer.from(id.buffer, id.byteOffset, id.byteLength));
+    return value ? decodeLocation(value) : undefined;
+  }
+
+  has(id: Uint8Array): boolean {
+    return this.chunks.doesExist(Buffer.from(id.buffer, id.byteOffset, id.byteLength));
+  }
+
+  /** One write transaction per sealed pack: its records and its catalog entry. */
+  addPack(packIdHex: string, packBytes: number, records: readonly PackRecord[]): void {
+    let rawBytes = 0;
+    let storedBytes = 0;
+    this.chunks.transactionSync(() => {
+      for (const r of records) {
+        if (!this.chunks.doesExist(r.id)) this.chunks.put(r.id, encodeLocation(packIdHex, r));
+        rawBytes += r.rawBytes;
+        storedBytes += r.storedBytes;
+      }
+      this.packs.put(packIdHex, { bytes: packBytes, records: records.length, rawBytes, storedBytes });
+    });
+  }
+
+  hasPack(packIdHex: string): boolean {
+    return this.packs.doesExist(packIdHex);
+  }
+  packEntries(): Array<[string, PackEntry]> {
+    return [...this.packs.getRange()].map(({ key, value }) => [key, value]);
+  }
+  chunkCount(): number {
+    return this.chunks.getCount();
+  }
+
+  addPoint(entry: PointEntry): void {
+    this.points.putSync(entry.id, entry);
+  }
+  hasPoint(id: string): boolean {
+    return this.points.doesExist(id);
+  }
+  point(id: string): PointEntry | undefined {
+    return this.points.get(id);
+  }
+  allPoints(): PointEntry[] {
+    return [...this.points.getRange()].map(({ value }) => value);
+  }
+
+  /** Verification outcome per restore point, consulted by later backups. */
+  setVerified(pointId: string, ok: boolean, time: string): void {
+    this.meta.putSync(`verify:${pointId}`, { ok, time });
+  }
+  verified(pointId: string): { ok: boolean; time: string } | undefined {
+    return this.meta.get(`verify:${pointId}`) as { ok: boolean; time: string } | undefined;
+  }
+
+  clearAll(): void {
+    this.chunks.clearSync();
+    this.packs.clearSync();
+    this.points.clearSync();
+    this.meta.clearSync();
+  }
+  markCurrent(): void {
+    this.meta.putSync('formatVersion', indexFormatVersion);
+  }
+
+  async close(): Promise<void> {
+    await this.env.close();
+  }
+}

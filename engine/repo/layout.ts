@@ -1,0 +1,21 @@
+// Where each kind of file lives inside a repository (docs/FORMAT.md "Layout").
+
+export const configPath = 'config';
+export const packsDir = 'packs';
+export const pointsDir = 'points';
+export const tmpDir = 'tmp';
+export const indexDir = 'index';
+export const locksDir = 'locks';
+
+export function packDir(packIdHex: string): string {
+  return `${packsDir}/${packIdHex.slice(0, 2)}`;
+}
+export function packPath(packIdHex: string): string {
+  return `${packDir(packIdHex)}/${packIdHex}.pack`;
+}
+export function pointDir(vm: string, disk: string): string {
+  return `${pointsDir}/${vm}/${disk}`;
+}
+export function pointPath(vm: string, disk: string, id: string): string {
+  return `${pointDir(vm, disk)}/${id}.point`;
+}

@@ -1,0 +1,121 @@
+// Appends stored chunks to a pack in tmp/, then seals it:
+//   append records -> trailer -> fsync -> rename into packs/ -> fsync dir
+//   -> one index transaction for all its records.
+// Only after that may a restore point reference the chunks (docs/FORMAT.md
+// "Commit order"). An unsealed pack left by a crash stays in tmp/ and is
+// removed by the next writer.
+import { randomBytes } from 'node:crypto';
+import { assert, storageError } from '../core/errors.js';
+import { encodePackHeader, encodeRecordHeader, encodeTrailer, packHeaderBytes, recordHeaderBytes, type PackRecord } from '../format/pack-format.js';
+import type { AppendHandle, Storage } from '../storage/storage.js';
+import type { ChunkIndex } from './chunk-index.js';
+import { packDir, packPath, tmpDir } from './layout.js';
+
+/** Test hook: named points in the commit sequence (see test/faults). */
+export type CommitEvent = 'pack-appended' | 'pack-sealed' | 'pack-indexed' | 'point-written';
+export type CommitHook = (event: CommitEvent) => void;
+
+export interface StoredChunk extends Omit<PackRecord, 'offset'> { payload: Uint8Array }
+
+export class PackWriter {
+  private handle: AppendHandle | null = null;
+  private packIdHex = '';
+  private records: PackRecord[] = [];
+  /** Chunks appended to the open pack, not yet indexed: dedup must see them. */
+  private readonly pending = new Set<string>();
+  packsSealed = 0;
+  bytesAppended = 0;
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly index: ChunkIndex,
+    private readonly packBytesTarget: number,
+    private readonly hook: CommitHook = () => undefined,
+  ) {}
+
+  isPending(idHex: string): boolean {
+    return this.pending.has(idHex);
+  }
+
+  /** Appends chunks as one write; seals the pack when it reaches its target size. */
+  async append(chunks: readonly StoredChunk[]): Promise<void> {
+    if (chunks.length === 0) return;
+    const handle = await this.openPack();
+    const parts: Uint8Array[] = [];
+    let offset = handle.bytes;
+    for (const c of chunks) {
+      const header = encodeRecordHeader(c);
+      this.records.push({ ...c, offset });
+      this.pending.add(c.id.toString('hex'));
+      parts.push(header, c.payload);
+      offset += recordHeaderBytes + c.payload.byteLength;
+    }
+    const data = Buffer.concat(parts);
+    try {
+      await handle.append(data);
+    } catch (err) {
+      throw storageError(err, `pack ${tmpDir}/${this.packIdHex}.pack`);
+    }
+    this.bytesAppended += data.length;
+    this.hook('pack-appended');
+    if (handle.bytes >= this.packBytesTarget) await this.seal();
+  }
+
+  private async openPack(): Promise<AppendHandle> {
+    if (this.handle) return this.handle;
+    this.packIdHex = randomBytes(16).toString('hex');
+    this.records = [];
+    try {
+      this.handle = await this.storage.create(`${tmpDir}/${this.packIdHex}.pack`);
+      await this.handle.append(encodePackHeader(Buffer.from(this.packIdHex, 'hex'), Date.now()));
+    } catch (err) {
+      throw storageError(err, `new pack in ${tmpDir}/`);
+    }
+    this.bytesAppended += packHeaderBytes;
+    return this.handle;
+  }
+
+  /** Seals the open pack (if any) and indexes its records. */
+  async seal(): Promise<void> {
+    const handle = this.handle;
+    if (!handle) return;
+    const tmp = `${tmpDir}/${this.packIdHex}.pack`;
+    try {
+      const trailer = encodeTrailer(this.records);
+      await handle.append(trailer);
+      this.bytesAppended += trailer.length;
+      await handle.sync();
+      await handle.close();
+      this.handle = null;
+      const dir = packDir(this.packIdHex);
+      if (!(await this.storage.exists(dir))) {
+        await this.storage.mkdirs(dir);
+        await this.storage.syncDir('packs');
+      }
+      await this.storage.rename(tmp, packPath(this.packIdHex));
+      await this.storage.syncDir(dir);
+    } catch (err) {
+      throw storageError(err, `pack ${tmp}`);
+    }
+    this.hook('pack-sealed');
+    this.index.addPack(this.packIdHex, handle.bytes, this.records);
+    this.hook('pack-indexed');
+    this.packsSealed += 1;
+    for (const r of this.records) this.pending.delete(r.id.toString('hex'));
+    this.records = [];
+  }
+
+  /** Drops the unsealed pack; its chunks were never indexed or referenced. */
+  async abort(): Promise<void> {
+    const handle = this.handle;
+    this.handle = null;
+    if (!handle) return;
+    await handle.close().catch(() => undefined);
+    await this.storage.remove(`${tmpDir}/${this.packIdHex}.pack`).catch(() => undefined);
+  }
+
+  get isOpen(): boolean {
+    assert(this.handle === null || this.packIdHex !== '', 'open pack has an id');
+    return this.handle !== null;
+  }
+}

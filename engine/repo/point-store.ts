@@ -1,0 +1,108 @@
+// Restore-point files: written durably (tmp, fsync, rename, fsync dir) as
+// the last step of a backup; read back as a full chunk map, following a
+// bounded chain of delta maps to the nearest full map.
+import { BlockvaultError } from '../core/errors.js';
+import { sha256 } from '../core/digest.js';
+import { pointChainDepthMax } from '../core/limits.js';
+import { applyDelta, decodePoint, encodePoint, type PointBody, type PointHeader } from '../format/point-format.js';
+import { dirOf, writeDurably, type Storage } from '../storage/storage.js';
+import type { ChunkIndex, PointEntry } from './chunk-index.js';
+import { pointPath, pointsDir, tmpDir } from './layout.js';
+
+/** A restore point opened for reading: its header and materialized chunk map. */
+export interface OpenPoint { header: PointHeader; map: Buffer }
+
+const pointFileBytesMax = 8 * 1024 ** 3;
+
+export function catalogEntry(header: PointHeader, kind: PointBody['kind']): PointEntry {
+  return {
+    id: header.id, vm: header.vm, disk: header.disk, time: header.time, sizeBytes: header.sizeBytes,
+    chunkBytes: header.chunkBytes, parent: header.parent, kind, path: pointPath(header.vm, header.disk, header.id),
+    stats: header.stats,
+  };
+}
+
+export class PointStore {
+  constructor(private readonly storage: Storage, private readonly index: ChunkIndex) {}
+
+  async write(header: PointHeader, body: PointBody): Promise<void> {
+    const path = pointPath(header.vm, header.disk, header.id);
+    const dir = dirOf(path);
+    if (!(await this.storage.exists(dir))) {
+      // New vm or disk: its directory entries must be durable too.
+      await this.storage.mkdirs(dir);
+      await this.storage.syncDir(pointsDir);
+      await this.storage.syncDir(dirOf(dir));
+    }
+    await writeDurably(this.storage, `${tmpDir}/${header.id}.point`, path, encodePoint(header, body));
+    this.index.addPoint(catalogEntry(header, body.kind));
+  }
+
+  async readFile(path: string): Promise<{ header: PointHeader; body: PointBody }> {
+    let bytes: Buffer;
+    try {
+      bytes = await this.storage.readAll(path, pointFileBytesMax);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new BlockvaultError('POINT_NOT_FOUND', `restore point file ${path} is missing`, { cause: err });
+      }
+      throw err;
+    }
+    return decodePoint(bytes, path);
+  }
+
+  /** Opens a restore point: reads its file and any delta chain, checks the map digest. */
+  async open(entry: PointEntry, depth = 0): Promise<OpenPoint> {
+    if (depth > pointChainDepthMax) {
+      throw new BlockvaultError('CORRUPT', `restore point ${entry.id}: delta chain longer than ${pointChainDepthMax}`);
+    }
+    const { header, body } = await this.readFile(entry.path);
+    let map: Buffer;
+    if (body.kind === 'full') {
+      map = body.map;
+    } else {
+      const baseEntry = this.entryById(header.base as string);
+      const base = await this.open(baseEntry, depth + 1);
+      if (base.map.length !== header.chunksTotal * 32) {
+        throw new BlockvaultError('CORRUPT', `restore point ${header.id}: base ${header.base} has a different disk size`);
+      }
+      map = applyDelta(base.map, body.indexes, body.ids);
+    }
+    if (sha256(map).toString('hex') !== header.mapSha256) {
+      throw new BlockvaultError('CHECKSUM_MISMATCH', `restore point ${header.id}: chunk map checksum mismatch (${entry.path})`);
+    }
+    return { header, map };
+  }
+
+  entryById(id: string): PointEntry {
+    const entry = this.index.point(id);
+    if (!entry) throw new BlockvaultError('POINT_NOT_FOUND', `restore point ${id} is not in this repository (a delta's base is missing)`);
+    return entry;
+  }
+
+  /** Lists restore points newest first, optionally for one vm (and disk). */
+  list(vm?: string, disk?: string): PointEntry[] {
+    return this.index
+      .allPoints()
+      .filter((p) => (!vm || p.vm === vm) && (!disk || p.disk === disk))
+      .sort((a, b) => (a.time === b.time ? b.id.localeCompare(a.id) : b.time.localeCompare(a.time)));
+  }
+
+  /** Resolves "vm/disk@id-prefix", "vm/disk@latest" or "vm/disk" (= latest). */
+  resolve(spec: string): PointEntry {
+    const match = /^([^/@]+)\/([^/@]+)(?:@([0-9a-f]+|latest))?$/.exec(spec);
+    if (!match) {
+      throw new BlockvaultError('USAGE', `restore point ${JSON.stringify(spec)}: expected <vm>/<disk>@<id> or <vm>/<disk>@latest`);
+    }
+    const [, vm, disk, ref = 'latest'] = match;
+    const candidates = this.list(vm, disk);
+    if (candidates.length === 0) throw new BlockvaultError('POINT_NOT_FOUND', `no restore points for ${vm}/${disk}`);
+    if (ref === 'latest') return candidates[0];
+    const found = candidates.filter((p) => p.id.startsWith(ref));
+    if (found.length === 0) throw new BlockvaultError('POINT_NOT_FOUND', `no restore point ${vm}/${disk}@${ref}`);
+    if (found.length > 1) {
+      throw new BlockvaultError('POINT_AMBIGUOUS', `${vm}/${disk}@${ref} matches ${found.length} restore points; give more of the id`);
+    }
+    return found[0];
+  }
+}

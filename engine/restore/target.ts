@@ -1,0 +1,118 @@
+// Restore targets: a new sparse file (written beside its final name and
+// renamed into place only when complete), a block device, or a stream
+// (stdout, a pipe) that needs every byte in order.
+import { constants, promises as fs, write as writeCb } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { blockDeviceBytes } from '../core/block-device.js';
+import { BlockvaultError } from '../core/errors.js';
+
+export interface Target {
+  readonly description: string;
+  /** Writes data at offset (streams: offsets arrive in order). */
+  write(data: Uint8Array, offset: number): Promise<void>;
+  /** A run of zero chunks: a hole for files, zeros for devices and streams. */
+  zero(offset: number, length: number): Promise<void>;
+  finish(sizeBytes: number): Promise<void>;
+  abort(): Promise<void>;
+}
+
+function targetError(description: string, err: unknown): BlockvaultError {
+  const e = err as NodeJS.ErrnoException;
+  if (err instanceof BlockvaultError) return err;
+  if (e.code === 'ENOSPC' || e.code === 'EDQUOT') return new BlockvaultError('NO_SPACE', `no space left on device writing ${description}`, { cause: err });
+  return new BlockvaultError('TARGET_IO', `cannot write ${description}: ${e.message}`, { cause: err });
+}
+
+const zeros = Buffer.alloc(1024 * 1024);
+
+async function writeAll(fd: number, data: Uint8Array, position: number | null): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const n = await new Promise<number>((resolve, reject) => {
+      writeCb(fd, data, done, data.length - done, position === null ? null : position + done, (err, written) => {
+        if (err && err.code === 'EAGAIN') setTimeout(() => resolve(0), 5);
+        else if (err) reject(err);
+        else resolve(written);
+      });
+    });
+    done += n;
+  }
+}
+
+async function writeZeros(fd: number, offset: number | null, length: number): Promise<void> {
+  for (let at = 0; at < length; at += zeros.length) {
+    const n = Math.min(zeros.length, length - at);
+    await writeAll(fd, zeros.subarray(0, n), offset === null ? null : offset + at);
+  }
+}
+
+class FileTarget implements Target {
+  constructor(readonly description: string, private readonly file: fs.FileHandle, private readonly tmp: string, private readonly final: string) {}
+  async write(data: Uint8Array, offset: number): Promise<void> {
+    await writeAll(this.file.fd, data, offset).catch((err) => { throw targetError(this.description, err); });
+  }
+  async zero(): Promise<void> {
+    // A hole: the new file reads as zeros there and uses no space.
+  }
+  async finish(sizeBytes: number): Promise<void> {
+    try {
+      await this.file.truncate(sizeBytes);
+      await this.file.sync();
+      await this.file.close();
+      await fs.rename(this.tmp, this.final);
+    } catch (err) {
+      throw targetError(this.description, err);
+    }
+  }
+  async abort(): Promise<void> {
+    await this.file.close().catch(() => undefined);
+    await fs.rm(this.tmp, { force: true });
+  }
+}
+
+class DeviceTarget implements Target {
+  private position = 0;
+  constructor(readonly description: string, private readonly fd: number, private readonly sequential: boolean, private readonly owned: fs.FileHandle | null) {}
+  async write(data: Uint8Array, offset: number): Promise<void> {
+    if (this.sequential && offset !== this.position) await this.zero(this.position, offset - this.position);
+    await writeAll(this.fd, data, this.sequential ? null : offset).catch((err) => { throw targetError(this.description, err); });
+    this.position = offset + data.length;
+  }
+  async zero(offset: number, length: number): Promise<void> {
+    await writeZeros(this.fd, this.sequential ? null : offset, length).catch((err) => { throw targetError(this.description, err); });
+    this.position = offset + length;
+  }
+  async finish(sizeBytes: number): Promise<void> {
+    if (this.position < sizeBytes) await this.zero(this.position, sizeBytes - this.position);
+    if (this.owned) {
+      await this.owned.sync().catch(() => undefined);
+      await this.owned.close();
+    }
+  }
+  async abort(): Promise<void> {
+    await this.owned?.close().catch(() => undefined);
+  }
+}
+
+/** '-' is stdout. A regular file must not exist unless force is set. */
+export async function openTarget(path: string, sizeBytes: number, force: boolean): Promise<Target> {
+  if (path === '-') return new DeviceTarget('stdout', 1, true, null);
+  const stat = await fs.stat(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw targetError(path, err);
+  });
+  if (stat?.isDirectory()) throw new BlockvaultError('BAD_INPUT', `target ${path} is a directory; give a file name`);
+  if (stat && (stat.isBlockDevice() || stat.isCharacterDevice() || stat.isFIFO())) {
+    const file = await fs.open(path, constants.O_WRONLY).catch((err) => { throw targetError(path, err); });
+    if (stat.isBlockDevice() && (await blockDeviceBytes(stat)) < sizeBytes) {
+      await file.close();
+      throw new BlockvaultError('BAD_INPUT', `target ${path} is smaller than the restore point (${sizeBytes} bytes)`);
+    }
+    return new DeviceTarget(path, file.fd, !stat.isBlockDevice(), file);
+  }
+  if (stat && !force) throw new BlockvaultError('BAD_INPUT', `target ${path} exists; use --force to replace it`);
+  const tmp = join(dirname(path), `.${basename(path)}.blockvault-partial`);
+  await fs.rm(tmp, { force: true });
+  const file = await fs.open(tmp, 'wx', 0o644).catch((err) => { throw targetError(path, err); });
+  return new FileTarget(path, file, tmp, path);
+}

@@ -1,0 +1,34 @@
+// Loads blockvault's native addon (native/, built by setup). It is an
+// optimization only: without it, blockvault says so once and reads holes.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+interface NativeApi { dataExtents(fd: number, sizeBytes: number): number[] }
+
+let api: NativeApi | null | undefined;
+let warned = false;
+
+export function nativeApi(): NativeApi | null {
+  if (api !== undefined) return api;
+  const candidates = ['../../native/blockvault-native.linux-x64-gnu.node', '../../../native/blockvault-native.linux-x64-gnu.node'];
+  api = null;
+  for (const rel of candidates) {
+    const path = fileURLToPath(new URL(rel, import.meta.url));
+    if (!existsSync(path)) continue;
+    try {
+      api = createRequire(import.meta.url)(path) as NativeApi;
+      break;
+    } catch (err) {
+      warnOnce(`cannot load ${path} (${(err as Error).message})`);
+    }
+  }
+  if (!api) warnOnce('native addon not built');
+  return api;
+}
+
+function warnOnce(why: string): void {
+  if (warned || process.env.BLOCKVAULT_QUIET_NATIVE) return;
+  warned = true;
+  process.stderr.write(`blockvault: ${why}; sparse files are read in full (run npm run build:native)\n`);
+}

@@ -1,0 +1,28 @@
+// Worker thread entry: receives WorkRequests, replies with transfers.
+import { parentPort } from 'node:worker_threads';
+import { initDigests } from '../core/digest.js';
+import { compressChunks, decodeChunks, hashChunks } from './chunk-work.js';
+import type { WorkRequest } from './messages.js';
+
+const port = parentPort;
+if (!port) throw new Error('chunk-worker must run in a worker thread');
+const ready = initDigests();
+
+port.on('message', async (msg: { seq: number; req: WorkRequest }) => {
+  await ready;
+  try {
+    const { req } = msg;
+    if (req.op === 'hash') {
+      const reply = hashChunks(req);
+      port.postMessage({ seq: msg.seq, reply }, [reply.data, reply.ids]);
+    } else if (req.op === 'compress') {
+      const reply = compressChunks(req);
+      port.postMessage({ seq: msg.seq, reply }, [reply.data, reply.payloads]);
+    } else {
+      const reply = decodeChunks(req);
+      port.postMessage({ seq: msg.seq, reply }, [reply.output]);
+    }
+  } catch (err) {
+    port.postMessage({ seq: msg.seq, error: String((err as Error)?.stack ?? err) });
+  }
+});

@@ -1,0 +1,32 @@
+// Messages between the engine and its chunk workers. Buffers travel as
+// transferred ArrayBuffers (zero copy) and come back with the reply.
+
+/** Hash each chunk of `data`; zero chunks get the all-zero id. */
+export interface HashRequest { op: 'hash'; data: ArrayBuffer; chunkLengths: number[] }
+export interface HashReply { data: ArrayBuffer; ids: ArrayBuffer }
+
+/** Compress chunks at the given offsets of `data`. */
+export interface CompressRequest { op: 'compress'; data: ArrayBuffer; ranges: number[]; level: number }
+export interface CompressReply {
+  data: ArrayBuffer;
+  payloads: ArrayBuffer; // stored bytes of each chunk, back to back
+  storedBytes: number[];
+  codecs: number[];
+  storedXxh64: bigint[];
+}
+
+/** Check, decompress and re-hash stored chunks. */
+export interface DecodeRequest {
+  op: 'decode';
+  input: ArrayBuffer;
+  offsets: number[]; // payload start in input
+  storedBytes: number[];
+  rawBytes: number[];
+  codecs: number[];
+  storedXxh64: bigint[];
+  ids: ArrayBuffer; // 32 bytes per chunk
+}
+export interface DecodeFailure { chunk: number; reason: 'stored-checksum' | 'decompress' | 'content-hash' }
+export interface DecodeReply { output: ArrayBuffer; failures: DecodeFailure[] }
+
+export type WorkRequest = HashRequest | CompressRequest | DecodeRequest;

@@ -1,0 +1,76 @@
+// A fixed pool of chunk workers (one per core). Each request goes to the
+// worker with the fewest requests outstanding; callers bound how many
+// requests they keep in flight, which bounds memory.
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { AssertionError } from '../core/errors.js';
+import type { CompressReply, CompressRequest, DecodeReply, DecodeRequest, HashReply, HashRequest, WorkRequest } from './messages.js';
+
+function workerPath(): string {
+  const beside = fileURLToPath(new URL('./chunk-worker.js', import.meta.url));
+  if (existsSync(beside)) return beside;
+  // Running from TypeScript sources (vitest): use the build made by setup.
+  const built = fileURLToPath(new URL('../../dist/engine/workers/chunk-worker.js', import.meta.url));
+  if (existsSync(built)) return built;
+  throw new AssertionError(`chunk worker not found at ${beside} or ${built}: run npm run build`);
+}
+
+interface Slot { worker: Worker; outstanding: number }
+type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
+
+export class WorkerPool {
+  private readonly slots: Slot[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private seq = 0;
+
+  constructor(size = Math.max(1, availableParallelism())) {
+    const path = workerPath();
+    for (let i = 0; i < size; i++) {
+      const worker = new Worker(path);
+      const slot: Slot = { worker, outstanding: 0 };
+      worker.on('message', (msg: { seq: number; reply?: unknown; error?: string }) => {
+        slot.outstanding -= 1;
+        const p = this.pending.get(msg.seq);
+        this.pending.delete(msg.seq);
+        if (!p) return;
+        if (msg.error) p.reject(new AssertionError(`chunk worker failed: ${msg.error}`));
+        else p.resolve(msg.reply);
+      });
+      worker.on('error', (err) => {
+        for (const p of this.pending.values()) p.reject(err);
+        this.pending.clear();
+      });
+      this.slots.push(slot);
+    }
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  private run<T>(req: WorkRequest, transfer: ArrayBuffer[]): Promise<T> {
+    const slot = this.slots.reduce((a, b) => (b.outstanding < a.outstanding ? b : a));
+    const seq = ++this.seq;
+    slot.outstanding += 1;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(seq, { resolve: resolve as (v: unknown) => void, reject });
+      slot.worker.postMessage({ seq, req }, transfer);
+    });
+  }
+
+  hash(req: Omit<HashRequest, 'op'>): Promise<HashReply> {
+    return this.run({ op: 'hash', ...req }, [req.data]);
+  }
+  compress(req: Omit<CompressRequest, 'op'>): Promise<CompressReply> {
+    return this.run({ op: 'compress', ...req }, [req.data]);
+  }
+  decode(req: Omit<DecodeRequest, 'op'>): Promise<DecodeReply> {
+    return this.run({ op: 'decode', ...req }, [req.input, req.ids]);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}

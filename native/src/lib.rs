@@ -1,0 +1,72 @@
+//! blockvault's native helpers, loaded by engine/source/native.ts.
+//! Exports: dataExtents(fd: number, sizeBytes: number): number[]
+//!   flat [start0, end0, start1, end1, ...] of the data regions of a file.
+
+mod extents;
+mod ffi;
+
+use ffi::*;
+use std::ffi::CString;
+use std::ptr;
+
+unsafe fn throw(env: napi_env, code: &str, message: &str) -> napi_value {
+    let code = CString::new(code).unwrap_or_default();
+    let message = CString::new(message).unwrap_or_default();
+    napi_throw_error(env, code.as_ptr(), message.as_ptr());
+    ptr::null_mut()
+}
+
+unsafe extern "C" fn data_extents_js(env: napi_env, info: napi_callback_info) -> napi_value {
+    let mut argc: usize = 2;
+    let mut argv: [napi_value; 2] = [ptr::null_mut(); 2];
+    if napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) != NAPI_OK
+        || argc < 2
+    {
+        return throw(env, "EINVAL", "dataExtents(fd, sizeBytes) takes two numbers");
+    }
+    let mut fd: i32 = -1;
+    let mut size: f64 = 0.0;
+    if napi_get_value_int32(env, argv[0], &mut fd) != NAPI_OK
+        || napi_get_value_double(env, argv[1], &mut size) != NAPI_OK
+        || fd < 0
+        || !(size >= 0.0)
+        || size > 9.0e15
+    {
+        return throw(env, "EINVAL", "dataExtents: fd must be >= 0 and sizeBytes a safe integer");
+    }
+    let extents = match extents::data_extents(fd, size as i64) {
+        Ok(e) => e,
+        Err(err) => {
+            let code = match err.raw_os_error() {
+                Some(22) | Some(95) => "ENOTSUP", // EINVAL / EOPNOTSUPP: no hole support here
+                _ => "EIO",
+            };
+            return throw(env, code, &format!("lseek(SEEK_DATA/SEEK_HOLE) failed: {err}"));
+        }
+    };
+    let mut array: napi_value = ptr::null_mut();
+    if napi_create_array_with_length(env, extents.len() * 2, &mut array) != NAPI_OK {
+        return throw(env, "ENOMEM", "cannot create result array");
+    }
+    for (i, (start, end)) in extents.iter().enumerate() {
+        for (j, v) in [*start, *end].iter().enumerate() {
+            let mut value: napi_value = ptr::null_mut();
+            napi_create_double(env, *v as f64, &mut value);
+            napi_set_element(env, array, (i * 2 + j) as u32, value);
+        }
+    }
+    array
+}
+
+/// Entry point Node looks up when it loads a Node-API addon.
+#[no_mangle]
+pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
+    let name = CString::new("dataExtents").unwrap();
+    let mut function: napi_value = ptr::null_mut();
+    if napi_create_function(env, name.as_ptr(), usize::MAX, Some(data_extents_js), ptr::null_mut(), &mut function)
+        == NAPI_OK
+    {
+        napi_set_named_property(env, exports, name.as_ptr(), function);
+    }
+    exports
+}
