@@ -51,7 +51,9 @@ export function assert(condition: unknown, message = 'invariant violated'): asse
 /** Maps a Node.js system error on repository storage to a BlockvaultError. */
 export function storageError(err: unknown, what: string): BlockvaultError {
   const sys = err as NodeJS.ErrnoException;
-  if (err instanceof BlockvaultError) return err;
+  // Only system errors (with an errno code) are operating errors; anything
+  // else is a bug (or a test's simulated crash) and must propagate as is.
+  if (err instanceof BlockvaultError || typeof sys?.code !== 'string') throw err;
   if (sys?.code === 'ENOSPC' || sys?.code === 'EDQUOT') {
     return new BlockvaultError('NO_SPACE', `no space left on device while writing ${what}`, { cause: err });
   }

@@ -1,4 +1,5 @@
 import { runBackup } from '../../backup/backup.js';
+import type { CommitHook } from '../../repo/pack-writer.js';
 import { checkName } from '../../core/names.js';
 import { humanBytes, humanRate, humanSeconds, ratio } from '../../core/human.js';
 import { Repository } from '../../repo/repository.js';
@@ -7,6 +8,21 @@ import { WorkerPool } from '../../workers/pool.js';
 import { intOption, onePositional, parse, repoPath } from '../args.js';
 import { note, printJson, say, type Command } from '../command.js';
 import { progressLine } from '../progress.js';
+
+/**
+ * Fault-test hook: BLOCKVAULT_TEST_KILL_AT=<event>:<n> makes the process
+ * SIGKILL itself at the n-th commit event (see CommitEvent), so tests can
+ * kill a backup at exact points of the commit sequence.
+ */
+function killHookFromEnv(): CommitHook | undefined {
+  const spec = process.env.BLOCKVAULT_TEST_KILL_AT;
+  if (!spec) return undefined;
+  const [event, nth] = spec.split(':');
+  let seen = 0;
+  return (e) => {
+    if (e === event && ++seen === Number(nth ?? 1)) process.kill(process.pid, 'SIGKILL');
+  };
+}
 
 export const backupCommand: Command = {
   name: 'backup',
@@ -49,7 +65,7 @@ Examples:
     const bar = progressLine(`backup ${vm}/${disk}`);
     try {
       const result = await runBackup(repo, {
-        vm, disk, source, pool,
+        vm, disk, source, pool, hook: killHookFromEnv(),
         onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal, `new ${humanBytes(p.bytesNew)}`),
       });
       bar.done();

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine for blockvault, idempotently, then builds it:
+#   system packages (Debian, via apt-get as root) -> npm ci -> native addon -> TypeScript.
+# Usage: scripts/setup.sh [--bench]   (--bench adds the peers the benchmarks compare against)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(e2fsprogs fdisk dosfstools mtools qemu-utils libnbd-bin fuse libfuse2)
+if [[ "${1:-}" == "--bench" ]]; then packages+=(restic borgbackup); fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: these Debian packages are needed: ${missing[*]}" >&2
+    echo "setup: run as root, or install them with: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm dependencies: reinstall only when the lock file changed since the last install.
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  echo "setup: npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# Native addon (std-only Rust; no crates are downloaded). Optional at run time.
+native=native/blockvault-native.linux-x64-gnu.node
+if [[ ! -f $native || -n $(find native/src native/Cargo.toml -newer "$native" 2>/dev/null) ]]; then
+  if command -v cargo >/dev/null; then
+    echo "setup: building native addon" >&2
+    (cd native && ../node_modules/.bin/napi build --platform --release >/dev/null 2>native/build.log) \
+      || echo "setup: native addon failed to build (see native/build.log); blockvault will read sparse images in full" >&2
+  else
+    echo "setup: no Rust toolchain (cargo); blockvault will read sparse images in full" >&2
+  fi
+fi
+
+echo "setup: building TypeScript" >&2
+npm run --silent build

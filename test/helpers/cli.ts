@@ -1,0 +1,31 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const cliPath = fileURLToPath(new URL('../../dist/engine/cli/main.js', import.meta.url));
+
+export interface CliResult { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+
+/** Runs the built CLI as a user would; stdin from a file path or a buffer. */
+export function cli(args: string[], options: { stdin?: Buffer | string; env?: Record<string, string>; stdoutFile?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliPath, ...args], {
+      env: { ...process.env, BLOCKVAULT_QUIET_NATIVE: '1', ...options.env },
+      stdio: ['pipe', options.stdoutFile ?? 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    child.stdin.on('error', () => undefined);
+    if (options.stdin !== undefined) child.stdin.end(options.stdin);
+    else child.stdin.end();
+  });
+}
+
+export async function cliJson<T = Record<string, unknown>>(args: string[], options?: Parameters<typeof cli>[1]): Promise<T> {
+  const result = await cli([...args, '--json'], options);
+  if (result.code !== 0) throw new Error(`blockvault ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
+  return JSON.parse(result.stdout) as T;
+}
