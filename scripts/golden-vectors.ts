@@ -1,0 +1,46 @@
+// The golden vectors quoted in docs/FORMAT.md, produced by the real encoders.
+// test/engine/format/golden.test.ts checks the doc against this output;
+// `node dist/scripts/golden-vectors.js` prints them for pasting into the doc.
+import { initDigests, sha256 } from '../engine/core/digest.js';
+import { encodeConfig } from '../engine/format/config-format.js';
+import { codecZstd, encodePackHeader, encodeRecordHeader, encodeTrailer } from '../engine/format/pack-format.js';
+import { encodePoint, diffMaps } from '../engine/format/point-format.js';
+
+export async function goldenVectors(): Promise<Record<string, Buffer>> {
+  await initDigests();
+  const chunkId = sha256(Buffer.from('blockvault'));
+  const record = { id: chunkId, rawBytes: 65536, storedBytes: 1234, codec: codecZstd, storedXxh64: 0x0123456789abcdefn } as const;
+  const map = Buffer.concat([sha256(Buffer.from('a')), Buffer.alloc(32)]);
+  const header = {
+    id: '00112233445566778899aabbccddeeff', vm: 'web01', disk: 'sda', time: '2026-11-22T01:00:00.000Z',
+    sizeBytes: 100000, chunkBytes: 65536, chunksTotal: 2, parent: null, base: null, chainDepth: 0,
+    mapSha256: sha256(map).toString('hex'), source: {}, stats: {},
+  };
+  const newMap = Buffer.concat([sha256(Buffer.from('a')), sha256(Buffer.from('b'))]);
+  const delta = encodePoint(
+    { ...header, id: 'ffeeddccbbaa99887766554433221100', parent: header.id, base: header.id, chainDepth: 1, mapSha256: sha256(newMap).toString('hex') },
+    { kind: 'delta', ...diffMaps(map, newMap) },
+  );
+  return {
+    'pack-header': encodePackHeader(Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex'), 1700000000000),
+    'record-header': encodeRecordHeader(record),
+    'pack-trailer': encodeTrailer([{ ...record, offset: 32 }]),
+    'point-full': encodePoint(header, { kind: 'full', map }),
+    'point-delta': delta,
+    config: encodeConfig({ repoId: '0'.repeat(32), formatVersion: 1, chunkBytes: 65536, zstdLevel: 1, packBytesTarget: 134217728, createdAt: '2026-11-22T00:00:00.000Z' }),
+  };
+}
+
+export function hexDump(bytes: Buffer): string {
+  const lines: string[] = [];
+  for (let at = 0; at < bytes.length; at += 16) {
+    lines.push(`${at.toString(16).padStart(4, '0')}: ${bytes.subarray(at, at + 16).toString('hex').replace(/(..)(?!$)/g, '$1 ')}`);
+  }
+  return lines.join('\n');
+}
+
+if (process.argv[1]?.endsWith('golden-vectors.js')) {
+  for (const [name, bytes] of Object.entries(await goldenVectors())) {
+    process.stdout.write(`\`\`\`golden ${name}\n${hexDump(bytes)}\n\`\`\`\n\n`);
+  }
+}

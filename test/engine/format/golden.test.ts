@@ -1,0 +1,26 @@
+// docs/FORMAT.md quotes hex dumps of encoder output; this keeps them honest.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { decodePoint } from '../../../engine/format/point-format.js';
+import { decodeConfig } from '../../../engine/format/config-format.js';
+import { decodeRecordHeader } from '../../../engine/format/pack-format.js';
+import { goldenVectors, hexDump } from '../../../scripts/golden-vectors.js';
+
+const doc = readFileSync(new URL('../../../docs/FORMAT.md', import.meta.url), 'utf8');
+const quoted = new Map([...doc.matchAll(/```golden (\S+)\n([\s\S]*?)\n```/g)].map((m) => [m[1], m[2]]));
+
+describe('docs/FORMAT.md golden vectors', () => {
+  it('match the encoders byte for byte', async () => {
+    const vectors = await goldenVectors();
+    expect([...quoted.keys()].sort()).toEqual(Object.keys(vectors).sort());
+    for (const [name, bytes] of Object.entries(vectors)) expect(quoted.get(name), name).toBe(hexDump(bytes));
+  });
+
+  it('decode with the decoders', async () => {
+    const v = await goldenVectors();
+    expect(decodeRecordHeader(v['record-header'], 32, 'golden').rawBytes).toBe(65536);
+    expect(decodePoint(v['point-full'], 'golden').header.vm).toBe('web01');
+    expect(decodePoint(v['point-delta'], 'golden').body.kind).toBe('delta');
+    expect(decodeConfig(v.config, 'golden').chunkBytes).toBe(65536);
+  });
+});

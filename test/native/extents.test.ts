@@ -1,0 +1,42 @@
+// The native addon's data/hole map, checked against files with known holes.
+import { closeSync, openSync, writeSync, ftruncateSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { nativeApi } from '../../engine/source/native.js';
+import { tempDir } from '../helpers/temp.js';
+
+describe('native dataExtents (SEEK_DATA/SEEK_HOLE)', () => {
+  const dir = tempDir();
+  const api = nativeApi();
+
+  it('is built and loads', () => {
+    expect(api).not.toBeNull();
+  });
+
+  it('finds exactly the written regions of a sparse file', () => {
+    const path = join(dir, 'sparse.raw');
+    const fd = openSync(path, 'w');
+    ftruncateSync(fd, 64 * 1024 * 1024);
+    writeSync(fd, Buffer.alloc(8192, 1), 0, 8192, 1024 * 1024);
+    writeSync(fd, Buffer.alloc(4096, 2), 0, 4096, 40 * 1024 * 1024);
+    const extents = api!.dataExtents(fd, 64 * 1024 * 1024);
+    expect(extents).toEqual([1024 * 1024, 1024 * 1024 + 8192, 40 * 1024 * 1024, 40 * 1024 * 1024 + 4096]);
+    expect(api!.dataExtents(fd, 2 * 1024 * 1024)).toEqual([1024 * 1024, 1024 * 1024 + 8192]); // clipped to size
+    closeSync(fd);
+  });
+
+  it('reports a fully allocated file as one extent and an empty one as none', () => {
+    const path = join(dir, 'dense.raw');
+    const fd = openSync(path, 'w');
+    writeSync(fd, Buffer.alloc(100_000, 3));
+    expect(api!.dataExtents(fd, 100_000)).toEqual([0, 100_000]);
+    ftruncateSync(fd, 0);
+    expect(api!.dataExtents(fd, 0)).toEqual([]);
+    closeSync(fd);
+  });
+
+  it('throws a coded error for a bad descriptor', () => {
+    expect(() => api!.dataExtents(-1, 10)).toThrow(/fd must be >= 0/);
+    expect(() => api!.dataExtents(987654, 10)).toThrow(/lseek/);
+  });
+});
