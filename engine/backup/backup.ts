@@ -54,6 +54,11 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
   const counters: Counters = { bytesRead: 0, bytesNew: 0, chunksNew: 0, chunksZero: 0, chunksKnown: 0, bytesDone: 0, chunksDone: 0 };
   const mapParts = new Map<number, Buffer>();
   const claimed = new Set<string>();
+  // Batch buffers circulate: reader -> hash worker -> compress worker -> back here.
+  const freeBuffers: ArrayBuffer[] = [];
+  const batchChunks = Math.max(1, Math.floor(batchBytes / chunkBytes));
+  const allocate = () => freeBuffers.pop() ?? new ArrayBuffer(batchChunks * chunkBytes);
+  const freeOutputs: ArrayBuffer[] = [];
   let appendChain: Promise<void> = Promise.resolve();
 
   const processBatch = async (batch: Batch): Promise<void> => {
@@ -84,7 +89,9 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
         at += length;
       });
       if (fresh.length > 0) {
-        const packed = await options.pool.compress({ data, ranges, level: zstdLevel });
+        const out = freeOutputs.pop() ?? new ArrayBuffer(batchChunks * chunkBytes);
+        const packed = await options.pool.compress({ data, out, ranges, level: zstdLevel });
+        data = packed.data;
         const payloads = Buffer.from(packed.payloads);
         let p = 0;
         const chunks: StoredChunk[] = fresh.map((f, i) => {
@@ -94,11 +101,13 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
         });
         appendChain = appendChain.then(() => writer.append(chunks));
         await appendChain;
+        freeOutputs.push(packed.payloads); // written: reusable
         for (const f of fresh) claimed.delete(f.id.toString('hex'));
         counters.chunksNew += fresh.length;
         counters.bytesNew += fresh.reduce((a, f) => a + f.rawBytes, 0);
       }
     }
+    if (data.byteLength > 0) freeBuffers.push(data);
     for (let c = 0; c < batch.chunkLengths.length; c++) {
       if (ids.subarray(c * chunkIdBytes, (c + 1) * chunkIdBytes).equals(zeroChunkId)) counters.chunksZero += 1;
     }
@@ -112,8 +121,7 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
   try {
     const inflight = new Set<Promise<void>>();
     let failure: unknown = null;
-    const batchChunks = Math.max(1, Math.floor(batchBytes / chunkBytes));
-    for await (const batch of readBatches(options.source, chunkBytes, batchChunks)) {
+    for await (const batch of readBatches(options.source, chunkBytes, batchChunks, allocate)) {
       const task: Promise<void> = processBatch(batch)
         .catch((err) => { failure ??= err; })
         .finally(() => inflight.delete(task));

@@ -28,7 +28,12 @@ class ExtentCursor {
   }
 }
 
-export async function* readBatches(source: Source, chunkBytes: number, batchChunks: number): AsyncGenerator<Batch> {
+/**
+ * `allocate` supplies each batch's buffer (at least batchChunks * chunkBytes
+ * bytes), so a caller can recycle buffers instead of making garbage.
+ */
+export async function* readBatches(source: Source, chunkBytes: number, batchChunks: number,
+  allocate: () => ArrayBuffer = () => new ArrayBuffer(batchChunks * chunkBytes)): AsyncGenerator<Batch> {
   const size = source.sizeBytes;
   const cursor = new ExtentCursor(source.dataExtents);
   let offset = 0;
@@ -43,10 +48,10 @@ export async function* readBatches(source: Source, chunkBytes: number, batchChun
       if (cursor.touchesData(offset + at, offset + at + length)) readChunks.push(chunkLengths.length);
       chunkLengths.push(length);
     }
-    const data = new ArrayBuffer(readChunks.length * chunkBytes);
+    const data = allocate();
     let bytesRead = 0;
     if (size === null) {
-      bytesRead = await source.read(new Uint8Array(data), offset);
+      bytesRead = await source.read(new Uint8Array(data, 0, want), offset);
       const last = bytesRead < want;
       const n = Math.ceil(bytesRead / chunkBytes);
       chunkLengths.length = n;

@@ -39,4 +39,4 @@ export const configBytesMax = 64 * KiB;
 /** Bytes read from the source per pipeline batch. */
 export const batchBytes = 4 * MiB;
 /** Batches in flight through the worker pool; bounds backup/restore memory. */
-export const batchesInFlightMax = 8;
+export const batchesInFlightMax = 6;

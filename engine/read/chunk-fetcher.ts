@@ -38,7 +38,8 @@ export class ChunkFetcher {
   bytesFetched = 0;
   constructor(private readonly repo: Repository, private readonly pool: WorkerPool) {}
 
-  async fetch(ids: readonly Buffer[]): Promise<FetchResult> {
+  /** `output` (optional, recycled) receives the raw chunks when it is large enough. */
+  async fetch(ids: readonly Buffer[], output?: ArrayBuffer): Promise<FetchResult> {
     const problems = new Map<number, ChunkProblem>();
     const locations: (ChunkLocation | undefined)[] = ids.map((id) => this.repo.index.lookup(id));
     const rawBytes = locations.map((l) => l?.rawBytes ?? 0);
@@ -48,37 +49,39 @@ export class ChunkFetcher {
     const order = locations.map((_, i) => i).filter((i) => locations[i])
       .sort((a, b) => (locations[a]!.packId === locations[b]!.packId ? locations[a]!.offset - locations[b]!.offset : locations[a]!.packId < locations[b]!.packId ? -1 : 1));
     const payloadStarts = new Array<number>(ids.length).fill(0);
-    const storedTotal = order.reduce((a, i) => a + locations[i]!.storedBytes, 0);
-    const input = new Uint8Array(new ArrayBuffer(storedTotal));
-    let inputAt = 0;
-    await Promise.all(this.runs(order, locations).map(async (run) => {
+    const runs = this.runs(order, locations);
+    const runBytes = runs.map((run) => {
       const first = locations[run[0]]!;
       const last = locations[run[run.length - 1]]!;
-      const length = last.offset + recordHeaderBytes + last.storedBytes - first.offset;
-      let bytes: Buffer;
+      return last.offset + recordHeaderBytes + last.storedBytes - first.offset;
+    });
+    const input = Buffer.from(new ArrayBuffer(runBytes.reduce((a, b) => a + b, 0)));
+    let runStart = 0;
+    await Promise.all(runs.map(async (run, r) => {
+      const first = locations[run[0]]!;
+      const at0 = runStart;
+      runStart += runBytes[r];
       try {
-        bytes = await this.repo.packs.readRange(first.packId, first.offset, length);
+        await this.repo.packs.readRange(first.packId, first.offset, runBytes[r], input.subarray(at0, at0 + runBytes[r]));
       } catch (err) {
         if (!(err instanceof BlockvaultError)) throw err;
         for (const i of run) problems.set(i, { id: ids[i].toString('hex'), code: err.code === 'CHUNK_MISSING' ? 'CHUNK_MISSING' : 'CHECKSUM_MISMATCH', pack: first.packId, offset: locations[i]!.offset, reason: err.message });
         return;
       }
-      this.bytesFetched += length;
+      this.bytesFetched += runBytes[r];
       for (const i of run) {
         const loc = locations[i]!;
-        const at = loc.offset - first.offset;
+        const at = at0 + loc.offset - first.offset;
         try {
-          const header = decodeRecordHeader(bytes.subarray(at, at + recordHeaderBytes), loc.offset, packPath(loc.packId));
+          const header = decodeRecordHeader(input.subarray(at, at + recordHeaderBytes), loc.offset, packPath(loc.packId));
           if (!header.id.equals(ids[i]) || header.storedBytes !== loc.storedBytes) throw new Error('record header names another chunk');
         } catch (err) {
           problems.set(i, { id: ids[i].toString('hex'), code: 'CHECKSUM_MISMATCH', pack: loc.packId, offset: loc.offset, reason: `bad record header (${(err as Error).message})` });
         }
-        payloadStarts[i] = inputAt;
-        input.set(bytes.subarray(at + recordHeaderBytes, at + recordHeaderBytes + loc.storedBytes), inputAt);
-        inputAt += loc.storedBytes;
+        payloadStarts[i] = at + recordHeaderBytes;
       }
     }));
-    return { ...(await this.decode(ids, locations, input, payloadStarts, problems)), rawBytes, problems };
+    return { ...(await this.decode(ids, locations, input, payloadStarts, problems, output)), rawBytes, problems };
   }
 
   /** Groups sorted chunk indexes into runs of nearby records in one pack. */
@@ -100,8 +103,8 @@ export class ChunkFetcher {
     return runs;
   }
 
-  private async decode(ids: readonly Buffer[], locations: (ChunkLocation | undefined)[], input: Uint8Array,
-    payloadStarts: number[], problems: Map<number, ChunkProblem>): Promise<{ output: Buffer }> {
+  private async decode(ids: readonly Buffer[], locations: (ChunkLocation | undefined)[], input: Buffer,
+    payloadStarts: number[], problems: Map<number, ChunkProblem>, output?: ArrayBuffer): Promise<{ output: Buffer }> {
     const good = ids.map((_, i) => i).filter((i) => locations[i] && !problems.has(i));
     const idBytes = new Uint8Array(new ArrayBuffer(good.length * chunkIdBytes));
     good.forEach((i, k) => idBytes.set(ids[i], k * chunkIdBytes));
@@ -113,6 +116,7 @@ export class ChunkFetcher {
       codecs: good.map((i) => locations[i]!.codec),
       storedXxh64: good.map((i) => locations[i]!.storedXxh64),
       ids: idBytes.buffer as ArrayBuffer,
+      output,
     });
     const reasons = { 'stored-checksum': 'stored bytes fail their XXH64 checksum', decompress: 'stored bytes do not decompress', 'content-hash': 'decoded bytes do not match the chunk id (SHA-256)' };
     for (const f of reply.failures) {
@@ -120,21 +124,21 @@ export class ChunkFetcher {
       problems.set(i, { id: ids[i].toString('hex'), code: 'CHECKSUM_MISMATCH', pack: locations[i]!.packId, offset: locations[i]!.offset, reason: reasons[f.reason] });
     }
     // Lay decoded chunks out in request order (failed and missing ones as zeros).
-    const decoded = Buffer.from(reply.output);
+    const decoded = Buffer.from(reply.output, 0, good.reduce((a, i) => a + locations[i]!.rawBytes, 0));
     const total = ids.reduce((a, _, i) => a + (locations[i]?.rawBytes ?? 0), 0);
     if (good.length === ids.length) return { output: decoded };
-    const output = Buffer.alloc(total);
+    const laidOut = Buffer.alloc(total);
     let from = 0;
     let to = 0;
     const goodSet = new Set(good);
     ids.forEach((_, i) => {
       const n = locations[i]?.rawBytes ?? 0;
       if (goodSet.has(i)) {
-        decoded.copy(output, to, from, from + n);
+        decoded.copy(laidOut, to, from, from + n);
         from += n;
       }
       to += n;
     });
-    return { output };
+    return { output: laidOut };
   }
 }

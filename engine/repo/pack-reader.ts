@@ -37,12 +37,12 @@ export class PackReader {
     return handle;
   }
 
-  async readRange(packIdHex: string, offset: number, length: number): Promise<Buffer> {
+  async readRange(packIdHex: string, offset: number, length: number, into?: Uint8Array): Promise<Buffer> {
     const handle = await this.handle(packIdHex);
     if (offset + length > handle.sizeBytes) {
       throw new BlockvaultError('CORRUPT', `pack ${packPath(packIdHex)}: range ${offset}+${length} is past its end (${handle.sizeBytes} bytes)`);
     }
-    return handle.readAt(offset, length);
+    return handle.readAt(offset, length, into);
   }
 
   /** The records a sealed pack lists in its trailer, checked against its header. */

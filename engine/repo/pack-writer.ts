@@ -42,7 +42,8 @@ export class PackWriter {
     if (chunks.length === 0) return;
     const handle = await this.openPack();
     const parts: Uint8Array[] = [];
-    let offset = handle.bytes;
+    const start = handle.bytes;
+    let offset = start;
     for (const c of chunks) {
       const header = encodeRecordHeader(c);
       this.records.push({ ...c, offset });
@@ -50,13 +51,12 @@ export class PackWriter {
       parts.push(header, c.payload);
       offset += recordHeaderBytes + c.payload.byteLength;
     }
-    const data = Buffer.concat(parts);
     try {
-      await handle.append(data);
+      await handle.append(parts);
     } catch (err) {
       throw storageError(err, `pack ${tmpDir}/${this.packIdHex}.pack`);
     }
-    this.bytesAppended += data.length;
+    this.bytesAppended += offset - start;
     this.hook('pack-appended');
     if (handle.bytes >= this.packBytesTarget) await this.seal();
   }

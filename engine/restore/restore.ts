@@ -23,6 +23,7 @@ export async function runRestore(repo: Repository, entry: PointEntry, target: Ta
   const batchChunks = Math.max(1, Math.floor(batchBytes / chunkBytes));
   let bytesWritten = 0;
   let chunksZero = 0;
+  const freeOutputs: ArrayBuffer[] = []; // decode outputs, recycled once written
 
   const fetchBatch = async (firstChunk: number): Promise<BatchOut> => {
     const count = Math.min(batchChunks, chunksTotal - firstChunk);
@@ -35,7 +36,7 @@ export async function runRestore(repo: Repository, entry: PointEntry, target: Ta
       if (isData) ids.push(id);
     }
     if (ids.length === 0) return { firstChunk, count, data: null, present };
-    const result = await fetcher.fetch(ids);
+    const result = await fetcher.fetch(ids, freeOutputs.pop());
     const first = [...result.problems.values()][0];
     if (first) throw problemError(first, `restore of ${name}`);
     return { firstChunk, count, data: result.output, present };
@@ -62,6 +63,7 @@ export async function runRestore(repo: Repository, entry: PointEntry, target: Ta
         await target.zero(offset, length);
       }
     }
+    if (out.data) freeOutputs.push(out.data.buffer as ArrayBuffer);
     onProgress?.({ bytesDone: Math.min(sizeBytes, (out.firstChunk + out.count) * chunkBytes), bytesTotal: sizeBytes });
   };
 

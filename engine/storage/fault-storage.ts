@@ -125,9 +125,9 @@ export class FaultStorage implements Storage {
     const handle = await this.inner.open(path);
     return {
       sizeBytes: handle.sizeBytes,
-      readAt: (offset, length) => {
+      readAt: (offset, length, into) => {
         this.check('read', path, false);
-        return handle.readAt(offset, length);
+        return handle.readAt(offset, length, into);
       },
       close: () => handle.close(),
     };

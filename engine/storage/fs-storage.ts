@@ -4,16 +4,33 @@ import { join } from 'node:path';
 import { BlockvaultError } from '../core/errors.js';
 import type { AppendHandle, ReadHandle, Storage } from './storage.js';
 
+/** Drops the first `n` bytes from a list of parts (after a short writev). */
+function skipBytes(parts: Uint8Array[], n: number): Uint8Array[] {
+  let left = n;
+  const out: Uint8Array[] = [];
+  for (const p of parts) {
+    if (left >= p.byteLength) left -= p.byteLength;
+    else {
+      out.push(left > 0 ? p.subarray(left) : p);
+      left = 0;
+    }
+  }
+  return out;
+}
+
 class FsAppendHandle implements AppendHandle {
   bytes = 0;
   constructor(private readonly file: fs.FileHandle) {}
-  async append(data: Uint8Array): Promise<void> {
+  async append(data: Uint8Array | readonly Uint8Array[]): Promise<void> {
+    let parts = (data instanceof Uint8Array ? [data] : [...data]).filter((p) => p.byteLength > 0);
+    const total = parts.reduce((a, p) => a + p.byteLength, 0);
     let done = 0;
-    while (done < data.byteLength) {
-      const { bytesWritten } = await this.file.write(data, done, data.byteLength - done, this.bytes + done);
+    while (parts.length > 0) {
+      const { bytesWritten } = await this.file.writev(parts.slice(0, 1024), this.bytes + done);
       done += bytesWritten;
+      parts = skipBytes(parts, bytesWritten);
     }
-    this.bytes += data.byteLength;
+    this.bytes += total;
   }
   sync(): Promise<void> {
     return this.file.sync();
@@ -25,8 +42,8 @@ class FsAppendHandle implements AppendHandle {
 
 class FsReadHandle implements ReadHandle {
   constructor(private readonly file: fs.FileHandle, readonly sizeBytes: number, private readonly path: string) {}
-  async readAt(offset: number, length: number): Promise<Buffer> {
-    const out = Buffer.allocUnsafe(length);
+  async readAt(offset: number, length: number, into?: Uint8Array): Promise<Buffer> {
+    const out = into ? Buffer.from(into.buffer, into.byteOffset, length) : Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
       const { bytesRead } = await this.file.read(out, done, length - done, offset + done);

@@ -6,7 +6,8 @@
 export interface AppendHandle {
   /** Bytes appended so far. */
   readonly bytes: number;
-  append(data: Uint8Array): Promise<void>;
+  /** Appends the parts in order, with one writev where possible. */
+  append(data: Uint8Array | readonly Uint8Array[]): Promise<void>;
   /** fsync: everything appended so far survives power loss. */
   sync(): Promise<void>;
   close(): Promise<void>;
@@ -14,8 +15,8 @@ export interface AppendHandle {
 
 export interface ReadHandle {
   readonly sizeBytes: number;
-  /** Reads exactly `length` bytes at `offset`, or fails. */
-  readAt(offset: number, length: number): Promise<Buffer>;
+  /** Reads exactly `length` bytes at `offset` (into `into` when given), or fails. */
+  readAt(offset: number, length: number, into?: Uint8Array): Promise<Buffer>;
   close(): Promise<void>;
 }
 

@@ -1,6 +1,6 @@
 // The CPU work on chunks, pure functions over bytes: run inside worker
 // threads by chunk-worker.ts, and directly by tests.
-import { Compressor, Decompressor } from 'zstd-napi';
+import { createRequire } from 'node:module';
 import { chunkIdBytes, isAllZero, sha256, xxh64 } from '../core/digest.js';
 import { compressSavingsMin } from '../core/limits.js';
 import { codecRaw, codecZstd } from '../format/pack-format.js';
@@ -17,37 +17,50 @@ export function hashChunks(req: HashRequest): HashReply {
   return { data: req.data, ids: ids.buffer.slice(ids.byteOffset, ids.byteOffset + ids.length) as ArrayBuffer };
 }
 
-let compressor: Compressor | null = null;
-let compressorLevel = 0;
+// zstd's own binding, so chunks compress straight into the caller's
+// recycled buffer and decompress straight into the output: no per-chunk
+// garbage (zstd-napi's Compressor returns a new buffer for every call).
+const zstd = createRequire(import.meta.url)('zstd-napi/binding') as typeof import('zstd-napi/binding.js');
+let cctx: InstanceType<typeof zstd.CCtx> | null = null;
+let cctxLevel = 0;
+let dctx: InstanceType<typeof zstd.DCtx> | null = null;
 
 export function compressChunks(req: CompressRequest): CompressReply {
-  if (!compressor || compressorLevel !== req.level) {
-    compressor = new Compressor();
-    compressor.setParameters({ compressionLevel: req.level });
-    compressorLevel = req.level;
+  if (!cctx || cctxLevel !== req.level) {
+    cctx = new zstd.CCtx();
+    cctx.setParameter(zstd.CParameter.compressionLevel, req.level);
+    cctxLevel = req.level;
   }
-  const parts: Uint8Array[] = [];
+  const out = new Uint8Array(req.out);
   const reply: Omit<CompressReply, 'payloads' | 'data'> = { storedBytes: [], codecs: [], storedXxh64: [] };
+  let at = 0;
   for (let i = 0; i < req.ranges.length; i += 2) {
     const raw = new Uint8Array(req.data, req.ranges[i], req.ranges[i + 1]);
-    const packed = compressor.compress(raw);
-    const keep = packed.length <= raw.length * (1 - compressSavingsMin);
-    const stored = keep ? packed : raw;
-    parts.push(stored);
-    reply.storedBytes.push(stored.length);
-    reply.codecs.push(keep ? codecZstd : codecRaw);
-    reply.storedXxh64.push(xxh64(stored));
+    // Room for a result that saves at least compressSavingsMin; zstd fails if it needs more.
+    const room = raw.length - Math.ceil(raw.length * compressSavingsMin);
+    let stored = 0;
+    try {
+      stored = room > 0 ? cctx.compress2(out.subarray(at, at + room), raw) : 0;
+    } catch (err) {
+      if (!/too small/i.test((err as Error).message)) throw err;
+    }
+    const codec = stored > 0 ? codecZstd : codecRaw;
+    if (codec === codecRaw) {
+      out.set(raw, at);
+      stored = raw.length;
+    }
+    reply.storedBytes.push(stored);
+    reply.codecs.push(codec);
+    reply.storedXxh64.push(xxh64(out.subarray(at, at + stored)));
+    at += stored;
   }
-  const payloads = Buffer.concat(parts);
-  return { ...reply, data: req.data, payloads: payloads.buffer.slice(payloads.byteOffset, payloads.byteOffset + payloads.length) as ArrayBuffer };
+  return { ...reply, data: req.data, payloads: req.out };
 }
 
-let decompressor: Decompressor | null = null;
-
 export function decodeChunks(req: DecodeRequest): DecodeReply {
-  decompressor ??= new Decompressor();
+  dctx ??= new zstd.DCtx();
   const total = req.rawBytes.reduce((a, b) => a + b, 0);
-  const output = new Uint8Array(new ArrayBuffer(total));
+  const output = new Uint8Array(req.output && req.output.byteLength >= total ? req.output : new ArrayBuffer(total), 0, total);
   const ids = Buffer.from(req.ids);
   const failures: DecodeFailure[] = [];
   let out = 0;
@@ -61,9 +74,7 @@ export function decodeChunks(req: DecodeRequest): DecodeReply {
     }
     if (req.codecs[i] === codecZstd) {
       try {
-        const raw = decompressor.decompress(stored);
-        if (raw.length !== target.length) throw new Error('length');
-        target.set(raw);
+        if (dctx.decompress(target, stored) !== target.length) throw new Error('length');
       } catch {
         failures.push({ chunk: i, reason: 'decompress' });
         continue;
@@ -75,5 +86,5 @@ export function decodeChunks(req: DecodeRequest): DecodeReply {
       failures.push({ chunk: i, reason: 'content-hash' });
     }
   }
-  return { output: output.buffer, failures };
+  return { output: output.buffer as ArrayBuffer, failures };
 }

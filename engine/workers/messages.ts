@@ -6,10 +6,11 @@ export interface HashRequest { op: 'hash'; data: ArrayBuffer; chunkLengths: numb
 export interface HashReply { data: ArrayBuffer; ids: ArrayBuffer }
 
 /** Compress chunks at the given offsets of `data`. */
-export interface CompressRequest { op: 'compress'; data: ArrayBuffer; ranges: number[]; level: number }
+/** Compress chunks at the given offsets of `data` into `out` (recycled; at least the raw total). */
+export interface CompressRequest { op: 'compress'; data: ArrayBuffer; out: ArrayBuffer; ranges: number[]; level: number }
 export interface CompressReply {
   data: ArrayBuffer;
-  payloads: ArrayBuffer; // stored bytes of each chunk, back to back
+  payloads: ArrayBuffer; // `out`, holding the stored bytes of each chunk back to back
   storedBytes: number[];
   codecs: number[];
   storedXxh64: bigint[];
@@ -25,6 +26,7 @@ export interface DecodeRequest {
   codecs: number[];
   storedXxh64: bigint[];
   ids: ArrayBuffer; // 32 bytes per chunk
+  output?: ArrayBuffer; // recycled buffer for the raw chunks (at least their total)
 }
 export interface DecodeFailure { chunk: number; reason: 'stored-checksum' | 'decompress' | 'content-hash' }
 export interface DecodeReply { output: ArrayBuffer; failures: DecodeFailure[] }

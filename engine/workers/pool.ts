@@ -64,10 +64,10 @@ export class WorkerPool {
     return this.run({ op: 'hash', ...req }, [req.data]);
   }
   compress(req: Omit<CompressRequest, 'op'>): Promise<CompressReply> {
-    return this.run({ op: 'compress', ...req }, [req.data]);
+    return this.run({ op: 'compress', ...req }, [req.data, req.out]);
   }
   decode(req: Omit<DecodeRequest, 'op'>): Promise<DecodeReply> {
-    return this.run({ op: 'decode', ...req }, [req.input, req.ids]);
+    return this.run({ op: 'decode', ...req }, req.output ? [req.input, req.ids, req.output] : [req.input, req.ids]);
   }
 
   async close(): Promise<void> {

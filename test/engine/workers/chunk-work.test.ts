@@ -28,7 +28,7 @@ describe('chunk work', () => {
       const ranges: number[] = [];
       let at = 0;
       for (const c of chunks) { ranges.push(at, c.length); at += c.length; }
-      const packed = compressChunks({ op: 'compress', data: arrayBuffer(chunks), ranges, level: 1 });
+      const packed = compressChunks({ op: 'compress', data: arrayBuffer(chunks), out: new ArrayBuffer(at), ranges, level: 1 });
       specs.forEach(([n, random], i) => {
         expect(packed.codecs[i]).toBe(random && n > 64 ? codecRaw : packed.codecs[i]);
         if (!random && n > 1000) expect(packed.codecs[i]).toBe(codecZstd);
@@ -37,7 +37,7 @@ describe('chunk work', () => {
       let p = 0;
       for (const s of packed.storedBytes) { offsets.push(p); p += s; }
       const decoded = decodeChunks({
-        op: 'decode', input: packed.payloads, offsets, storedBytes: packed.storedBytes, rawBytes: chunks.map((c) => c.length),
+        op: 'decode', input: packed.payloads.slice(0, p), offsets, storedBytes: packed.storedBytes, rawBytes: chunks.map((c) => c.length),
         codecs: packed.codecs, storedXxh64: packed.storedXxh64, ids: arrayBuffer(chunks.map((c) => sha256(c))),
       });
       expect(decoded.failures).toEqual([]);
@@ -47,8 +47,8 @@ describe('chunk work', () => {
 
   it('reports a flipped stored bit and a wrong id, per chunk', () => {
     const chunk = Buffer.alloc(4096, 3);
-    const packed = compressChunks({ op: 'compress', data: arrayBuffer([chunk, chunk]), ranges: [0, 4096, 4096, 4096], level: 1 });
-    const payloads = Buffer.from(packed.payloads);
+    const packed = compressChunks({ op: 'compress', data: arrayBuffer([chunk, chunk]), out: new ArrayBuffer(8192), ranges: [0, 4096, 4096, 4096], level: 1 });
+    const payloads = Buffer.from(packed.payloads, 0, packed.storedBytes[0] + packed.storedBytes[1]);
     payloads[1] ^= 0x10;
     const decoded = decodeChunks({
       op: 'decode', input: arrayBuffer([payloads]), offsets: [0, packed.storedBytes[0]], storedBytes: packed.storedBytes,
