@@ -24,10 +24,12 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm dependencies: reinstall only when the lock file changed since the last install.
+# npm dependencies at the lock file's versions; only when the lock changed since the last install.
+# (Not `npm ci`: the registry we can reach lacks some other platforms' optional
+# packages, which npm ci's strict lock check then reports as missing.)
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  echo "setup: npm ci" >&2
-  npm ci --no-audit --no-fund --loglevel=error
+  echo "setup: npm install (locked versions)" >&2
+  npm install --no-save --no-audit --no-fund --loglevel=error
 fi
 
 # Native addon (std-only Rust; no crates are downloaded). Optional at run time.
