@@ -37,7 +37,7 @@ native=native/blockvault-native.linux-x64-gnu.node
 if [[ ! -f $native || -n $(find native/src native/Cargo.toml -newer "$native" 2>/dev/null) ]]; then
   if command -v cargo >/dev/null; then
     echo "setup: building native addon" >&2
-    (cd native && ../node_modules/.bin/napi build --platform --release >/dev/null 2>native/build.log) \
+    (cd native && ../node_modules/.bin/napi build --platform --release >build.log 2>&1) \
       || echo "setup: native addon failed to build (see native/build.log); blockvault will read sparse images in full" >&2
   else
     echo "setup: no Rust toolchain (cargo); blockvault will read sparse images in full" >&2
