@@ -5,7 +5,7 @@
 // and mtools (scripts/setup.sh installs them).
 import { execFileSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
-import { closeSync, copyFileSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeSync, readSync, fstatSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeSync, readSync, fstatSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -40,6 +40,7 @@ export function randomStream(seed: string): (bytes: number) => Buffer {
 function copySystemFiles(dir: string, budget: number): number {
   let copied = 0;
   const seen = new Set<string>();
+  const staged = new Map<string, string>();
   const walk = (src: string, dst: string): void => {
     let names: string[];
     try {
@@ -65,9 +66,17 @@ function copySystemFiles(dir: string, budget: number): number {
       } else if (st.isSymbolicLink()) {
         try { symlinkSync(readlinkSync(from), to); } catch { /* exists */ }
       } else if (st.isFile() && st.size <= 64 * 1024 * 1024) {
+        // Hardlinked files stay hardlinks (one inode), as on the real filesystem.
+        const inode = `${st.dev}:${st.ino}`;
+        const linked = staged.get(inode);
         try {
-          copyFileSync(from, to);
-          copied += st.size;
+          if (linked) {
+            linkSync(linked, to);
+          } else {
+            copyFileSync(from, to);
+            staged.set(inode, to);
+            copied += st.size;
+          }
         } catch { /* unreadable: skip */ }
       }
     }
@@ -76,6 +85,7 @@ function copySystemFiles(dir: string, budget: number): number {
     if (copied >= budget) break;
     const dst = join(dir, root);
     mkdirSync(dst, { recursive: true });
+    seen.add(root); // a later, enclosing root must not copy this tree again
     walk(root, dst);
   }
   return copied;

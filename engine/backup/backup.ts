@@ -13,7 +13,7 @@ import type { Source } from '../source/source.js';
 import type { WorkerPool } from '../workers/pool.js';
 import { readBatches, type Batch } from './batches.js';
 
-export interface BackupProgress { bytesDone: number; bytesTotal: number | null; bytesRead: number; bytesNew: number; chunksDone: number; chunksKnown: number }
+export interface BackupProgress { bytesDone: number; bytesTotal: number | null; bytesRead: number; bytesNew: number; chunksDone: number; chunksKnown: number; chunksNew: number }
 
 export interface BackupOptions {
   vm: string;

@@ -76,6 +76,15 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Interrupted: exit at once (exit handlers release the writer lock). Whatever a
+// backup had not committed stays unreferenced in tmp/ and is removed by the next writer.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    process.stderr.write(`\nblockvault: interrupted (${signal}); nothing partial was committed\n`);
+    process.exit(128 + ({ SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const)[signal]);
+  });
+}
+
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 });

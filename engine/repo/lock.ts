@@ -3,7 +3,7 @@
 // dead process on this host, or by an earlier boot, is stale and removed.
 // Readers (restore, verify, list) take no lock: everything they read is
 // immutable once committed.
-import { constants, promises as fs, readFileSync } from 'node:fs';
+import { constants, promises as fs, readFileSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { BlockvaultError } from '../core/errors.js';
@@ -45,7 +45,15 @@ export async function acquireWriterLock(repoRoot: string, what: string, lockWait
       const file = await fs.open(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
       await file.writeFile(JSON.stringify(mine));
       await file.close();
-      return { release: () => fs.rm(path, { force: true }) };
+      // Ctrl-C or kill: the process exits without unwinding; drop the lock on the way out.
+      const onExit = () => rmSync(path, { force: true });
+      process.once('exit', onExit);
+      return {
+        release: async () => {
+          process.off('exit', onExit);
+          await fs.rm(path, { force: true });
+        },
+      };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
         throw new BlockvaultError('REPO_UNAVAILABLE', `cannot create lock ${path}: ${(err as Error).message}`, { cause: err });

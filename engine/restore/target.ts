@@ -47,7 +47,7 @@ async function writeZeros(fd: number, offset: number | null, length: number): Pr
 }
 
 class FileTarget implements Target {
-  constructor(readonly description: string, private readonly file: fs.FileHandle, private readonly tmp: string, private readonly final: string) {}
+  constructor(readonly description: string, private readonly file: fs.FileHandle, private readonly tmp: string, private readonly final: string, private readonly durable: boolean) {}
   async write(data: Uint8Array, offset: number): Promise<void> {
     await writeAll(this.file.fd, data, offset).catch((err) => { throw targetError(this.description, err); });
   }
@@ -57,7 +57,8 @@ class FileTarget implements Target {
   async finish(sizeBytes: number): Promise<void> {
     try {
       await this.file.truncate(sizeBytes);
-      await this.file.sync();
+      // fsync before the rename: after a crash the final name never shows a partial image.
+      if (this.durable) await this.file.sync();
       await this.file.close();
       await fs.rename(this.tmp, this.final);
     } catch (err) {
@@ -95,7 +96,7 @@ class DeviceTarget implements Target {
 }
 
 /** '-' is stdout. A regular file must not exist unless force is set. */
-export async function openTarget(path: string, sizeBytes: number, force: boolean): Promise<Target> {
+export async function openTarget(path: string, sizeBytes: number, force: boolean, durable = true): Promise<Target> {
   if (path === '-') return new DeviceTarget('stdout', 1, true, null);
   const stat = await fs.stat(path).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return null;
@@ -114,5 +115,5 @@ export async function openTarget(path: string, sizeBytes: number, force: boolean
   const tmp = join(dirname(path), `.${basename(path)}.blockvault-partial`);
   await fs.rm(tmp, { force: true });
   const file = await fs.open(tmp, 'wx', 0o644).catch((err) => { throw targetError(path, err); });
-  return new FileTarget(path, file, tmp, path);
+  return new FileTarget(path, file, tmp, path, durable);
 }

@@ -66,7 +66,7 @@ Examples:
     try {
       const result = await runBackup(repo, {
         vm, disk, source, pool, hook: killHookFromEnv(),
-        onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal, `new ${humanBytes(p.bytesNew)}`),
+        onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal, `new ${humanBytes(p.bytesNew)}, dedup ${p.chunksDone ? Math.round((100 * p.chunksKnown) / Math.max(1, p.chunksKnown + p.chunksNew)) : 0}%`),
       });
       bar.done();
       if (values.json) {

@@ -25,12 +25,14 @@ and no partial file is left behind.
 Options:
   -r, --repo PATH   repository (or BLOCKVAULT_REPO)
   --force           replace an existing target file
+  --no-sync         skip the fsync before the final rename (faster; after a
+                    crash the file may be incomplete)
   --json            print a JSON summary (on stderr when the target is '-')
 
 Example:
   blockvault restore -r /srv/bv web01/sda@latest /tmp/web01.raw`,
   async run(argv) {
-    const { values, positionals } = parse('restore', argv, { force: { type: 'boolean' } });
+    const { values, positionals } = parse('restore', argv, { force: { type: 'boolean' }, 'no-sync': { type: 'boolean' } });
     if (positionals.length !== 2) throw new BlockvaultError('USAGE', `restore: expected <vm>/<disk>@<id> and <target>, got ${positionals.length} arguments (see blockvault restore --help)`);
     const [spec, targetPath] = positionals;
     const repo = await Repository.open(repoPath(values));
@@ -38,7 +40,7 @@ Example:
     const bar = progressLine(`restore ${spec}`);
     try {
       const entry = repo.points.resolve(spec);
-      const target = await openTarget(targetPath, entry.sizeBytes, Boolean(values.force));
+      const target = await openTarget(targetPath, entry.sizeBytes, Boolean(values.force), !values['no-sync']);
       const result = await runRestore(repo, entry, target, pool, (p) => bar.update(p.bytesDone, p.bytesTotal));
       bar.done();
       const summary = { ...result, vm: entry.vm, disk: entry.disk, target: targetPath };
