@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { corpus, cacheDir } from './corpus.js';
 import { duBytes, measure, median } from './measure.js';
 import { runMicro, type MicroResult } from './micro.js';
+import { runScale } from './scale.js';
 import { sha256File } from '../scripts/vm-disk.js';
 
 const top = new URL('../..', import.meta.url).pathname;
@@ -165,6 +166,16 @@ async function main(): Promise<void> {
   process.stderr.write('bench: chunk sizes\n');
   const chunkRows = await chunkSizeExperiment(c);
   rmSync(work, { recursive: true, force: true });
+  process.stderr.write('bench: scale model (1 TiB of chunk ids)\n');
+  const scale = await runScale();
+  const mib = (b: number) => `${(b / 1024 ** 2).toFixed(1)} MiB`;
+  const scaleTable = ['| 1 TiB disk, 64 KiB chunks (16 Mi chunk ids) | value |', '|---|---:|',
+    `| full map file | ${mib(scale.fullMapBytes)} |`,
+    `| increment, 2% of chunks scattered | ${mib(scale.scatteredDeltaBytes)} (${((100 * scale.scatteredDeltaBytes) / scale.fullMapBytes).toFixed(1)}% of full) |`,
+    `| increment, 2% of chunks clustered | ${mib(scale.clusteredDeltaBytes)} (${((100 * scale.clusteredDeltaBytes) / scale.fullMapBytes).toFixed(1)}% of full) |`,
+    `| open the full restore point | ${scale.openFullSeconds.toFixed(2)} s |`,
+    `| open a restore point at the end of a 15-delta chain | ${scale.openChain15Seconds.toFixed(2)} s |`,
+    `| compute an increment's delta (diff of two maps) | ${scale.diffSeconds.toFixed(2)} s |`].join('\n');
 
   const steps = [...bvMedian, ...restic, ...borg];
   const changed = c.day2Extents.reduce((a, e) => a + e.length, 0);
@@ -177,12 +188,16 @@ Chunk size (blockvault, same corpus; "day-2 stored / changed" is the write ampli
 
 ${chunkTable(chunkRows)}
 
+Restore-point metadata at scale (\`node dist/bench/scale.js\`):
+
+${scaleTable}
+
 Micro-benchmarks (tinybench, medians, one core):
 
 ${microTable(micro)}
 `;
   mkdirSync(join(top, 'bench', 'results'), { recursive: true });
-  writeFileSync(join(top, 'bench', 'results', 'latest.json'), JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, chunkRows, micro }, null, 2));
+  writeFileSync(join(top, 'bench', 'results', 'latest.json'), JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, chunkRows, scale, micro }, null, 2));
   writeFileSync(join(top, 'bench', 'results', 'latest.md'), markdown);
   const doc = join(top, 'docs', 'BENCHMARKS.md');
   const text = readFileSync(doc, 'utf8');

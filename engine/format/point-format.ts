@@ -1,17 +1,19 @@
 // Restore-point file codec (docs/FORMAT.md "Restore point files"). Pure.
 //
 //   magic (8) | header JSON length u32 | kind u8 + 3 reserved | entry count u64
-//   | header JSON | entries | SHA-256 of everything before it (32)
+//   | header JSON | entries | XXH64 of everything before it (8)
 // A full map stores one 32-byte chunk id per chunk (all zero = zero chunk),
 // like Proxmox Backup Server's fixed index. A delta stores only the entries
 // that differ from its base: (u32 chunk index, 32-byte id), indexes ascending.
 import { assert, BlockvaultError } from '../core/errors.js';
-import { chunkIdBytes, sha256 } from '../core/digest.js';
+import { chunkIdBytes, xxh64 } from '../core/digest.js';
 import { chunkBytesMax, chunkBytesMin, chunksPerPointMax, diskBytesMax, pointHeaderBytesMax } from '../core/limits.js';
 import { asBuffer, checkMagic, needBytes } from './binary.js';
 
 export const pointMagic = Buffer.from('BVPOINT\x01', 'latin1'); // format version 1
 export const pointPrefixBytes = 24;
+/** XXH64 trailer: detects bit rot and truncation at ~14 GB/s (a 1 TiB disk's map is 512 MiB). */
+export const pointChecksumBytes = 8;
 export const deltaEntryBytes = 4 + chunkIdBytes;
 export const pointKindFull = 0;
 export const pointKindDelta = 1;
@@ -33,9 +35,15 @@ export interface PointHeader {
   stats: Record<string, number>;
 }
 
+/** What a writer encodes. */
 export type PointBody =
   | { kind: 'full'; map: Buffer }
   | { kind: 'delta'; indexes: Uint32Array; ids: Buffer };
+
+/** What a reader decodes: views into the file, no copies (maps can be 512 MiB). */
+export type DecodedBody =
+  | { kind: 'full'; map: Buffer }
+  | { kind: 'delta'; count: number; entries: Buffer };
 
 export function chunksFor(sizeBytes: number, chunkBytes: number): number {
   return Math.ceil(sizeBytes / chunkBytes);
@@ -53,7 +61,10 @@ function checkHeader(h: PointHeader, what: string): void {
 
 export function encodePoint(header: PointHeader, body: PointBody): Buffer {
   checkHeader(header, 'encode restore point');
-  const json = Buffer.from(JSON.stringify(header));
+  // Pad the JSON with spaces so the entries start 8-byte aligned: readers can
+  // then apply deltas through word views (applyDelta), much faster than copies.
+  const text = JSON.stringify(header);
+  const json = Buffer.from(text.padEnd(text.length + ((8 - ((pointPrefixBytes + Buffer.byteLength(text)) % 8)) % 8)));
   assert(json.length <= pointHeaderBytesMax, 'restore point header too large');
   let entries: Buffer;
   let count: number;
@@ -77,12 +88,14 @@ export function encodePoint(header: PointHeader, body: PointBody): Buffer {
   prefix.writeUInt8(body.kind === 'full' ? pointKindFull : pointKindDelta, 12);
   prefix.writeBigUInt64LE(BigInt(count), 16);
   const unsummed = Buffer.concat([prefix, json, entries]);
-  return Buffer.concat([unsummed, sha256(unsummed)]);
+  const sum = Buffer.alloc(pointChecksumBytes);
+  sum.writeBigUInt64LE(xxh64(unsummed));
+  return Buffer.concat([unsummed, sum]);
 }
 
-export function decodePoint(bytes: Uint8Array, what: string): { header: PointHeader; body: PointBody } {
+export function decodePoint(bytes: Uint8Array, what: string): { header: PointHeader; body: DecodedBody } {
   const b = asBuffer(bytes);
-  needBytes(b, pointPrefixBytes + 32, what);
+  needBytes(b, pointPrefixBytes + pointChecksumBytes, what);
   checkMagic(b, 0, pointMagic, what);
   const jsonBytes = b.readUInt32LE(8);
   const kind = b.readUInt8(12);
@@ -91,9 +104,9 @@ export function decodePoint(bytes: Uint8Array, what: string): { header: PointHea
     throw new BlockvaultError('CORRUPT', `${what}: prefix out of range`);
   }
   const entryBytes = kind === pointKindFull ? chunkIdBytes : deltaEntryBytes;
-  const total = pointPrefixBytes + jsonBytes + count * entryBytes + 32;
+  const total = pointPrefixBytes + jsonBytes + count * entryBytes + pointChecksumBytes;
   if (b.length !== total) throw new BlockvaultError('CORRUPT', `${what}: size ${b.length} bytes, expected ${total}`);
-  if (!sha256(b.subarray(0, total - 32)).equals(b.subarray(total - 32))) {
+  if (xxh64(b.subarray(0, total - pointChecksumBytes)) !== b.readBigUInt64LE(total - pointChecksumBytes)) {
     throw new BlockvaultError('CHECKSUM_MISMATCH', `${what}: restore point checksum mismatch`);
   }
   let header: PointHeader;
@@ -109,17 +122,8 @@ export function decodePoint(bytes: Uint8Array, what: string): { header: PointHea
     // A view, not a copy: a 1 TiB disk's map is 512 MiB at 64 KiB chunks.
     return { header, body: { kind: 'full', map: b.subarray(at, at + count * chunkIdBytes) } };
   }
-  const indexes = new Uint32Array(count);
-  const ids = Buffer.alloc(count * chunkIdBytes);
-  for (let i = 0; i < count; i++) {
-    const e = at + i * deltaEntryBytes;
-    indexes[i] = b.readUInt32LE(e);
-    if (indexes[i] >= header.chunksTotal || (i > 0 && indexes[i] <= indexes[i - 1])) {
-      throw new BlockvaultError('CORRUPT', `${what}: delta entry ${i} out of order or range`);
-    }
-    b.copy(ids, i * chunkIdBytes, e + 4, e + deltaEntryBytes);
-  }
-  return { header, body: { kind: 'delta', indexes, ids } };
+  // Entry order and range are checked as the delta is applied (applyDelta).
+  return { header, body: { kind: 'delta', count, entries: b.subarray(at, at + count * deltaEntryBytes) } };
 }
 
 /** Entries where `map` differs from `base` (same length): the body of a delta. */
@@ -134,11 +138,33 @@ export function diffMaps(base: Buffer, map: Buffer): { indexes: Uint32Array; ids
   return { indexes: Uint32Array.from(changed), ids };
 }
 
-/** Applies a delta to its base map, in place (callers pass a map they own). */
-export function applyDelta(base: Buffer, indexes: Uint32Array, ids: Buffer): Buffer {
-  const map = base;
-  for (let i = 0; i < indexes.length; i++) {
-    ids.copy(map, indexes[i] * chunkIdBytes, i * chunkIdBytes, (i + 1) * chunkIdBytes);
+/**
+ * Applies a decoded delta to its base map, in place (callers pass a map they
+ * own), checking that entry indexes ascend and stay inside the map.
+ */
+export function applyDelta(base: Buffer, delta: { count: number; entries: Buffer }, what: string): Buffer {
+  const chunks = base.length / chunkIdBytes;
+  const e = delta.entries;
+  if ((e.byteOffset & 3) === 0 && (base.byteOffset & 3) === 0) {
+    const words = new Uint32Array(e.buffer, e.byteOffset, delta.count * 9);
+    const map = new Uint32Array(base.buffer, base.byteOffset, base.length / 4);
+    let previous = -1;
+    for (let i = 0, w = 0; i < delta.count; i++, w += 9) {
+      const index = words[w]; // little-endian hosts only (x86-64, arm64)
+      if (index >= chunks || index <= previous) throw new BlockvaultError('CORRUPT', `${what}: delta entry ${i} out of order or range`);
+      const to = index * 8;
+      for (let k = 1; k <= 8; k++) map[to + k - 1] = words[w + k];
+      previous = index;
+    }
+    return base;
   }
-  return map;
+  let previous = -1;
+  for (let i = 0; i < delta.count; i++) {
+    const at = i * deltaEntryBytes;
+    const index = delta.entries.readUInt32LE(at);
+    if (index >= chunks || index <= previous) throw new BlockvaultError('CORRUPT', `${what}: delta entry ${i} out of order or range`);
+    delta.entries.copy(base, index * chunkIdBytes, at + 4, at + deltaEntryBytes);
+    previous = index;
+  }
+  return base;
 }

@@ -46,10 +46,21 @@ async function writeZeros(fd: number, offset: number | null, length: number): Pr
   }
 }
 
+/** Bytes written between background fdatasyncs (see FileTarget.write). */
+const syncEveryBytes = 256 * 1024 * 1024;
+
 class FileTarget implements Target {
+  private unsyncedBytes = 0;
+  private syncing: Promise<void> | null = null;
   constructor(readonly description: string, private readonly file: fs.FileHandle, private readonly tmp: string, private readonly final: string, private readonly durable: boolean) {}
   async write(data: Uint8Array, offset: number): Promise<void> {
     await writeAll(this.file.fd, data, offset).catch((err) => { throw targetError(this.description, err); });
+    // Start writeback while we keep decoding, so the final fsync finds little left to flush.
+    this.unsyncedBytes += data.length;
+    if (this.durable && this.unsyncedBytes >= syncEveryBytes && !this.syncing) {
+      this.unsyncedBytes = 0;
+      this.syncing = this.file.datasync().finally(() => { this.syncing = null; });
+    }
   }
   async zero(): Promise<void> {
     // A hole: the new file reads as zeros there and uses no space.
@@ -58,6 +69,7 @@ class FileTarget implements Target {
     try {
       await this.file.truncate(sizeBytes);
       // fsync before the rename: after a crash the final name never shows a partial image.
+      await this.syncing;
       if (this.durable) await this.file.sync();
       await this.file.close();
       await fs.rename(this.tmp, this.final);
@@ -66,6 +78,7 @@ class FileTarget implements Target {
     }
   }
   async abort(): Promise<void> {
+    await this.syncing?.catch(() => undefined);
     await this.file.close().catch(() => undefined);
     await fs.rm(this.tmp, { force: true });
   }

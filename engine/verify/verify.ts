@@ -22,7 +22,7 @@ export async function runVerify(repo: Repository, entries: PointEntry[], pool: W
     const verdict: PointVerdict = { id: entry.id, vm: entry.vm, disk: entry.disk, ok: true, problems: [] };
     verdicts.set(entry.id, verdict);
     try {
-      const { map } = await repo.points.open(entry);
+      const { map } = await repo.points.open(entry, { checkMap: true });
       for (let at = 0; at < map.length; at += chunkIdBytes) {
         const id = map.subarray(at, at + chunkIdBytes);
         if (id.equals(zeroChunkId)) continue;

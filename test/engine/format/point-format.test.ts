@@ -1,6 +1,6 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
-import { sha256 } from '../../../engine/core/digest.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initDigests, sha256 } from '../../../engine/core/digest.js';
 import { applyDelta, decodePoint, diffMaps, encodePoint, type PointHeader } from '../../../engine/format/point-format.js';
 
 function header(map: Buffer, extra: Partial<PointHeader> = {}): PointHeader {
@@ -14,6 +14,8 @@ function header(map: Buffer, extra: Partial<PointHeader> = {}): PointHeader {
 
 const mapArb = fc.array(fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 5 })), { minLength: 1, maxLength: 200 })
   .map((xs) => Buffer.concat(xs.map((x) => (x === 0 ? Buffer.alloc(32) : sha256(Buffer.from([x]))))));
+
+beforeAll(initDigests);
 
 describe('restore point format', () => {
   it('round-trips full maps', () => {
@@ -32,9 +34,16 @@ describe('restore point format', () => {
       const bytes = encodePoint(header(map, { base: 'cd'.repeat(16), chainDepth: 1 }), { kind: 'delta', ...delta });
       const decoded = decodePoint(bytes, 't');
       if (decoded.body.kind !== 'delta') throw new Error('kind');
-      expect(applyDelta(base, decoded.body.indexes, decoded.body.ids)).toEqual(map);
-      expect(decoded.body.indexes.length).toBeLessThanOrEqual(new Set(touched.map((t) => t % (map.length / 32))).size);
+      expect(applyDelta(Buffer.from(base), decoded.body, 't')).toEqual(map);
+      expect(decoded.body.count).toBeLessThanOrEqual(new Set(touched.map((t) => t % (map.length / 32))).size);
     }));
+  });
+
+  it('refuses delta entries out of order or past the end of the map', () => {
+    const base = Buffer.alloc(4 * 32);
+    const entry = (index: number) => Buffer.concat([Buffer.from(Uint32Array.of(index).buffer), Buffer.alloc(32, 1)]);
+    expect(() => applyDelta(base, { count: 2, entries: Buffer.concat([entry(2), entry(1)]) }, 'p.point')).toThrow(/p.point: delta entry 1 out of order/);
+    expect(() => applyDelta(base, { count: 1, entries: entry(4) }, 'p.point')).toThrow(/out of order or range/);
   });
 
   it('detects a flipped bit anywhere in the file', () => {
