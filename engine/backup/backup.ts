@@ -15,12 +15,22 @@ import { readBatches, type Batch } from './batches.js';
 
 export interface BackupProgress { bytesDone: number; bytesTotal: number | null; bytesRead: number; bytesNew: number; chunksDone: number; chunksKnown: number; chunksNew: number }
 
+/** An increment: start from the parent's chunk map, read only these chunks. */
+export interface IncrementalPlan {
+  parent: OpenPoint;
+  /** [firstChunk, endChunk) ranges, ascending: the changed extents rounded out to chunks. */
+  ranges: Array<[number, number]>;
+}
+
 export interface BackupOptions {
   vm: string;
   disk: string;
   source: Source;
   pool: WorkerPool;
   sourceInfo?: Record<string, unknown>;
+  plan?: IncrementalPlan;
+  /** Why this backup reads what it reads (shown as `reason`). */
+  reason?: string;
   onProgress?: (p: BackupProgress) => void;
   hook?: CommitHook;
 }
@@ -42,6 +52,8 @@ export interface BackupResult {
   seconds: number;
   parent: string | null;
   mapKind: 'full' | 'delta';
+  mode: 'full' | 'incremental';
+  reason: string;
 }
 
 interface Counters { bytesRead: number; bytesNew: number; chunksNew: number; chunksZero: number; chunksKnown: number; bytesDone: number; chunksDone: number }
@@ -52,6 +64,11 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
   const { chunkBytes, zstdLevel, packBytesTarget } = repo.config;
   const writer = new PackWriter(repo.storage, repo.index, packBytesTarget, options.hook);
   const counters: Counters = { bytesRead: 0, bytesNew: 0, chunksNew: 0, chunksZero: 0, chunksKnown: 0, bytesDone: 0, chunksDone: 0 };
+  // The chunk map: known size -> filled in place (an increment starts from its
+  // parent's map); a stream -> collected per batch and joined at the end.
+  const knownChunks = options.source.sizeBytes === null ? null : Math.ceil(options.source.sizeBytes / chunkBytes);
+  const fullMap = knownChunks === null ? null : options.plan ? Buffer.from(options.plan.parent.map) : Buffer.alloc(knownChunks * chunkIdBytes);
+  if (options.plan && fullMap && fullMap.length !== (knownChunks ?? 0) * chunkIdBytes) throw new BlockvaultError('BAD_INPUT', 'an increment needs a parent of the same disk size');
   const mapParts = new Map<number, Buffer>();
   const claimed = new Set<string>();
   // Batch buffers circulate: reader -> hash worker -> compress worker -> back here.
@@ -108,20 +125,21 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
       }
     }
     if (data.byteLength > 0) freeBuffers.push(data);
-    for (let c = 0; c < batch.chunkLengths.length; c++) {
-      if (ids.subarray(c * chunkIdBytes, (c + 1) * chunkIdBytes).equals(zeroChunkId)) counters.chunksZero += 1;
-    }
-    mapParts.set(batch.firstChunk, ids);
+    if (fullMap) ids.copy(fullMap, batch.firstChunk * chunkIdBytes);
+    else mapParts.set(batch.firstChunk, ids);
     counters.bytesRead += batch.bytesRead;
     counters.bytesDone += batch.chunkLengths.reduce((a, b) => a + b, 0);
     counters.chunksDone += batch.chunkLengths.length;
-    options.onProgress?.({ ...counters, bytesTotal: options.source.sizeBytes });
+    options.onProgress?.({ ...counters, bytesTotal: planned });
   };
 
+  const planned = options.plan
+    ? options.plan.ranges.reduce((a, [f, e]) => a + (Math.min(e * chunkBytes, options.source.sizeBytes!) - f * chunkBytes), 0)
+    : options.source.sizeBytes;
   try {
     const inflight = new Set<Promise<void>>();
     let failure: unknown = null;
-    for await (const batch of readBatches(options.source, chunkBytes, batchChunks, allocate)) {
+    for await (const batch of readBatches(options.source, chunkBytes, batchChunks, allocate, options.plan?.ranges)) {
       const task: Promise<void> = processBatch(batch)
         .catch((err) => { failure ??= err; })
         .finally(() => inflight.delete(task));
@@ -132,10 +150,11 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
     await Promise.all(inflight);
     if (failure) throw failure;
     await writer.seal();
-    const map = Buffer.concat([...mapParts.entries()].sort((a, b) => a[0] - b[0]).map(([, part]) => part));
+    const map = fullMap ?? Buffer.concat([...mapParts.entries()].sort((a, b) => a[0] - b[0]).map(([, part]) => part));
     const sizeBytes = options.source.sizeBytes ?? counters.bytesDone;
     if (map.length / chunkIdBytes > chunksPerPointMax) throw new BlockvaultError('BAD_INPUT', `source ${options.source.description} is too large`);
-    const parent = latestPoint(repo, options.vm, options.disk);
+    counters.chunksZero = countZeroChunks(map);
+    const parent = options.plan ? repo.points.entryById(options.plan.parent.header.id) : latestPoint(repo, options.vm, options.disk);
     const header: PointHeader = {
       id: randomBytes(16).toString('hex'), vm: options.vm, disk: options.disk, time, sizeBytes, chunkBytes,
       chunksTotal: map.length / chunkIdBytes, parent: null, base: null, chainDepth: 0,
@@ -150,7 +169,10 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
       bytesRead: counters.bytesRead, bytesNew: counters.bytesNew, bytesStored: writer.bytesAppended,
       chunksTotal: header.chunksTotal, chunksNew: counters.chunksNew, chunksZero: counters.chunksZero,
       chunksKnown: counters.chunksKnown, seconds, parent: header.parent, mapKind: body.kind,
+      mode: options.plan ? 'incremental' : 'full',
+      reason: options.reason ?? (options.plan ? 'changed-block tracking' : 'no change tracking given: read the whole disk'),
     };
+    header.source = { ...header.source, mode: result.mode, reason: result.reason };
     header.stats = {
       bytesRead: result.bytesRead, bytesNew: result.bytesNew, bytesStored: result.bytesStored,
       chunksNew: result.chunksNew, chunksZero: result.chunksZero, seconds,
@@ -163,6 +185,12 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
     await writer.abort();
     throw err;
   }
+}
+
+function countZeroChunks(map: Buffer): number {
+  let zero = 0;
+  for (let at = 0; at < map.length; at += chunkIdBytes) if (map.compare(zeroChunkId, 0, chunkIdBytes, at, at + chunkIdBytes) === 0) zero += 1;
+  return zero;
 }
 
 /** The last chunk may be short; if it is a zero chunk we over-subtracted. */

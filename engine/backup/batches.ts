@@ -29,42 +29,51 @@ class ExtentCursor {
 }
 
 /**
- * `allocate` supplies each batch's buffer (at least batchChunks * chunkBytes
- * bytes), so a caller can recycle buffers instead of making garbage.
+ * Batches of whole chunks in disk order. `ranges` ([firstChunk, endChunk),
+ * ascending) limits reading to those chunks (an incremental backup); by
+ * default every chunk is visited. `allocate` supplies each batch's buffer (at
+ * least batchChunks * chunkBytes), so callers can recycle buffers.
  */
 export async function* readBatches(source: Source, chunkBytes: number, batchChunks: number,
-  allocate: () => ArrayBuffer = () => new ArrayBuffer(batchChunks * chunkBytes)): AsyncGenerator<Batch> {
+  allocate: () => ArrayBuffer = () => new ArrayBuffer(batchChunks * chunkBytes),
+  ranges?: ReadonlyArray<readonly [number, number]>): AsyncGenerator<Batch> {
   const size = source.sizeBytes;
+  if (size === null) {
+    if (ranges) throw new Error('a stream source cannot be read by ranges');
+    yield* streamBatches(source, chunkBytes, batchChunks, allocate);
+    return;
+  }
   const cursor = new ExtentCursor(source.dataExtents);
-  let offset = 0;
-  let chunk = 0;
-  for (;;) {
-    if (size !== null && offset >= size) return;
-    const want = size === null ? batchChunks * chunkBytes : Math.min(batchChunks * chunkBytes, size - offset);
-    const chunkLengths: number[] = [];
-    const readChunks: number[] = [];
-    for (let at = 0; at < want; at += chunkBytes) {
-      const length = Math.min(chunkBytes, want - at);
-      if (cursor.touchesData(offset + at, offset + at + length)) readChunks.push(chunkLengths.length);
-      chunkLengths.push(length);
+  for (const [first, endChunk] of ranges ?? [[0, Math.ceil(size / chunkBytes)] as const]) {
+    const end = Math.min(endChunk * chunkBytes, size);
+    for (let offset = first * chunkBytes; offset < end; ) {
+      const want = Math.min(batchChunks * chunkBytes, end - offset);
+      const chunkLengths: number[] = [];
+      const readChunks: number[] = [];
+      for (let at = 0; at < want; at += chunkBytes) {
+        const length = Math.min(chunkBytes, want - at);
+        if (cursor.touchesData(offset + at, offset + at + length)) readChunks.push(chunkLengths.length);
+        chunkLengths.push(length);
+      }
+      const data = allocate();
+      const bytesRead = await readRuns(source, data, offset, chunkBytes, chunkLengths, readChunks);
+      yield { firstChunk: offset / chunkBytes, chunkLengths, readChunks, data, bytesRead, last: offset + want >= size };
+      offset += want;
     }
+  }
+}
+
+/** A stream (stdin, a pipe): read everything in order; its size is where it ends. */
+async function* streamBatches(source: Source, chunkBytes: number, batchChunks: number, allocate: () => ArrayBuffer): AsyncGenerator<Batch> {
+  const want = batchChunks * chunkBytes;
+  for (let offset = 0, chunk = 0; ; offset += want, chunk += batchChunks) {
     const data = allocate();
-    let bytesRead = 0;
-    if (size === null) {
-      bytesRead = await source.read(new Uint8Array(data, 0, want), offset);
-      const last = bytesRead < want;
-      const n = Math.ceil(bytesRead / chunkBytes);
-      chunkLengths.length = n;
-      readChunks.length = n;
-      if (n > 0) chunkLengths[n - 1] = bytesRead - (n - 1) * chunkBytes;
-      if (n > 0) yield { firstChunk: chunk, chunkLengths, readChunks, data, bytesRead, last };
-      if (last) return;
-    } else {
-      bytesRead = await readRuns(source, data, offset, chunkBytes, chunkLengths, readChunks);
-      yield { firstChunk: chunk, chunkLengths, readChunks, data, bytesRead, last: offset + want >= size };
-    }
-    offset += want;
-    chunk += chunkLengths.length;
+    const bytesRead = await source.read(new Uint8Array(data, 0, want), offset);
+    const n = Math.ceil(bytesRead / chunkBytes);
+    const chunkLengths = Array.from({ length: n }, (_, i) => Math.min(chunkBytes, bytesRead - i * chunkBytes));
+    const last = bytesRead < want;
+    if (n > 0) yield { firstChunk: chunk, chunkLengths, readChunks: chunkLengths.map((_, i) => i), data, bytesRead, last };
+    if (last) return;
   }
 }
 

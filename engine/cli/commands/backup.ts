@@ -1,9 +1,11 @@
 import { runBackup } from '../../backup/backup.js';
 import type { CommitHook } from '../../repo/pack-writer.js';
+import { BlockvaultError } from '../../core/errors.js';
 import { checkName } from '../../core/names.js';
 import { humanBytes, humanRate, humanSeconds, ratio } from '../../core/human.js';
 import { Repository } from '../../repo/repository.js';
-import { openSource } from '../../source/source.js';
+import { openBackupSource } from '../../cbt/open-source.js';
+import { planBackup } from '../../cbt/plan.js';
 import { WorkerPool } from '../../workers/pool.js';
 import { intOption, onePositional, parse, repoPath } from '../args.js';
 import { note, printJson, say, type Command } from '../command.js';
@@ -27,45 +29,91 @@ function killHookFromEnv(): CommitHook | undefined {
 export const backupCommand: Command = {
   name: 'backup',
   summary: 'back up a VM disk (raw image, block device or stdin)',
-  help: `Usage: blockvault backup -r <repo> --vm <name> --disk <name> <source>
+  help: `Usage: blockvault backup -r <repo> --vm <name> --disk <name> <source> [options]
 
 Reads a disk and stores a new restore point <vm>/<disk>@<id>. Chunks the
 repository already holds (from any VM) are not stored again; holes in a sparse
 image are not even read. Every restore point is a complete disk image.
 
-<source> is a raw image file, a block device (e.g. an LVM snapshot), or '-'
-for standard input.
+<source> is one of:
+  a raw image file or a block device (e.g. an LVM snapshot)
+  -                          standard input
+  nbd://host[:port]/export   an NBD export (TCP)
+  nbd+unix:///export?socket=/run/x.sock   an NBD export (unix socket)
+  a qcow2/vmdk/vhdx/vdi image: served read-only by a private qemu-nbd
+                             (format from --format, else the file extension)
+
+Changed-block tracking (forever-incremental: only changed chunks are read,
+yet the new restore point is a complete disk):
+  --changed FILE         changed extents since the parent, as JSON
+                         [{"start": N, "length": N}, ...] (VMware's
+                         QueryChangedDiskAreas shape), sorted and disjoint
+  --bitmap NAME          a QEMU dirty bitmap exported by the NBD server
+                         (qemu-nbd -B NAME), or in a qcow2 source
+  --parent ID            the restore point the changes are relative to
+                         (default: the newest of this vm/disk)
+  --cbt-check PERCENT    re-read this share of the chunks tracking calls
+                         unchanged; if any differs from the parent, refuse
+                         the increment (exit 5)...
+  --cbt-fallback full    ...or read the whole disk instead
+Tracking is only trusted when it can be: with no parent, a changed disk size,
+a parent that failed verify, or a bitmap the server will not offer, the
+backup reads the whole disk and says why ("mode" and "reason" in --json).
+The bitmap must have been started at the parent's point in time; rotate it
+(add a new one, remove the old) only after the backup succeeded. See README.
 
 Options:
   -r, --repo PATH        repository (or BLOCKVAULT_REPO)
   --vm NAME              virtual machine name (letters, digits, . _ + -)
   --disk NAME            disk name within the VM, e.g. sda, vda, disk0
+  --format FMT           image format of <source> for qemu-nbd (qcow2, vmdk, ...)
   --lock-wait SECONDS    wait this long for another backup into the same
                          repository to finish (default 600), then fail (exit 3)
   --json                 print the result as one JSON object
 
 Exit codes: 0 ok, 1 bad usage or input, 2 data integrity problem, 3 repository
-locked or unavailable, 4 I/O error on the source or the repository (disk full).
+locked or unavailable, 4 I/O error on the source or the repository (disk full),
+5 --cbt-check refused the increment.
 
 Examples:
   blockvault backup -r /srv/bv --vm web01 --disk sda /var/lib/libvirt/images/web01.raw
-  blockvault backup -r /srv/bv --vm web01 --disk sda - < /dev/vg0/web01-snap`,
+  blockvault backup -r /srv/bv --vm web01 --disk sda - < /dev/vg0/web01-snap
+  blockvault backup -r /srv/bv --vm web01 --disk sda --changed changed.json /dev/vg0/web01-snap
+  blockvault backup -r /srv/bv --vm web01 --disk sda --bitmap nightly 'nbd+unix:///?socket=/run/web01.sock'
+  blockvault backup -r /srv/bv --vm web01 --disk sda --bitmap nightly web01.qcow2`,
   async run(argv) {
-    const { values, positionals } = parse('backup', argv, { vm: { type: 'string' }, disk: { type: 'string' }, 'lock-wait': { type: 'string' } });
+    const { values, positionals } = parse('backup', argv, {
+      vm: { type: 'string' }, disk: { type: 'string' }, 'lock-wait': { type: 'string' }, format: { type: 'string' },
+      changed: { type: 'string' }, bitmap: { type: 'string' }, parent: { type: 'string' },
+      'cbt-check': { type: 'string' }, 'cbt-fallback': { type: 'string' },
+    });
     const root = repoPath(values);
     const vm = checkName('vm', values.vm as string);
     const disk = checkName('disk', values.disk as string);
     const sourcePath = onePositional('backup', positionals, 'source (image file, block device or -)');
     const lockWaitSeconds = intOption(values, 'lock-wait', 600);
-    const source = await openSource(sourcePath);
+    const cbtCheckPercent = intOption(values, 'cbt-check', 0);
+    if (cbtCheckPercent > 100) throw new BlockvaultError('USAGE', `--cbt-check ${cbtCheckPercent}: a percentage from 0 to 100`);
+    const cbtFallback = (values['cbt-fallback'] as string | undefined) ?? 'refuse';
+    if (cbtFallback !== 'full' && cbtFallback !== 'refuse') throw new BlockvaultError('USAGE', `--cbt-fallback ${JSON.stringify(cbtFallback)}: expected full or refuse`);
+    if (values.changed && values.bitmap) throw new BlockvaultError('USAGE', 'give --changed or --bitmap, not both');
+    const opened = await openBackupSource(sourcePath, { format: values.format as string | undefined, bitmap: values.bitmap as string | undefined });
+    const source = opened.source;
     const repo = await Repository.open(root, {
       writer: { what: `backup ${vm}/${disk}`, lockWaitSeconds, onWait: (who) => note(`blockvault: waiting for the repository lock held by ${who}`) },
-    }).catch(async (err) => { await source.close(); throw err; });
+    }).catch(async (err) => { await opened.close(); throw err; });
     const pool = new WorkerPool();
     const bar = progressLine(`backup ${vm}/${disk}`);
     try {
+      const decision = await planBackup({
+        repo, vm, disk, source, parentRef: values.parent as string | undefined, changedFile: values.changed as string | undefined,
+        bitmap: values.bitmap ? { name: values.bitmap as string, source: opened.bitmapSource, problem: opened.bitmapProblem } : undefined,
+        cbtCheckPercent, cbtFallback,
+      });
+      if (!values.json) note(`blockvault: ${decision.plan ? 'incremental' : 'full'} backup: ${decision.reason}`);
       const result = await runBackup(repo, {
-        vm, disk, source, pool, hook: killHookFromEnv(),
+        vm, disk, source, pool, hook: killHookFromEnv(), plan: decision.plan, reason: decision.reason,
+        sourceInfo: { ...opened.info, ...decision.basis },
         onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal, `new ${humanBytes(p.bytesNew)}, dedup ${p.chunksDone ? Math.round((100 * p.chunksKnown) / Math.max(1, p.chunksKnown + p.chunksNew)) : 0}%`),
       });
       bar.done();
@@ -81,7 +129,7 @@ Examples:
     } finally {
       bar.done();
       await pool.close();
-      await source.close();
+      await opened.close();
       await repo.close();
     }
   },

@@ -1,0 +1,275 @@
+// An NBD client (fixed newstyle negotiation, NBD_OPT_GO, structured replies,
+// metadata contexts, block status), with many requests in flight. Errors on
+// the connection fail every request in flight with SOURCE_IO.
+import { connect, type Socket } from 'node:net';
+import { BlockvaultError } from '../core/errors.js';
+import {
+  cmd, decodeBlockStatus, decodeErrorChunk, decodeOptReplyHeader, encodeGo, encodeMetaContexts, encodeOption,
+  encodeRequest, errnoNames, flagFixedNewstyle, flagNoZeroes, info, nbdMagic, oldstyleMagic, opt, optReplyBytesMax, optsMagic,
+  rep, repErr, repErrNames, reply, replyFlagDone, replyPayloadBytesMax, simpleReplyMagic, structuredReplyMagic, type Extent,
+} from './protocol.js';
+import { SocketReader } from './socket-reader.js';
+import { describeAddress, type NbdAddress } from './uri.js';
+
+/** Largest read we send in one request (qemu-nbd accepts up to 32 MiB). */
+const readBytesMax = 4 * 1024 * 1024;
+/** Largest block status range per request. */
+const statusBytesMax = 2 ** 31;
+
+interface Pending {
+  kind: 'read' | 'status';
+  offset: number;
+  into?: Uint8Array;
+  extents?: Map<number, Extent[]>;
+  errors: string[];
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+export class NbdClient {
+  sizeBytes = 0;
+  transmissionFlags = 0;
+  blockSizes = { min: 1, preferred: 4096, max: readBytesMax };
+  /** Metadata contexts the server agreed to: name -> id. */
+  readonly contexts = new Map<string, number>();
+  private structured = false;
+  private cookie = 0n;
+  private readonly pending = new Map<bigint, Pending>();
+  private closedError: Error | null = null;
+
+  private constructor(private readonly socket: Socket, private readonly reader: SocketReader, readonly address: NbdAddress) {}
+
+  get description(): string {
+    return describeAddress(this.address);
+  }
+
+  /**
+   * Connects and negotiates. `refusedRetryMs`: keep retrying a refused
+   * connection this long (a server we just started may not listen yet).
+   */
+  static async connect(address: NbdAddress, metaContexts: string[] = [], refusedRetryMs = 0): Promise<NbdClient> {
+    const deadline = Date.now() + refusedRetryMs;
+    for (;;) {
+      try {
+        return await NbdClient.connectOnce(address, metaContexts);
+      } catch (err) {
+        const code = ((err as BlockvaultError).cause as NodeJS.ErrnoException | undefined)?.code;
+        if (code !== 'ECONNREFUSED' || Date.now() >= deadline) throw err;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  }
+
+  private static async connectOnce(address: NbdAddress, metaContexts: string[]): Promise<NbdClient> {
+    const where = describeAddress(address);
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const s = address.transport === 'unix' ? connect(address.socket) : connect(address.port, address.host);
+      s.once('connect', () => resolve(s));
+      s.once('error', (err: NodeJS.ErrnoException) => {
+        const hint = err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? ' (is the NBD server running?)' : '';
+        reject(new BlockvaultError('SOURCE_IO', `cannot connect to ${where}: ${err.message}${hint}`, { cause: err }));
+      });
+    });
+    socket.setNoDelay(true);
+    const client = new NbdClient(socket, new SocketReader(socket, () => where), address);
+    try {
+      await client.handshake(metaContexts);
+    } catch (err) {
+      socket.destroy();
+      if (err instanceof BlockvaultError) throw err;
+      throw new BlockvaultError('SOURCE_IO', `${where}: NBD handshake failed: ${(err as Error).message}`, { cause: err });
+    }
+    void client.receiveLoop();
+    return client;
+  }
+
+  private fail(message: string): never {
+    throw new BlockvaultError('SOURCE_IO', `${this.description}: ${message}`);
+  }
+
+  private async handshake(metaContexts: string[]): Promise<void> {
+    const hello = await this.reader.read(18).catch(() => this.fail('not an NBD server (no greeting)'));
+    if (hello.readBigUInt64BE(0) !== nbdMagic) this.fail('not an NBD server (bad greeting magic)');
+    const second = hello.readBigUInt64BE(8);
+    if (second === oldstyleMagic) this.fail('server speaks the old-style NBD handshake, which is not supported');
+    if (second !== optsMagic) this.fail('not an NBD server (bad option magic)');
+    const serverFlags = hello.readUInt16BE(16);
+    if (!(serverFlags & flagFixedNewstyle)) this.fail('server does not support fixed newstyle negotiation');
+    const clientFlags = Buffer.alloc(4);
+    clientFlags.writeUInt32BE(flagFixedNewstyle | (serverFlags & flagNoZeroes));
+    this.socket.write(clientFlags);
+
+    // Structured replies: needed for block status and sparse reads.
+    const sr = await this.option(opt.structuredReply, Buffer.alloc(0));
+    this.structured = sr.every((r) => r.type === rep.ack) && sr.length > 0;
+    if (metaContexts.length > 0 && this.structured) {
+      const replies = await this.option(opt.setMetaContext, encodeMetaContexts(this.address.exportName, metaContexts));
+      for (const r of replies) {
+        if (r.type === rep.metaContext && r.data.length >= 4) this.contexts.set(r.data.toString('utf8', 4), r.data.readUInt32BE(0));
+      }
+    }
+    const go = await this.option(opt.go, encodeGo(this.address.exportName, [info.export, info.blockSize]));
+    const failed = go.find((r) => r.type >= repErr);
+    if (failed) {
+      const code = failed.type - repErr;
+      const why = repErrNames[code] ?? `error ${code}`;
+      const detail = failed.data.length ? `: ${failed.data.toString('utf8')}` : '';
+      throw new BlockvaultError(code === 6 ? 'BAD_INPUT' : 'SOURCE_IO', `${this.description}: server refused export "${this.address.exportName}" (${why}${detail})`);
+    }
+    for (const r of go) {
+      if (r.type !== rep.info || r.data.length < 2) continue;
+      const kind = r.data.readUInt16BE(0);
+      if (kind === info.export && r.data.length >= 12) {
+        this.sizeBytes = Number(r.data.readBigUInt64BE(2));
+        this.transmissionFlags = r.data.readUInt16BE(10);
+      } else if (kind === info.blockSize && r.data.length >= 14) {
+        this.blockSizes = { min: r.data.readUInt32BE(2), preferred: r.data.readUInt32BE(6), max: Math.min(readBytesMax, r.data.readUInt32BE(10)) };
+      }
+    }
+  }
+
+  /** Sends an option and collects its replies up to the final one. */
+  private async option(option: number, data: Buffer): Promise<Array<{ type: number; data: Buffer }>> {
+    this.socket.write(encodeOption(option, data));
+    const replies: Array<{ type: number; data: Buffer }> = [];
+    for (;;) {
+      const header = decodeOptReplyHeader(await this.reader.read(20));
+      if (header.length > optReplyBytesMax) this.fail(`option reply of ${header.length} bytes is too large`);
+      const payload = await this.reader.read(header.length);
+      replies.push({ type: header.type, data: payload });
+      if (header.type === rep.ack || header.type >= repErr) return replies; // final reply
+    }
+  }
+
+  private send(pending: Pending, flags: number, type: number, offset: number, length: number): Promise<void> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    const cookie = ++this.cookie;
+    const done = new Promise<void>((resolve, reject) => {
+      pending.resolve = resolve;
+      pending.reject = reject;
+    });
+    this.pending.set(cookie, pending);
+    this.socket.write(encodeRequest(flags, type, cookie, offset, length));
+    return done;
+  }
+
+  /** Reads `into.length` bytes at `offset`, in pieces of at most the server's maximum, all in flight. */
+  async read(offset: number, into: Uint8Array): Promise<void> {
+    if (offset < 0 || offset + into.length > this.sizeBytes) this.fail(`read ${offset}+${into.length} is outside the export (${this.sizeBytes} bytes)`);
+    const pieces: Promise<void>[] = [];
+    for (let at = 0; at < into.length; at += this.blockSizes.max) {
+      const piece = into.subarray(at, Math.min(into.length, at + this.blockSizes.max));
+      pieces.push(this.send({ kind: 'read', offset: offset + at, into: piece, errors: [], resolve: () => undefined, reject: () => undefined }, 0, cmd.read, offset + at, piece.length));
+    }
+    await Promise.all(pieces);
+  }
+
+  /** Extents of one metadata context covering [offset, offset+length), in order. */
+  async blockStatus(context: string, offset: number, length: number): Promise<Extent[]> {
+    const id = this.contexts.get(context);
+    if (id === undefined) this.fail(`metadata context ${context} was not negotiated`);
+    const extents: Extent[] = [];
+    let at = offset;
+    const end = offset + length;
+    while (at < end) {
+      const want = Math.min(end - at, statusBytesMax);
+      const pending: Pending = { kind: 'status', offset: at, extents: new Map(), errors: [], resolve: () => undefined, reject: () => undefined };
+      await this.send(pending, 0, cmd.blockStatus, at, want);
+      const got = pending.extents!.get(id) ?? [];
+      if (got.length === 0) this.fail(`no block status for ${context} at offset ${at}`);
+      for (const e of got) {
+        const len = Math.min(e.length, end - at);
+        if (len <= 0) break;
+        extents.push({ length: len, flags: e.flags });
+        at += len;
+      }
+    }
+    return extents;
+  }
+
+  private async receiveLoop(): Promise<void> {
+    try {
+      for (;;) {
+        const magic = (await this.reader.read(4)).readUInt32BE(0);
+        if (magic === simpleReplyMagic) await this.simpleReply();
+        else if (magic === structuredReplyMagic) await this.structuredChunk();
+        else this.fail(`bad reply magic 0x${magic.toString(16)}`);
+      }
+    } catch (err) {
+      const error = err instanceof BlockvaultError ? err : new BlockvaultError('SOURCE_IO', `${this.description}: ${(err as Error).message}`);
+      this.closedError = error;
+      for (const p of this.pending.values()) p.reject(error);
+      this.pending.clear();
+    }
+  }
+
+  private take(cookie: bigint): Pending {
+    const p = this.pending.get(cookie);
+    if (!p) this.fail(`reply for unknown request ${cookie}`);
+    return p;
+  }
+
+  private async simpleReply(): Promise<void> {
+    const rest = await this.reader.read(12);
+    const errno = rest.readUInt32BE(0);
+    const cookie = rest.readBigUInt64BE(4);
+    const p = this.take(cookie);
+    this.pending.delete(cookie);
+    if (errno !== 0) {
+      p.reject(this.requestError(p, errno, ''));
+      return;
+    }
+    if (p.kind === 'read' && p.into) await this.reader.readInto(p.into);
+    p.resolve();
+  }
+
+  private async structuredChunk(): Promise<void> {
+    const h = await this.reader.read(16);
+    const flags = h.readUInt16BE(0);
+    const type = h.readUInt16BE(2);
+    const cookie = h.readBigUInt64BE(4);
+    const length = h.readUInt32BE(12);
+    const p = this.take(cookie);
+    if (type === reply.offsetData && p.kind === 'read' && p.into) {
+      const at = Number((await this.reader.read(8)).readBigUInt64BE(0)) - p.offset;
+      if (at < 0 || at + length - 8 > p.into.length) this.fail('server sent read data outside the request');
+      await this.reader.readInto(p.into.subarray(at, at + length - 8));
+    } else if (type === reply.offsetHole && p.kind === 'read' && p.into) {
+      const b = await this.reader.read(length);
+      const at = Number(b.readBigUInt64BE(0)) - p.offset;
+      const size = b.readUInt32BE(8);
+      if (at < 0 || at + size > p.into.length) this.fail('server sent a hole outside the request');
+      p.into.fill(0, at, at + size);
+    } else {
+      if (length > replyPayloadBytesMax) this.fail(`reply chunk of ${length} bytes is too large`);
+      const payload = await this.reader.read(length);
+      if (type === reply.blockStatus && p.kind === 'status') {
+        const status = decodeBlockStatus(payload);
+        p.extents!.set(status.contextId, status.extents);
+      } else if (type & 0x8000) {
+        const e = decodeErrorChunk(payload);
+        p.errors.push(`${errnoNames[e.errno] ?? `errno ${e.errno}`}${e.message ? `: ${e.message}` : ''}`);
+      } else if (type !== reply.none) {
+        this.fail(`unexpected reply chunk type ${type}`);
+      }
+    }
+    if (flags & replyFlagDone) {
+      this.pending.delete(cookie);
+      if (p.errors.length > 0) p.reject(this.requestError(p, 5, p.errors.join('; ')));
+      else p.resolve();
+    }
+  }
+
+  private requestError(p: Pending, errno: number, message: string): BlockvaultError {
+    const what = p.kind === 'read' ? `read at offset ${p.offset}` : `block status at offset ${p.offset}`;
+    return new BlockvaultError('SOURCE_IO', `${this.description}: ${what} failed (${message || errnoNames[errno] || `errno ${errno}`})`);
+  }
+
+  async close(): Promise<void> {
+    if (!this.socket.destroyed) {
+      if (!this.closedError) this.socket.write(encodeRequest(0, cmd.disc, 0n, 0, 0));
+      this.socket.end();
+      this.socket.destroy();
+    }
+  }
+}

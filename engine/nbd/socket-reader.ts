@@ -1,0 +1,64 @@
+// Reads exact byte counts from a socket, straight into caller buffers where
+// possible. A closed or failed socket fails every pending and later read.
+import type { Socket } from 'node:net';
+
+export class SocketReader {
+  private chunks: Buffer[] = [];
+  private available = 0;
+  private waiter: (() => void) | null = null;
+  private failure: Error | null = null;
+
+  constructor(socket: Socket, describe: () => string) {
+    socket.on('data', (data: Buffer) => {
+      this.chunks.push(data);
+      this.available += data.length;
+      this.wake();
+    });
+    const fail = (why: string) => {
+      this.failure ??= new Error(`${describe()}: ${why}`);
+      this.wake();
+    };
+    socket.on('end', () => fail('the server closed the connection'));
+    socket.on('close', () => fail('the connection closed'));
+    socket.on('error', (err) => fail(err.message));
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.();
+  }
+
+  /** Fills `into` completely from the stream. */
+  async readInto(into: Uint8Array): Promise<void> {
+    let done = 0;
+    while (done < into.length) {
+      if (this.available === 0) {
+        if (this.failure) throw this.failure;
+        await new Promise<void>((resolve) => (this.waiter = resolve));
+        continue;
+      }
+      const head = this.chunks[0];
+      const n = Math.min(head.length, into.length - done);
+      into.set(head.subarray(0, n), done);
+      done += n;
+      this.available -= n;
+      if (n === head.length) this.chunks.shift();
+      else this.chunks[0] = head.subarray(n);
+    }
+  }
+
+  async read(length: number): Promise<Buffer> {
+    const out = Buffer.allocUnsafe(length);
+    await this.readInto(out);
+    return out;
+  }
+
+  async skip(length: number): Promise<void> {
+    for (let left = length; left > 0; ) {
+      const n = Math.min(left, 1 << 20);
+      await this.read(n);
+      left -= n;
+    }
+  }
+}
