@@ -4,10 +4,10 @@
 import { connect, type Socket } from 'node:net';
 import { BlockvaultError } from '../core/errors.js';
 import {
-  cmd, decodeBlockStatus, decodeErrorChunk, decodeOptReplyHeader, encodeGo, encodeMetaContexts, encodeOption,
-  encodeRequest, errnoNames, flagFixedNewstyle, flagNoZeroes, info, nbdMagic, oldstyleMagic, opt, optReplyBytesMax, optsMagic,
-  rep, repErr, repErrNames, reply, replyFlagDone, replyPayloadBytesMax, simpleReplyMagic, structuredReplyMagic, type Extent,
+  cmd, decodeOptReplyHeader, encodeGo, encodeMetaContexts, encodeOption, encodeRequest, flagFixedNewstyle, flagNoZeroes,
+  info, nbdMagic, oldstyleMagic, opt, optReplyBytesMax, optsMagic, rep, repErr, repErrNames, type Extent,
 } from './protocol.js';
+import { ReplyParser, type Pending } from './reply-parser.js';
 import { SocketReader } from './socket-reader.js';
 import { describeAddress, type NbdAddress } from './uri.js';
 
@@ -16,15 +16,8 @@ const readBytesMax = 4 * 1024 * 1024;
 /** Largest block status range per request. */
 const statusBytesMax = 2 ** 31;
 
-interface Pending {
-  kind: 'read' | 'status';
-  offset: number;
-  into?: Uint8Array;
-  extents?: Map<number, Extent[]>;
-  errors: string[];
-  resolve: () => void;
-  reject: (err: Error) => void;
-}
+/** Socket reads land in this buffer (and are copied out at once): fewer, larger reads. */
+const socketReadBytes = 1024 * 1024;
 
 export class NbdClient {
   sizeBytes = 0;
@@ -36,8 +29,11 @@ export class NbdClient {
   private cookie = 0n;
   private readonly pending = new Map<bigint, Pending>();
   private closedError: Error | null = null;
+  private parser: ReplyParser | null = null;
+  private reader!: SocketReader;
+  private socket!: Socket;
 
-  private constructor(private readonly socket: Socket, private readonly reader: SocketReader, readonly address: NbdAddress) {}
+  private constructor(readonly address: NbdAddress) {}
 
   get description(): string {
     return describeAddress(this.address);
@@ -62,8 +58,10 @@ export class NbdClient {
 
   private static async connectOnce(address: NbdAddress, metaContexts: string[]): Promise<NbdClient> {
     const where = describeAddress(address);
+    const client = new NbdClient(address);
+    const onread = { buffer: Buffer.allocUnsafe(socketReadBytes), callback: (n: number, buf: Uint8Array) => client.onBytes(buf.subarray(0, n) as Buffer) };
     const socket = await new Promise<Socket>((resolve, reject) => {
-      const s = address.transport === 'unix' ? connect(address.socket) : connect(address.port, address.host);
+      const s = address.transport === 'unix' ? connect({ path: address.socket, onread }) : connect({ port: address.port, host: address.host, onread });
       s.once('connect', () => resolve(s));
       s.once('error', (err: NodeJS.ErrnoException) => {
         const hint = err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? ' (is the NBD server running?)' : '';
@@ -71,7 +69,8 @@ export class NbdClient {
       });
     });
     socket.setNoDelay(true);
-    const client = new NbdClient(socket, new SocketReader(socket, () => where), address);
+    client.socket = socket;
+    client.reader = new SocketReader(socket, () => where);
     try {
       await client.handshake(metaContexts);
     } catch (err) {
@@ -79,8 +78,39 @@ export class NbdClient {
       if (err instanceof BlockvaultError) throw err;
       throw new BlockvaultError('SOURCE_IO', `${where}: NBD handshake failed: ${(err as Error).message}`, { cause: err });
     }
-    void client.receiveLoop();
+    client.startTransmission();
     return client;
+  }
+
+  /** Bytes from the socket: to the handshake reader, then to the reply parser. */
+  private onBytes(chunk: Buffer): boolean {
+    if (!this.parser) {
+      this.reader?.push(Buffer.from(chunk)); // the read buffer is reused: copy
+      return true;
+    }
+    try {
+      this.parser.push(chunk);
+    } catch (err) {
+      this.failAll(err as Error);
+      this.socket.destroy();
+    }
+    return true;
+  }
+
+  private startTransmission(): void {
+    this.parser = new ReplyParser(this.pending, () => this.description);
+    const fail = (why: string) => this.failAll(new BlockvaultError('SOURCE_IO', `${this.description}: ${why}`));
+    this.socket.on('end', () => fail('the server closed the connection'));
+    this.socket.on('close', () => fail('the connection closed'));
+    this.socket.on('error', (err) => fail(err.message));
+    for (const rest of this.reader.drain()) this.onBytes(rest);
+  }
+
+  private failAll(err: Error): void {
+    const error = err instanceof BlockvaultError ? err : new BlockvaultError('SOURCE_IO', `${this.description}: ${err.message}`);
+    this.closedError ??= error;
+    for (const p of this.pending.values()) p.reject(error);
+    this.pending.clear();
   }
 
   private fail(message: string): never {
@@ -185,84 +215,6 @@ export class NbdClient {
       }
     }
     return extents;
-  }
-
-  private async receiveLoop(): Promise<void> {
-    try {
-      for (;;) {
-        const magic = (await this.reader.read(4)).readUInt32BE(0);
-        if (magic === simpleReplyMagic) await this.simpleReply();
-        else if (magic === structuredReplyMagic) await this.structuredChunk();
-        else this.fail(`bad reply magic 0x${magic.toString(16)}`);
-      }
-    } catch (err) {
-      const error = err instanceof BlockvaultError ? err : new BlockvaultError('SOURCE_IO', `${this.description}: ${(err as Error).message}`);
-      this.closedError = error;
-      for (const p of this.pending.values()) p.reject(error);
-      this.pending.clear();
-    }
-  }
-
-  private take(cookie: bigint): Pending {
-    const p = this.pending.get(cookie);
-    if (!p) this.fail(`reply for unknown request ${cookie}`);
-    return p;
-  }
-
-  private async simpleReply(): Promise<void> {
-    const rest = await this.reader.read(12);
-    const errno = rest.readUInt32BE(0);
-    const cookie = rest.readBigUInt64BE(4);
-    const p = this.take(cookie);
-    this.pending.delete(cookie);
-    if (errno !== 0) {
-      p.reject(this.requestError(p, errno, ''));
-      return;
-    }
-    if (p.kind === 'read' && p.into) await this.reader.readInto(p.into);
-    p.resolve();
-  }
-
-  private async structuredChunk(): Promise<void> {
-    const h = await this.reader.read(16);
-    const flags = h.readUInt16BE(0);
-    const type = h.readUInt16BE(2);
-    const cookie = h.readBigUInt64BE(4);
-    const length = h.readUInt32BE(12);
-    const p = this.take(cookie);
-    if (type === reply.offsetData && p.kind === 'read' && p.into) {
-      const at = Number((await this.reader.read(8)).readBigUInt64BE(0)) - p.offset;
-      if (at < 0 || at + length - 8 > p.into.length) this.fail('server sent read data outside the request');
-      await this.reader.readInto(p.into.subarray(at, at + length - 8));
-    } else if (type === reply.offsetHole && p.kind === 'read' && p.into) {
-      const b = await this.reader.read(length);
-      const at = Number(b.readBigUInt64BE(0)) - p.offset;
-      const size = b.readUInt32BE(8);
-      if (at < 0 || at + size > p.into.length) this.fail('server sent a hole outside the request');
-      p.into.fill(0, at, at + size);
-    } else {
-      if (length > replyPayloadBytesMax) this.fail(`reply chunk of ${length} bytes is too large`);
-      const payload = await this.reader.read(length);
-      if (type === reply.blockStatus && p.kind === 'status') {
-        const status = decodeBlockStatus(payload);
-        p.extents!.set(status.contextId, status.extents);
-      } else if (type & 0x8000) {
-        const e = decodeErrorChunk(payload);
-        p.errors.push(`${errnoNames[e.errno] ?? `errno ${e.errno}`}${e.message ? `: ${e.message}` : ''}`);
-      } else if (type !== reply.none) {
-        this.fail(`unexpected reply chunk type ${type}`);
-      }
-    }
-    if (flags & replyFlagDone) {
-      this.pending.delete(cookie);
-      if (p.errors.length > 0) p.reject(this.requestError(p, 5, p.errors.join('; ')));
-      else p.resolve();
-    }
-  }
-
-  private requestError(p: Pending, errno: number, message: string): BlockvaultError {
-    const what = p.kind === 'read' ? `read at offset ${p.offset}` : `block status at offset ${p.offset}`;
-    return new BlockvaultError('SOURCE_IO', `${this.description}: ${what} failed (${message || errnoNames[errno] || `errno ${errno}`})`);
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,5 @@
-// Reads exact byte counts from a socket, straight into caller buffers where
-// possible. A closed or failed socket fails every pending and later read.
+// Reads exact byte counts from bytes pushed in from a socket (used for the
+// NBD handshake). A closed or failed socket fails every pending and later read.
 import type { Socket } from 'node:net';
 
 export class SocketReader {
@@ -9,11 +9,6 @@ export class SocketReader {
   private failure: Error | null = null;
 
   constructor(socket: Socket, describe: () => string) {
-    socket.on('data', (data: Buffer) => {
-      this.chunks.push(data);
-      this.available += data.length;
-      this.wake();
-    });
     const fail = (why: string) => {
       this.failure ??= new Error(`${describe()}: ${why}`);
       this.wake();
@@ -21,6 +16,21 @@ export class SocketReader {
     socket.on('end', () => fail('the server closed the connection'));
     socket.on('close', () => fail('the connection closed'));
     socket.on('error', (err) => fail(err.message));
+  }
+
+  /** Bytes from the socket (the caller passes a copy it will not reuse). */
+  push(data: Buffer): void {
+    this.chunks.push(data);
+    this.available += data.length;
+    this.wake();
+  }
+
+  /** Whatever arrived but was not read yet (handed to the next parser). */
+  drain(): Buffer[] {
+    const rest = this.chunks;
+    this.chunks = [];
+    this.available = 0;
+    return rest;
   }
 
   private wake(): void {
