@@ -17,3 +17,14 @@ export function say(line = ''): void {
 export function note(line: string): void {
   process.stderr.write(`${line}\n`);
 }
+
+let interruptHandler: (() => Promise<void>) | null = null;
+
+/** A long-running command (mount) that must clean up on Ctrl-C / SIGTERM registers here. */
+export function onInterrupt(handler: (() => Promise<void>) | null): void {
+  interruptHandler = handler;
+}
+
+export function interruptHandlerFor(): (() => Promise<void>) | null {
+  return interruptHandler;
+}

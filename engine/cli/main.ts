@@ -11,9 +11,10 @@ import { listCommand } from './commands/list.js';
 import { restoreCommand } from './commands/restore.js';
 import { statsCommand } from './commands/stats.js';
 import { verifyCommand } from './commands/verify.js';
-import type { Command } from './command.js';
+import { interruptHandlerFor, type Command } from './command.js';
+import { mountCommand, umountCommand } from './commands/mount.js';
 
-const commands: Command[] = [initCommand, backupCommand, listCommand, restoreCommand, verifyCommand, statsCommand, indexCommand];
+const commands: Command[] = [initCommand, backupCommand, listCommand, restoreCommand, verifyCommand, statsCommand, mountCommand, umountCommand, indexCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -80,6 +81,11 @@ export async function main(argv: string[]): Promise<number> {
 // backup had not committed stays unreferenced in tmp/ and is removed by the next writer.
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.once(signal, () => {
+    const handler = interruptHandlerFor();
+    if (handler) {
+      void handler().finally(() => process.exit(0));
+      return;
+    }
     process.stderr.write(`\nblockvault: interrupted (${signal}); nothing partial was committed\n`);
     process.exit(128 + ({ SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const)[signal]);
   });

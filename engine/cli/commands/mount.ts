@@ -1,0 +1,91 @@
+import { statSync } from 'node:fs';
+import { isMounted, mountTree, prepareMountPoint, unmountPath } from '../../../mount/fuse-mount.js';
+import { MountTree } from '../../../mount/tree.js';
+import { humanBytes } from '../../core/human.js';
+import { Repository } from '../../repo/repository.js';
+import { WorkerPool } from '../../workers/pool.js';
+import { onePositional, parse, repoPath, sizeOption } from '../args.js';
+import { note, onInterrupt, type Command } from '../command.js';
+
+export const mountCommand: Command = {
+  name: 'mount',
+  summary: 'browse every restore point as files: whole disks, partitions, files',
+  help: `Usage: blockvault mount -r <repo> <mountpoint> [--cache-size 256M]
+
+Serves the repository read-only through FUSE, in the foreground, until Ctrl-C
+or \`blockvault umount <mountpoint>\`:
+
+  <mountpoint>/<vm>/<disk>/<UTC time>_<id>/disk.raw        the whole disk (QEMU can boot it)
+  <mountpoint>/<vm>/<disk>/<UTC time>_<id>/part<N>.raw     each MBR/GPT partition
+  <mountpoint>/<vm>/<disk>/<UTC time>_<id>/files/part<N>/  the files of ext2/3/4 partitions
+  <mountpoint>/<vm>/<disk>/latest                          the newest restore point
+
+Restore points backed up while mounted appear within a second. Every byte is
+checked against its chunk's SHA-256; a damaged chunk fails that read with EIO
+(and is logged), nothing else. A mount point left stale by a killed mount is
+cleaned up automatically.
+
+Options:
+  -r, --repo PATH      repository (or BLOCKVAULT_REPO)
+  --cache-size SIZE    decompressed chunks kept in memory (default 256M)`,
+  async run(argv) {
+    const { values, positionals } = parse('mount', argv, { 'cache-size': { type: 'string' } });
+    const mnt = onePositional('mount', positionals, 'mount point');
+    const cacheBytes = sizeOption(values, 'cache-size', 256 * 1024 * 1024);
+    prepareMountPoint(mnt);
+    const repo = await Repository.open(repoPath(values));
+    const pool = new WorkerPool();
+    const tree = new MountTree(repo, pool, cacheBytes);
+    let handle;
+    try {
+      handle = await mountTree(mnt, tree, (line) => note(line));
+    } catch (err) {
+      await pool.close();
+      await repo.close();
+      throw err;
+    }
+    note(`blockvault: mounted ${repo.root} at ${mnt} (read-only, chunk cache ${humanBytes(cacheBytes)}); Ctrl-C or \`blockvault umount ${mnt}\` to unmount`);
+    const stop = async () => {
+      await handle.unmount();
+      await pool.close();
+      await repo.close();
+    };
+    onInterrupt(stop);
+    // Serve until unmounted from outside (blockvault umount / fusermount -u), then exit.
+    await new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        if (!isMounted(mnt)) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, 500);
+    });
+    onInterrupt(null);
+    await pool.close();
+    await repo.close();
+    note(`blockvault: ${mnt} unmounted`);
+    return 0;
+  },
+};
+
+export const umountCommand: Command = {
+  name: 'umount',
+  summary: 'unmount a blockvault mount (also cleans up a stale one)',
+  help: `Usage: blockvault umount <mountpoint>
+
+Unmounts a mount made by \`blockvault mount\`; the serving process then exits.
+A mount point left stale by a killed process (ENOTCONN) is cleaned up too.`,
+  async run(argv) {
+    const { positionals } = parse('umount', argv, {});
+    const mnt = onePositional('umount', positionals, 'mount point');
+    let stale = false;
+    try {
+      statSync(mnt);
+    } catch (err) {
+      stale = (err as NodeJS.ErrnoException).code === 'ENOTCONN';
+    }
+    unmountPath(mnt, stale);
+    note(`blockvault: unmounted ${mnt}${stale ? ' (it was stale)' : ''}`);
+    return 0;
+  },
+};

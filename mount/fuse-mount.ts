@@ -1,0 +1,137 @@
+// The FUSE adapter (fuse-native, libfuse 2): translates FUSE operations into
+// MountTree lookups and reads. Every handler answers exactly once; errors
+// become errnos (a damaged chunk is EIO on that read, logged with the chunk
+// and restore point, never a crash or a hang). Handlers run on the main
+// thread, so nothing here blocks: reads await the worker pool.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
+import { BlockvaultError } from '../engine/core/errors.js';
+import type { MountTree, Node } from './tree.js';
+
+type Cb = (code: number, ...rest: unknown[]) => void;
+interface FuseCtor {
+  new (mnt: string, ops: Record<string, unknown>, opts: Record<string, unknown>): { mount(cb: (err?: Error) => void): void; unmount(cb: (err?: Error) => void): void };
+  ENOENT: number; EIO: number; EROFS: number; ENOTDIR: number; EISDIR: number; EINVAL: number;
+}
+
+function loadFuse(): FuseCtor {
+  try {
+    return createRequire(import.meta.url)('fuse-native') as FuseCtor;
+  } catch (err) {
+    throw new BlockvaultError('USAGE', `FUSE is not available (${(err as Error).message}); install Debian's fuse and libfuse2`);
+  }
+}
+
+/** Is `path` a FUSE mount point right now (per /proc/self/mountinfo)? */
+export function isMounted(path: string): boolean {
+  const target = resolve(path);
+  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((line) => line.split(' ')[4] === target);
+}
+
+/** Checks a mount point and clears a stale one (ENOTCONN: its process died). */
+export function prepareMountPoint(path: string): void {
+  if (!existsSync('/dev/fuse')) throw new BlockvaultError('USAGE', 'FUSE is not available: /dev/fuse is missing (modprobe fuse)');
+  try {
+    if (!statSync(path).isDirectory()) throw new BlockvaultError('BAD_INPUT', `mount point ${path} is not a directory`);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new BlockvaultError('BAD_INPUT', `mount point ${path} does not exist (mkdir it first)`);
+    if (code !== 'ENOTCONN') throw err;
+    process.stderr.write(`blockvault: ${path} is a stale mount (its process is gone); cleaning it up\n`);
+    unmountPath(path, true);
+    return;
+  }
+  if (isMounted(path)) throw new BlockvaultError('REPO_UNAVAILABLE', `${path} is busy: something is already mounted there (blockvault umount ${path})`);
+}
+
+export function unmountPath(path: string, lazy = false): void {
+  try {
+    execFileSync('fusermount', ['-u', ...(lazy ? ['-z'] : []), path], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (err) {
+    const stderr = String((err as { stderr?: Buffer }).stderr ?? '');
+    if (/busy/i.test(stderr)) throw new BlockvaultError('REPO_UNAVAILABLE', `${path} is busy (a process is using it); close it and retry, or unmount lazily with umount -l`);
+    throw new BlockvaultError('BAD_INPUT', `cannot unmount ${path}: ${stderr.trim() || (err as Error).message}`);
+  }
+}
+
+export interface MountHandle { unmount(): Promise<void> }
+
+export async function mountTree(mnt: string, tree: MountTree, log: (line: string) => void): Promise<MountHandle> {
+  const Fuse = loadFuse();
+  const errno = (err: unknown): number => {
+    if (err instanceof BlockvaultError) {
+      if (err.code === 'CHECKSUM_MISMATCH' || err.code === 'CHUNK_MISSING' || err.code === 'CORRUPT') log(`blockvault mount: EIO: ${err.message}`);
+      const name = (err as unknown as { errno?: string }).errno;
+      if (name === 'ENOENT' || err.code === 'POINT_NOT_FOUND') return Fuse.ENOENT;
+      if (name === 'ENOTDIR') return Fuse.ENOTDIR;
+      return Fuse.EIO;
+    }
+    log(`blockvault mount: internal error: ${(err as Error)?.stack ?? String(err)}`);
+    return Fuse.EIO;
+  };
+  /** Runs an async handler and answers exactly once. */
+  const answer = (cb: Cb, work: () => Promise<[number, ...unknown[]]>) => {
+    let done = false;
+    work().then(
+      (args) => { if (!done) { done = true; cb(...args); } },
+      (err) => { if (!done) { done = true; cb(errno(err)); } },
+    );
+  };
+  const attr = (node: Node) => {
+    const base = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+    if (node.kind === 'ext') {
+      const s = node.stat;
+      return { ...base, mode: s.mode, size: s.size, nlink: s.nlink, uid: s.uid, gid: s.gid, atime: s.atime, mtime: s.mtime, ctime: s.ctime };
+    }
+    const times = { atime: node.time, mtime: node.time, ctime: node.time };
+    if (node.kind === 'dir') return { ...base, ...times, mode: 0o40555, size: 4096, nlink: 2 };
+    if (node.kind === 'symlink') return { ...base, ...times, mode: 0o120777, size: node.target.length, nlink: 1 };
+    return { ...base, ...times, mode: 0o100444, size: node.size, nlink: 1 };
+  };
+  const need = async (path: string) => {
+    const node = await tree.lookup(path);
+    if (!node) throw Object.assign(new BlockvaultError('POINT_NOT_FOUND', `${path}: not found`), { errno: 'ENOENT' });
+    return node;
+  };
+  const ops = {
+    getattr: (path: string, cb: Cb) => answer(cb, async () => [0, attr(await need(path))]),
+    readdir: (path: string, cb: Cb) => answer(cb, async () => {
+      const node = await need(path);
+      if (node.kind === 'dir') return [0, await node.entries()];
+      if (node.kind === 'ext' && node.stat.isDirectory) return [0, await node.files.readdir(node.path)];
+      return [Fuse.ENOTDIR];
+    }),
+    readlink: (path: string, cb: Cb) => answer(cb, async () => {
+      const node = await need(path);
+      if (node.kind === 'symlink') return [0, node.target];
+      if (node.kind === 'ext' && node.stat.isSymlink) return [0, await node.files.readlink(node.path)];
+      return [Fuse.EINVAL];
+    }),
+    open: (path: string, flags: number, cb: Cb) => answer(cb, async () => {
+      if ((flags & 3) !== 0) return [Fuse.EROFS]; // O_WRONLY / O_RDWR: restore points are immutable
+      const node = await need(path);
+      if (node.kind === 'dir' || (node.kind === 'ext' && node.stat.isDirectory)) return [Fuse.EISDIR];
+      return [0, 0];
+    }),
+    release: (_path: string, _fd: number, cb: Cb) => cb(0),
+    read: (path: string, _fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => answer(cb, async () => {
+      const node = await need(path);
+      let data: Buffer;
+      if (node.kind === 'file') data = await node.read(pos, Math.max(0, Math.min(len, node.size - pos)));
+      else if (node.kind === 'ext') data = await node.files.read(node.path, pos, len);
+      else return [Fuse.EISDIR];
+      data.copy(buf);
+      return [data.length];
+    }),
+  };
+  const fuse = new Fuse(mnt, ops, {
+    force: false, mkdir: false, fsname: 'blockvault', subtype: 'blockvault',
+    kernelCache: true, // restore points never change: keep their pages across opens
+    entryTimeout: 1, attrTimeout: 1, // new restore points and `latest` show up within a second
+    maxRead: 1024 * 1024,
+  });
+  await new Promise<void>((res, rej) => fuse.mount((err) => (err ? rej(new BlockvaultError('REPO_UNAVAILABLE', `cannot mount at ${mnt}: ${err.message}`)) : res())));
+  return { unmount: () => new Promise<void>((res) => fuse.unmount(() => res())) };
+}

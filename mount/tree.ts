@@ -1,0 +1,123 @@
+// The mounted tree, independent of FUSE:
+//   /<vm>/<disk>/<UTC time>_<short id>/disk.raw         the whole disk
+//   /<vm>/<disk>/<UTC time>_<short id>/part<N>.raw      each MBR/GPT partition
+//   /<vm>/<disk>/<UTC time>_<short id>/files/part<N>/   files of ext2/3/4 partitions
+//   /<vm>/<disk>/latest -> the newest restore point directory
+// Restore points are opened lazily and kept open (a few at a time).
+import { BlockvaultError } from '../engine/core/errors.js';
+import { ChunkCache } from '../engine/read/chunk-cache.js';
+import { PointReader } from '../engine/read/point-reader.js';
+import type { PointEntry } from '../engine/repo/chunk-index.js';
+import type { Repository } from '../engine/repo/repository.js';
+import type { WorkerPool } from '../engine/workers/pool.js';
+import { ExtFiles, type FileStat } from './ext-files.js';
+import { parsePartitions, partitionTableBytes, type Partition } from './partitions.js';
+
+export type Node =
+  | { kind: 'dir'; time: Date; entries: () => Promise<string[]> }
+  | { kind: 'symlink'; time: Date; target: string }
+  | { kind: 'file'; time: Date; size: number; read: (offset: number, length: number) => Promise<Buffer> }
+  | { kind: 'ext'; stat: FileStat; files: ExtFiles; path: string };
+
+interface OpenedPoint { reader: PointReader; partitions: Partition[]; ext: Map<number, ExtFiles | null> }
+
+const openPointsMax = 16;
+const catalogRefreshMs = 1000;
+
+export function pointDirName(p: PointEntry): string {
+  return `${p.time.slice(0, 19)}Z_${p.id.slice(0, 8)}`;
+}
+
+export class MountTree {
+  private readonly cache: ChunkCache;
+  private readonly opened = new Map<string, Promise<OpenedPoint>>();
+  private refreshedAt = 0;
+  readonly mountedAt = new Date();
+
+  constructor(private readonly repo: Repository, private readonly pool: WorkerPool, cacheBytes: number) {
+    this.cache = new ChunkCache(cacheBytes);
+  }
+
+  /** Picks up restore points committed since the mount started (throttled). */
+  private async points(): Promise<PointEntry[]> {
+    if (Date.now() - this.refreshedAt > catalogRefreshMs) {
+      this.refreshedAt = Date.now();
+      await this.repo.reconcile();
+    }
+    return this.repo.points.list();
+  }
+
+  private open(entry: PointEntry): Promise<OpenedPoint> {
+    let opened = this.opened.get(entry.id);
+    if (!opened) {
+      opened = (async () => {
+        const point = await this.repo.points.open(entry);
+        const reader = new PointReader(this.repo, this.pool, point, this.cache, `${entry.vm}/${entry.disk}@${entry.id}`);
+        const head = await reader.readAt(0, Math.min(partitionTableBytes, reader.sizeBytes));
+        return { reader, partitions: parsePartitions(head, reader.sizeBytes), ext: new Map() };
+      })();
+      opened.catch(() => this.opened.delete(entry.id));
+      this.opened.set(entry.id, opened);
+      if (this.opened.size > openPointsMax) this.opened.delete(this.opened.keys().next().value as string);
+    }
+    return opened;
+  }
+
+  private async extFiles(opened: OpenedPoint, part: Partition): Promise<ExtFiles | null> {
+    if (!opened.ext.has(part.number)) opened.ext.set(part.number, await ExtFiles.open(opened.reader, part));
+    return opened.ext.get(part.number) ?? null;
+  }
+
+  private async extPartitions(opened: OpenedPoint): Promise<Partition[]> {
+    const out: Partition[] = [];
+    for (const p of opened.partitions) if (await this.extFiles(opened, p)) out.push(p);
+    return out;
+  }
+
+  /** The node at a path, or null (ENOENT). */
+  async lookup(path: string): Promise<Node | null> {
+    const parts = path.split('/').filter(Boolean);
+    const points = await this.points();
+    const dir = (time: Date, entries: () => Promise<string[]>): Node => ({ kind: 'dir', time, entries });
+    if (parts.length === 0) return dir(this.mountedAt, async () => [...new Set(points.map((p) => p.vm))].sort());
+    const [vm, disk, pointName, leaf, partName, ...inner] = parts;
+    const ofVm = points.filter((p) => p.vm === vm);
+    if (ofVm.length === 0) return null;
+    if (parts.length === 1) return dir(this.mountedAt, async () => [...new Set(ofVm.map((p) => p.disk))].sort());
+    const ofDisk = ofVm.filter((p) => p.disk === disk);
+    if (ofDisk.length === 0) return null;
+    if (parts.length === 2) return dir(new Date(ofDisk[0].time), async () => [...ofDisk.map(pointDirName).sort(), 'latest']);
+    if (pointName === 'latest') {
+      if (parts.length > 3) return null; // the kernel follows the symlink itself
+      return { kind: 'symlink', time: new Date(ofDisk[0].time), target: pointDirName(ofDisk[0]) };
+    }
+    const entry = ofDisk.find((p) => pointDirName(p) === pointName);
+    if (!entry) return null;
+    const time = new Date(entry.time);
+    const opened = await this.open(entry);
+    const { reader, partitions } = opened;
+    if (parts.length === 3) {
+      return dir(time, async () => ['disk.raw', ...partitions.map((p) => `part${p.number}.raw`), ...((await this.extPartitions(opened)).length ? ['files'] : [])]);
+    }
+    if (leaf === 'disk.raw' && parts.length === 4) return { kind: 'file', time, size: reader.sizeBytes, read: (o, l) => reader.readAt(o, l) };
+    const partFile = /^part(\d+)\.raw$/.exec(leaf);
+    if (partFile && parts.length === 4) {
+      const p = partitions.find((x) => x.number === Number(partFile[1]));
+      if (!p) return null;
+      return { kind: 'file', time, size: p.sizeBytes, read: (o, l) => reader.readAt(p.startBytes + o, Math.max(0, Math.min(l, p.sizeBytes - o))) };
+    }
+    if (leaf !== 'files') return null;
+    if (parts.length === 4) return dir(time, async () => (await this.extPartitions(opened)).map((p) => `part${p.number}`));
+    const partMatch = /^part(\d+)$/.exec(partName);
+    const part = partMatch && partitions.find((x) => x.number === Number(partMatch[1]));
+    const files = part ? await this.extFiles(opened, part) : null;
+    if (!files) return null;
+    const innerPath = `/${inner.join('/')}`;
+    try {
+      return { kind: 'ext', stat: await files.stat(innerPath), files, path: innerPath };
+    } catch (err) {
+      if (err instanceof BlockvaultError && err.code === 'BAD_INPUT') return null;
+      throw err;
+    }
+  }
+}
