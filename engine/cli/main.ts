@@ -91,6 +91,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 
-main(process.argv.slice(2)).then((code) => {
-  process.exitCode = code;
-});
+// Exit explicitly once the command is done (it has awaited its own cleanup;
+// stdout and stderr writes are synchronous on Linux): after an unmount,
+// fuse-native leaves a native handle that would keep the process alive.
+main(process.argv.slice(2)).then((code) => process.exit(code));

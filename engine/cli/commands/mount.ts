@@ -61,6 +61,7 @@ Options:
       }, 500);
     });
     onInterrupt(null);
+    await handle.unmount(); // unmounted from outside: still release fuse-native's thread, or the process lingers
     await pool.close();
     await repo.close();
     note(`blockvault: ${mnt} unmounted`);

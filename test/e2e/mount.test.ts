@@ -1,0 +1,154 @@
+// Real FUSE mounts of a repository, served by the CLI in its own process.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, copyFileSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync, writeSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeVmDisk, sha256File, type DiskInfo } from '../../scripts/vm-disk.js';
+import { cli, cliJson, cliPath } from '../helpers/cli.js';
+import { tempDir } from '../helpers/temp.js';
+
+const MiB = 1024 * 1024;
+const mounted = (mnt: string) => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mnt);
+const wait = async (what: () => boolean, ms = 10_000) => {
+  for (const end = Date.now() + ms; Date.now() < end; ) {
+    if (what()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+};
+
+function rangeSha(path: string, start: number, size: number): string {
+  const hash = createHash('sha256');
+  const fd = openSync(path, 'r');
+  const buf = Buffer.alloc(4 * MiB);
+  for (let at = 0; at < size; ) {
+    const n = readSync(fd, buf, 0, Math.min(buf.length, size - at), start + at);
+    hash.update(buf.subarray(0, n));
+    at += n;
+  }
+  closeSync(fd);
+  return hash.digest('hex');
+}
+
+describe('blockvault mount', () => {
+  const dir = tempDir();
+  const root = join(dir, 'repo');
+  const mnt = join(dir, 'mnt');
+  let server: ChildProcess;
+  let disk: DiskInfo;
+  const images = new Map<string, string>(); // restore point id -> image copy
+
+  const startMount = async () => {
+    const child = spawn(process.execPath, [cliPath, 'mount', '-r', root, mnt], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    child.stderr!.on('data', (d) => (log += d));
+    (child as unknown as { log: () => string }).log = () => log;
+    expect(await wait(() => /blockvault: mounted/.test(log) && mounted(mnt)), log).toBe(true);
+    return child;
+  };
+
+  beforeAll(async () => {
+    mkdirSync(mnt);
+    disk = makeVmDisk({ path: join(dir, 'web01.raw'), sizeBytes: 128 * MiB, systemBytes: 24 * MiB, randomBytes: 4 * MiB, seed: 'mount' });
+    await cli(['init', '-r', root, '--pack-size', '4M']);
+    const a = await cliJson<{ id: string }>(['backup', '-r', root, '--vm', 'web01', '--disk', 'sda', disk.path]);
+    images.set(a.id, join(dir, 'a.raw'));
+    copyFileSync(disk.path, images.get(a.id)!);
+    const fd = openSync(disk.path, 'r+');
+    writeSync(fd, Buffer.alloc(MiB, 0x42), 0, MiB, 100 * MiB);
+    closeSync(fd);
+    const b = await cliJson<{ id: string }>(['backup', '-r', root, '--vm', 'web01', '--disk', 'sda', disk.path]);
+    images.set(b.id, join(dir, 'b.raw'));
+    copyFileSync(disk.path, images.get(b.id)!);
+    server = await startMount();
+  });
+  afterAll(async () => {
+    if (mounted(mnt)) await cli(['umount', mnt]);
+    server?.kill('SIGKILL');
+  });
+
+  it('shows every restore point as a disk identical to the image backed up', async () => {
+    const points = readdirSync(join(mnt, 'web01', 'sda')).filter((n) => n !== 'latest');
+    expect(points).toHaveLength(2);
+    for (const [id, image] of images) {
+      const name = points.find((p) => p.endsWith(`_${id.slice(0, 8)}`))!;
+      expect(name).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ_[0-9a-f]{8}$/);
+      expect(sha256File(join(mnt, 'web01', 'sda', name, 'disk.raw'))).toBe(sha256File(image));
+    }
+    const newest = [...images.keys()][1];
+    expect(readlinkSync(join(mnt, 'web01', 'sda', 'latest'))).toMatch(new RegExp(`_${newest.slice(0, 8)}$`));
+  });
+
+  it('serves each partition as its byte range of the disk', () => {
+    const latest = join(mnt, 'web01', 'sda', 'latest');
+    expect(readdirSync(latest).sort()).toEqual(['disk.raw', 'files', 'part1.raw', 'part2.raw']);
+    for (const p of disk.partitions) {
+      const file = join(latest, `part${p.number}.raw`);
+      expect(statSync(file).size).toBe(p.size);
+      expect(sha256File(file)).toBe(rangeSha(disk.path, p.start, p.size));
+    }
+  });
+
+  it('serves the files inside the ext4 partition, symlinks as symlinks', () => {
+    const files = join(mnt, 'web01', 'sda', 'latest', 'files', 'part2');
+    expect(readFileSync(join(files, 'etc', 'hostname'), 'utf8')).toBe('mount\n');
+    expect(lstatSync(join(files, 'etc', 'hostname.link')).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(join(files, 'etc', 'hostname.link'))).toBe('hostname');
+    let compared = 0;
+    const walk = (d: string): void => {
+      for (const name of readdirSync(d)) {
+        if (compared >= 300) return;
+        const src = join(d, name);
+        const st = lstatSync(src);
+        const inMount = join(files, relative(disk.stageDir, src));
+        if (st.isDirectory()) walk(src);
+        else if (st.isSymbolicLink()) expect(readlinkSync(inMount)).toBe(readlinkSync(src));
+        else if (st.isFile()) {
+          expect(readFileSync(inMount).equals(readFileSync(src)), inMount).toBe(true);
+          expect(lstatSync(inMount).mode & 0o7777).toBe(st.mode & 0o7777);
+          compared += 1;
+        }
+      }
+    };
+    walk(disk.stageDir);
+    expect(compared).toBeGreaterThan(100);
+  });
+
+  it('is read-only and picks up restore points backed up while mounted', async () => {
+    expect(() => openSync(join(mnt, 'web01', 'sda', 'latest', 'disk.raw'), 'r+')).toThrow(/EROFS|read-only/);
+    const c = await cliJson<{ id: string }>(['backup', '-r', root, '--vm', 'db01', '--disk', 'vda', images.values().next().value!]);
+    expect(await wait(() => { try { return readdirSync(join(mnt, 'db01', 'vda')).some((n) => n.endsWith(c.id.slice(0, 8))); } catch { return false; } })).toBe(true);
+  });
+
+  it('recovers a mount point left stale by a killed mount process', async () => {
+    const file = join(mnt, 'web01', 'sda', 'latest', 'disk.raw');
+    const reading = new Promise<void>((resolve) => {
+      const fd = openSync(file, 'r');
+      const buf = Buffer.alloc(MiB);
+      try { for (let i = 0; i < 8; i++) readSync(fd, buf, 0, MiB, i * MiB); } catch { /* the mount may vanish mid-read */ }
+      closeSync(fd);
+      resolve();
+    });
+    await reading;
+    server.kill('SIGKILL');
+    await new Promise((r) => server.on('close', r));
+    expect(() => statSync(mnt)).toThrow(/ENOTCONN/);
+    server = await startMount(); // detects the stale mount and cleans it up
+    expect((server as unknown as { log: () => string }).log()).toMatch(/stale mount/);
+    expect(sha256File(join(mnt, 'web01', 'sda', 'latest', 'disk.raw'))).toBe(sha256File([...images.values()][1]));
+  });
+
+  it('gives clear errors for a missing or busy mount point; umount ends the mount process', async () => {
+    const missing = await cli(['mount', '-r', root, join(dir, 'nope')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/mount point .*nope does not exist/);
+    const busy = await cli(['mount', '-r', root, mnt]);
+    expect(busy.code).toBe(3);
+    expect(busy.stderr).toMatch(/is busy: something is already mounted there/);
+    const exited = new Promise<number | null>((r) => server.on('close', r));
+    expect((await cli(['umount', mnt])).code).toBe(0);
+    expect(await exited).toBe(0);
+    expect(mounted(mnt)).toBe(false);
+  });
+});
