@@ -53,7 +53,12 @@ export class MountTree {
       opened = (async () => {
         const point = await this.repo.points.open(entry);
         const reader = new PointReader(this.repo, this.pool, point, this.cache, `${entry.vm}/${entry.disk}@${entry.id}`);
-        const head = await reader.readAt(0, Math.min(partitionTableBytes, reader.sizeBytes));
+        // A damaged partition table costs the partition views only: disk.raw still opens,
+        // and its reads of the damaged chunk fail (EIO) like any other.
+        const head = await reader.readAt(0, Math.min(partitionTableBytes, reader.sizeBytes)).catch((err) => {
+          if (err instanceof BlockvaultError) return Buffer.alloc(0);
+          throw err;
+        });
         return { reader, partitions: parsePartitions(head, reader.sizeBytes), ext: new Map() };
       })();
       opened.catch(() => this.opened.delete(entry.id));

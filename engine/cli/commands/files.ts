@@ -1,0 +1,120 @@
+import { chmod, lutimes, mkdir, symlink, utimes, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { ExtFiles } from '../../../mount/ext-files.js';
+import { parsePartitions, partitionTableBytes } from '../../../mount/partitions.js';
+import { BlockvaultError } from '../../core/errors.js';
+import { humanBytes } from '../../core/human.js';
+import { ChunkCache } from '../../read/chunk-cache.js';
+import { PointReader } from '../../read/point-reader.js';
+import { Repository } from '../../repo/repository.js';
+import { WorkerPool } from '../../workers/pool.js';
+import { parse, repoPath } from '../args.js';
+import { printJson, say, type Command } from '../command.js';
+
+const copyPieceBytes = 1024 * 1024;
+
+async function openFiles(repo: Repository, pool: WorkerPool, spec: string, partArg: string | undefined): Promise<ExtFiles> {
+  const entry = repo.points.resolve(spec);
+  const reader = new PointReader(repo, pool, await repo.points.open(entry), new ChunkCache(128 * 1024 * 1024), `${entry.vm}/${entry.disk}@${entry.id}`);
+  const partitions = parsePartitions(await reader.readAt(0, Math.min(partitionTableBytes, reader.sizeBytes)), reader.sizeBytes);
+  const candidates = partitions.length ? partitions : [{ number: 0, startBytes: 0, sizeBytes: reader.sizeBytes, type: '', name: '' }];
+  if (partArg !== undefined) {
+    const part = candidates.find((p) => p.number === Number(partArg));
+    if (!part) throw new BlockvaultError('BAD_INPUT', `--part ${partArg}: ${spec} has partitions ${partitions.map((p) => p.number).join(', ') || '(none)'}`);
+    const files = await ExtFiles.open(reader, part);
+    if (!files) throw new BlockvaultError('BAD_INPUT', `partition ${partArg} of ${spec} holds no ext2/3/4 filesystem`);
+    return files;
+  }
+  const found: ExtFiles[] = [];
+  for (const p of candidates) {
+    const files = await ExtFiles.open(reader, p);
+    if (files) found.push(files);
+  }
+  if (found.length === 1) return found[0];
+  if (found.length === 0) throw new BlockvaultError('BAD_INPUT', `${spec}: no partition with a supported filesystem (ext2/3/4)`);
+  throw new BlockvaultError('USAGE', `${spec}: several partitions hold filesystems (${found.map((f) => f.partition.number).join(', ')}); choose one with --part`);
+}
+
+function modeString(mode: number): string {
+  const type = (mode & 0o170000) === 0o040000 ? 'd' : (mode & 0o170000) === 0o120000 ? 'l' : '-';
+  const bits = 'rwxrwxrwx';
+  return type + [...bits].map((c, i) => (mode & (1 << (8 - i)) ? c : '-')).join('');
+}
+
+/** Copies a file, directory tree or symlink out, keeping modes, times and symlinks. */
+async function copyOut(files: ExtFiles, from: string, to: string, counters: { files: number; bytes: number }): Promise<void> {
+  const st = await files.stat(from);
+  if (st.isSymlink) {
+    await symlink(await files.readlink(from), to);
+    await lutimes(to, st.atime, st.mtime).catch(() => undefined);
+    return;
+  }
+  if (st.isDirectory) {
+    await mkdir(to, { recursive: true });
+    for (const name of await files.readdir(from)) {
+      if (name === '.' || name === '..') continue;
+      await copyOut(files, `${from === '/' ? '' : from}/${name}`, join(to, name), counters);
+    }
+  } else {
+    const parts: Buffer[] = [];
+    for (let at = 0; at < st.size; at += copyPieceBytes) parts.push(await files.read(from, at, Math.min(copyPieceBytes, st.size - at)));
+    await writeFile(to, Buffer.concat(parts), { flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
+      throw new BlockvaultError(err.code === 'EEXIST' ? 'BAD_INPUT' : 'TARGET_IO', `cannot write ${to}: ${err.code === 'EEXIST' ? 'it exists' : err.message}`);
+    });
+    counters.files += 1;
+    counters.bytes += st.size;
+  }
+  await chmod(to, st.mode & 0o7777);
+  await utimes(to, st.atime, st.mtime);
+}
+
+export const filesCommand: Command = {
+  name: 'files',
+  summary: 'list or copy out files of a restore point, without mounting',
+  help: `Usage: blockvault files ls  -r <repo> <vm>/<disk>@<id|latest> [--part N] [<path>]
+       blockvault files get -r <repo> <vm>/<disk>@<id|latest> [--part N] <path> <target-dir>
+
+Reads the ext2/3/4 filesystem inside a restore point directly (no mount, no
+root). --part picks the partition; by default the only partition holding a
+supported filesystem. 'get' copies a file or a whole directory tree into
+<target-dir>, keeping modes, times and symlinks, and never overwrites.
+
+Examples:
+  blockvault files ls  -r /srv/bv web01/sda@latest /etc
+  blockvault files get -r /srv/bv web01/sda@latest --part 2 /etc/nginx ./restored/`,
+  async run(argv) {
+    const { values, positionals } = parse('files', argv, { part: { type: 'string' } });
+    const [action, spec, ...rest] = positionals;
+    if ((action !== 'ls' && action !== 'get') || !spec) throw new BlockvaultError('USAGE', 'files: expected "ls" or "get" and a restore point (see blockvault files --help)');
+    const repo = await Repository.open(repoPath(values));
+    const pool = new WorkerPool();
+    try {
+      const files = await openFiles(repo, pool, spec, values.part as string | undefined);
+      if (action === 'ls') {
+        const path = rest[0] ?? '/';
+        const st = await files.stat(path);
+        const names = st.isDirectory ? (await files.readdir(path)).filter((n) => n !== '.' && n !== '..').sort() : [basename(path)];
+        const base = st.isDirectory ? path.replace(/\/$/, '') : path.slice(0, path.lastIndexOf('/'));
+        const rows = [];
+        for (const name of names) {
+          const s = await files.stat(`${base}/${name}`);
+          rows.push({ name, mode: s.mode, size: s.size, mtime: s.mtime.toISOString(), uid: s.uid, gid: s.gid, ...(s.isSymlink ? { target: await files.readlink(`${base}/${name}`) } : {}) });
+        }
+        if (values.json) printJson(rows);
+        else for (const r of rows) say(`${modeString(r.mode)} ${String(r.uid).padStart(5)} ${String(r.gid).padStart(5)} ${humanBytes(r.size).padStart(10)} ${r.mtime.slice(0, 16).replace('T', ' ')} ${r.name}${r.target ? ` -> ${r.target}` : ''}`);
+        return 0;
+      }
+      if (rest.length !== 2) throw new BlockvaultError('USAGE', 'files get: expected <path> and <target-dir>');
+      const [path, targetDir] = rest;
+      await mkdir(targetDir, { recursive: true });
+      const counters = { files: 0, bytes: 0 };
+      await copyOut(files, path, join(targetDir, basename(path) || 'root'), counters);
+      if (values.json) printJson(counters);
+      else say(`copied ${counters.files} files, ${humanBytes(counters.bytes)}, from ${spec}:${path} to ${targetDir}`);
+      return 0;
+    } finally {
+      await pool.close();
+      await repo.close();
+    }
+  },
+};
