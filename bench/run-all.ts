@@ -12,6 +12,7 @@ import { duBytes, measure, median } from './measure.js';
 import { runMicro, type MicroResult } from './micro.js';
 import { runScale } from './scale.js';
 import { runCbt } from './cbt.js';
+import { mountTable, runMount } from './mount.js';
 import { sha256File } from '../scripts/vm-disk.js';
 
 const top = new URL('../..', import.meta.url).pathname;
@@ -166,6 +167,8 @@ async function main(): Promise<void> {
   const borg = await borgRun(c);
   process.stderr.write('bench: changed-block tracking\n');
   const cbt = await runCbt(c, runs, false);
+  process.stderr.write('bench: mount reads\n');
+  const mountResult = await runMount(c);
   process.stderr.write('bench: chunk sizes\n');
   const chunkRows = await chunkSizeExperiment(c);
   rmSync(work, { recursive: true, force: true });
@@ -196,6 +199,10 @@ Changed-block tracking (day 2 after the base backup; restic's time is its day-2 
 
 Reading a whole qemu-nbd export (${mb(cbt.nbdRead.dataBytes)} MB of data, zero extents skipped by both): blockvault's NBD client ${fmt(cbt.nbdRead.blockvaultSeconds)} s, qemu-img convert to a null target ${fmt(cbt.nbdRead.qemuImgSeconds)} s: ${((100 * cbt.nbdRead.qemuImgSeconds) / cbt.nbdRead.blockvaultSeconds).toFixed(0)}% of qemu-img's rate.
 
+Reading restore points through the FUSE mount (\`node dist/bench/mount.js\`; cold = page cache dropped, fresh mount; a fuse-native null filesystem reads ~400-500 MB/s here):
+
+${mountTable(mountResult)}
+
 Chunk size (blockvault, same corpus; "day-2 stored / changed" is the write amplification of scattered 64 KiB guest writes):
 
 ${chunkTable(chunkRows)}
@@ -209,7 +216,7 @@ Micro-benchmarks (tinybench, medians, one core):
 ${microTable(micro)}
 `;
   mkdirSync(join(top, 'bench', 'results'), { recursive: true });
-  writeFileSync(join(top, 'bench', 'results', 'latest.json'), JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, cbt, chunkRows, scale, micro }, null, 2));
+  writeFileSync(join(top, 'bench', 'results', 'latest.json'), JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, cbt, mount: mountResult, chunkRows, scale, micro }, null, 2));
   writeFileSync(join(top, 'bench', 'results', 'latest.md'), markdown);
   const doc = join(top, 'docs', 'BENCHMARKS.md');
   const text = readFileSync(doc, 'utf8');

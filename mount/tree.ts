@@ -23,6 +23,7 @@ interface OpenedPoint { reader: PointReader; partitions: Partition[]; ext: Map<n
 
 const openPointsMax = 16;
 const catalogRefreshMs = 1000;
+const stableNodesMax = 100_000;
 
 export function pointDirName(p: PointEntry): string {
   return `${p.time.slice(0, 19)}Z_${p.id.slice(0, 8)}`;
@@ -32,6 +33,8 @@ export class MountTree {
   private readonly cache: ChunkCache;
   private readonly opened = new Map<string, Promise<OpenedPoint>>();
   private refreshedAt = 0;
+  /** Nodes inside restore-point directories never change: resolve each path once. */
+  private readonly stable = new Map<string, Node>();
   readonly mountedAt = new Date();
 
   constructor(private readonly repo: Repository, private readonly pool: WorkerPool, cacheBytes: number) {
@@ -81,6 +84,18 @@ export class MountTree {
 
   /** The node at a path, or null (ENOENT). */
   async lookup(path: string): Promise<Node | null> {
+    const known = this.stable.get(path);
+    if (known) return known;
+    const node = await this.resolve(path);
+    const parts = path.split('/').filter(Boolean);
+    if (node && parts.length >= 3 && parts[2] !== 'latest') {
+      if (this.stable.size >= stableNodesMax) this.stable.delete(this.stable.keys().next().value as string);
+      this.stable.set(path, node);
+    }
+    return node;
+  }
+
+  private async resolve(path: string): Promise<Node | null> {
     const parts = path.split('/').filter(Boolean);
     const points = await this.points();
     const dir = (time: Date, entries: () => Promise<string[]>): Node => ({ kind: 'dir', time, entries });

@@ -19,6 +19,8 @@ export class PointReader {
   private readonly fetcher: ChunkFetcher;
   private nextSequential = -1;
   private window = 1;
+  /** Chunks before this index were already requested by a sequential prefetch. */
+  private prefetchedEnd = 0;
 
   constructor(repo: Repository, pool: WorkerPool, private readonly point: OpenPoint, private readonly cache: ChunkCache, private readonly name: string) {
     this.sizeBytes = point.header.sizeBytes;
@@ -43,7 +45,14 @@ export class PointReader {
     const sequential = offset === this.nextSequential;
     this.window = sequential ? Math.min(prefetchChunksMax, this.window * 2) : 1;
     this.nextSequential = end;
-    const chunks = await this.chunks(first, last, sequential ? Math.min(this.sizeBytes / this.chunkBytes, last + this.window) : last);
+    let prefetchFrom = last + 1;
+    let prefetchEnd = last;
+    if (sequential) {
+      prefetchEnd = Math.min(Math.ceil(this.sizeBytes / this.chunkBytes) - 1, last + this.window);
+      prefetchFrom = Math.max(prefetchFrom, this.prefetchedEnd); // scan only what was not requested yet
+      this.prefetchedEnd = Math.max(this.prefetchedEnd, prefetchEnd + 1);
+    }
+    const chunks = await this.chunks(first, last, prefetchFrom, prefetchEnd);
     const out = Buffer.allocUnsafe(end - offset);
     for (let c = first; c <= last; c++) {
       const from = Math.max(offset, c * this.chunkBytes) - c * this.chunkBytes;
@@ -56,13 +65,14 @@ export class PointReader {
     return out;
   }
 
-  /** Chunks first..last (and, ahead of them, up to prefetchEnd) from cache or one batched fetch. */
-  private async chunks(first: number, last: number, prefetchEnd: number): Promise<Map<number, Buffer>> {
+  /** Chunks first..last (and prefetchFrom..prefetchEnd ahead of them) from cache or one batched fetch. */
+  private async chunks(first: number, last: number, prefetchFrom: number, prefetchEnd: number): Promise<Map<number, Buffer>> {
     const result = new Map<number, Buffer>();
     const waits: Array<Promise<void>> = [];
     const missing: number[] = [];
-    for (let c = first; c <= Math.max(last, Math.floor(prefetchEnd)); c++) {
-      if (c * this.chunkBytes >= this.sizeBytes) break;
+    for (let c = first; c <= Math.max(last, prefetchEnd); c++) {
+      if (c > last && c < prefetchFrom) c = prefetchFrom;
+      if (c * this.chunkBytes >= this.sizeBytes || c > Math.max(last, prefetchEnd)) break;
       const id = this.chunkId(c);
       if (id.equals(zeroChunkId)) continue;
       const key = id.toString('hex');
