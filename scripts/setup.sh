@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(e2fsprogs fdisk dosfstools mtools qemu-utils libnbd-bin fuse libfuse2)
+packages=(e2fsprogs fdisk dosfstools mtools qemu-utils libnbd-bin fuse libfuse2 qemu-system-x86 syslinux syslinux-common busybox-static kmod cpio xz-utils)
 if [[ "${1:-}" == "--bench" ]]; then packages+=(restic borgbackup); fi
 
 missing=()

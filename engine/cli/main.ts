@@ -14,8 +14,9 @@ import { verifyCommand } from './commands/verify.js';
 import { interruptHandlerFor, type Command } from './command.js';
 import { mountCommand, umountCommand } from './commands/mount.js';
 import { filesCommand } from './commands/files.js';
+import { bootCommand } from './commands/boot.js';
 
-const commands: Command[] = [initCommand, backupCommand, listCommand, restoreCommand, verifyCommand, statsCommand, mountCommand, umountCommand, filesCommand, indexCommand];
+const commands: Command[] = [initCommand, backupCommand, listCommand, restoreCommand, verifyCommand, statsCommand, mountCommand, umountCommand, filesCommand, bootCommand, indexCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Builds a small bootable BIOS disk for the boot test and benchmark:
+#   MBR (SYSLINUX boot code) | part1 FAT16: SYSLINUX, a Debian kernel, a busybox
+#   initramfs | part2 ext4: marker.txt
+# The initramfs loads the virtio and ext4 modules, mounts /dev/vda2 read-only,
+# prints marker.txt and "BLOCKVAULT-BOOT-DONE" to the serial console, powers off.
+# Usage: scripts/boot-fixture.sh <out.raw> <marker text>
+# Needs (scripts/setup.sh installs them): syslinux syslinux-common busybox-static
+# kmod cpio dosfstools mtools e2fsprogs fdisk; the kernel package is fetched with
+# apt-get download (Debian's registry) and cached in $BLOCKVAULT_FIXTURE_CACHE.
+set -euo pipefail
+out=$1
+marker=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cache=${BLOCKVAULT_FIXTURE_CACHE:-/var/cache/blockvault}
+mkdir -p "$cache"
+
+kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+[[ -n $kpkg ]] || { apt-get update -qq >/dev/null; kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}'); }
+kver=${kpkg#linux-image-}
+deb=$(ls "$cache/${kpkg}"_*.deb 2>/dev/null | head -1 || true)
+if [[ -z $deb ]]; then
+  (cd "$cache" && apt-get download -qq "$kpkg" 2>/dev/null)
+  deb=$(ls "$cache/${kpkg}"_*.deb | head -1)
+fi
+dpkg-deb -x "$deb" "$work/k"
+depmod -b "$work/k" "$kver"
+
+# initramfs: busybox + the modules for virtio-blk and ext4, in load order
+i=$work/i
+mkdir -p "$i"/{bin,proc,sys,dev,mnt,modules}
+cp "$(command -v busybox)" "$i/bin/busybox"
+for a in sh mount insmod cat sleep mkdir poweroff echo seq; do ln -s busybox "$i/bin/$a"; done
+for m in virtio_pci virtio_blk ext4; do modprobe -d "$work/k" -S "$kver" --show-depends "$m"; done \
+  | awk '$1 == "insmod" {print $2}' | awk '!seen[$0]++' > "$work/order"
+while read -r ko; do cp "$ko" "$i/modules/"; basename "$ko" >> "$i/modules/order"; done < "$work/order"
+cat > "$i/init" <<'INIT'
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /modules/order); do insmod /modules/$m 2>/dev/null; done
+for n in $(seq 1 100); do [ -b /dev/vda2 ] && break; sleep 0.1; done
+mount -t ext4 -o ro /dev/vda2 /mnt && cat /mnt/marker.txt
+echo BLOCKVAULT-BOOT-DONE
+poweroff -f
+INIT
+chmod +x "$i/init"
+(cd "$i" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initrd.gz"
+
+# part1: FAT16 with SYSLINUX, kernel and initramfs
+cat > "$work/syslinux.cfg" <<'CFG'
+SERIAL 0 115200
+DEFAULT linux
+PROMPT 0
+TIMEOUT 1
+LABEL linux
+  KERNEL vmlinuz
+  INITRD initrd.gz
+  APPEND console=ttyS0 quiet panic=-1
+CFG
+mkfs.vfat -C -n BOOT "$work/fat.img" 32768 >/dev/null
+mcopy -i "$work/fat.img" "$work/k/boot/vmlinuz-$kver" ::/vmlinuz
+mcopy -i "$work/fat.img" "$work/initrd.gz" "$work/syslinux.cfg" ::/
+syslinux --install "$work/fat.img"
+
+# the disk: MBR + partitions
+rm -f "$out"
+truncate -s 96M "$out"
+printf 'label: dos\n,32M,e,*\n,,83\n' | sfdisk -q "$out"
+dd if=/usr/lib/syslinux/mbr/mbr.bin of="$out" bs=440 count=1 conv=notrunc status=none
+dd if="$work/fat.img" of="$out" bs=512 seek=2048 conv=notrunc,sparse status=none
+start2=$(sfdisk -J "$out" | awk -F'[:,]' '/"start"/{s=$2} END{print s+0}')
+size2=$(sfdisk -J "$out" | awk -F'[:,]' '/"size"/{s=$2} END{print s+0}')
+mkdir -p "$work/root"
+printf '%s\n' "$marker" > "$work/root/marker.txt"
+mkfs.ext4 -F -q -E offset=$((start2 * 512)) -d "$work/root" "$out" $((size2 / 2))k
