@@ -13,6 +13,7 @@ import { runMicro, type MicroResult } from './micro.js';
 import { runScale } from './scale.js';
 import { runCbt } from './cbt.js';
 import { mountTable, runMount } from './mount.js';
+import { bootLine, runBoot } from './boot.js';
 import { sha256File } from '../scripts/vm-disk.js';
 
 const top = new URL('../..', import.meta.url).pathname;
@@ -169,6 +170,8 @@ async function main(): Promise<void> {
   const cbt = await runCbt(c, runs, false);
   process.stderr.write('bench: mount reads\n');
   const mountResult = await runMount(c);
+  process.stderr.write('bench: boot from backup\n');
+  const boot = await runBoot();
   process.stderr.write('bench: chunk sizes\n');
   const chunkRows = await chunkSizeExperiment(c);
   rmSync(work, { recursive: true, force: true });
@@ -203,6 +206,8 @@ Reading restore points through the FUSE mount (\`node dist/bench/mount.js\`; col
 
 ${mountTable(mountResult)}
 
+${bootLine(boot)}
+
 Chunk size (blockvault, same corpus; "day-2 stored / changed" is the write amplification of scattered 64 KiB guest writes):
 
 ${chunkTable(chunkRows)}
@@ -216,7 +221,7 @@ Micro-benchmarks (tinybench, medians, one core):
 ${microTable(micro)}
 `;
   mkdirSync(join(top, 'bench', 'results'), { recursive: true });
-  writeFileSync(join(top, 'bench', 'results', 'latest.json'), JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, cbt, mount: mountResult, chunkRows, scale, micro }, null, 2));
+  writeFileSync(join(top, 'bench', 'results', 'latest.json'), JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, cbt, mount: mountResult, boot, chunkRows, scale, micro }, null, 2));
   writeFileSync(join(top, 'bench', 'results', 'latest.md'), markdown);
   const doc = join(top, 'docs', 'BENCHMARKS.md');
   const text = readFileSync(doc, 'utf8');
