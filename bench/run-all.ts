@@ -14,6 +14,7 @@ import { runScale } from './scale.js';
 import { runCbt } from './cbt.js';
 import { mountTable, runMount } from './mount.js';
 import { bootLine, runBoot } from './boot.js';
+import { barChart } from './chart.js';
 import { sha256File } from '../scripts/vm-disk.js';
 
 const top = new URL('../..', import.meta.url).pathname;
@@ -37,6 +38,8 @@ async function blockvaultRun(c: ReturnType<typeof corpus>, i: number): Promise<S
   await backup('full backup', c.base);
   await backup('unchanged re-backup', c.base);
   await backup('day-2 backup', c.day2);
+  const clone = await bv(['backup', '-r', repo, '--vm', 'clone', '--disk', 'sda', c.day2, '--json']);
+  steps.push({ tool: 'blockvault', step: 'clone VM backup', seconds: clone.seconds, rssBytes: clone.rssBytes, storedBytes: JSON.parse(clone.stdout).bytesStored });
   const out = join(work, 'bv-restore.raw');
   rmSync(out, { force: true });
   const m = await bv(['restore', '-r', repo, 'bench/sda@latest', out]);
@@ -68,6 +71,9 @@ async function resticRun(c: ReturnType<typeof corpus>): Promise<Step[]> {
   before = duBytes(repo);
   await backup('day-2 backup', c.day2);
   steps[2].storedBytes = duBytes(repo) - before;
+  before = duBytes(repo);
+  const clone = await measure('restic', ['backup', '-q', '--stdin', '--stdin-filename', 'clone.raw', '--host', 'clone'], { stdin: c.day2, env });
+  steps.push({ tool: 'restic', step: 'clone VM backup', seconds: clone.seconds, rssBytes: clone.rssBytes, storedBytes: duBytes(repo) - before });
   const out = join(work, 'restic-restore.raw');
   const m = await measure('restic', ['dump', '-q', 'latest', 'disk.raw'], { stdoutFile: out, env });
   steps.push({ tool: 'restic', step: 'restore', seconds: m.seconds, rssBytes: m.rssBytes, storedBytes: null, outputAllocatedBytes: statSync(out).blocks * 512 });
@@ -81,9 +87,9 @@ async function borgRun(c: ReturnType<typeof corpus>): Promise<Step[]> {
   const env = { BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes', BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes', BORG_BASE_DIR: join(work, 'borg-base') };
   execFileSync('borg', ['init', '-e', 'none', repo], { env: { ...process.env, ...env } });
   const steps: Step[] = [];
-  const names = ['full', 'again', 'day2'];
-  const stepNames = ['full backup', 'unchanged re-backup', 'day-2 backup'];
-  for (const [k, image] of [c.base, c.base, c.day2].entries()) {
+  const names = ['full', 'again', 'day2', 'clone'];
+  const stepNames = ['full backup', 'unchanged re-backup', 'day-2 backup', 'clone VM backup'];
+  for (const [k, image] of [c.base, c.base, c.day2, c.day2].entries()) {
     const before = duBytes(repo);
     const m = await measure('borg', ['create', `${repo}::${names[k]}`, '-'], { stdin: image, env });
     steps.push({ tool: 'borg', step: stepNames[k], seconds: m.seconds, rssBytes: m.rssBytes, storedBytes: duBytes(repo) - before });
@@ -122,7 +128,7 @@ const fmt = (x: number, d = 2) => x.toFixed(d);
 
 function table(steps: Step[], c: ReturnType<typeof corpus>): string {
   const lines = ['| step | tool | wall s | MB/s of disk | MB/s of data | peak RSS MB | stored MB | vs restic | vs borg |', '|---|---|---:|---:|---:|---:|---:|---:|---:|'];
-  for (const step of ['full backup', 'unchanged re-backup', 'day-2 backup', 'restore', 'restore --no-sync']) {
+  for (const step of ['full backup', 'unchanged re-backup', 'day-2 backup', 'clone VM backup', 'restore', 'restore --no-sync']) {
     const of = (tool: string) => steps.find((s) => s.tool === tool && s.step === (tool === 'blockvault' ? step : step.replace(' --no-sync', '')));
     for (const tool of ['blockvault', 'restic', 'borg']) {
       const s = of(tool);
@@ -223,6 +229,14 @@ ${microTable(micro)}
   mkdirSync(join(top, 'bench', 'results'), { recursive: true });
   writeFileSync(join(top, 'bench', 'results', 'latest.json'), JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, cbt, mount: mountResult, boot, chunkRows, scale, micro }, null, 2));
   writeFileSync(join(top, 'bench', 'results', 'latest.md'), markdown);
+  const seconds = (tool: string, step: string) => steps.find((s) => s.tool === tool && s.step === step)?.seconds;
+  const resticDay2 = seconds('restic', 'day-2 backup');
+  const chartRows = [
+    ...['full backup', 'unchanged re-backup', 'day-2 backup', 'clone VM backup', 'restore'].map((step) => ({ workload: step, seconds: { blockvault: seconds('blockvault', step), restic: seconds('restic', step), borg: seconds('borg', step) } })),
+    { workload: 'day 2 with CBT (--changed)', seconds: { blockvault: cbt.extents.seconds, restic: resticDay2, borg: seconds('borg', 'day-2 backup') } },
+    { workload: 'mount: read first GiB, cold', seconds: { blockvault: mountResult.blockvaultRangeSeconds, restic: mountResult.resticRangeSeconds ?? undefined } },
+  ];
+  writeFileSync(join(top, 'docs', 'benchmarks.svg'), barChart(`blockvault vs restic and borg (${date.slice(0, 10)})`, chartRows, ['blockvault', 'restic', 'borg']));
   const doc = join(top, 'docs', 'BENCHMARKS.md');
   const text = readFileSync(doc, 'utf8');
   const updated = text.replace(/<!-- results:start -->[\s\S]*<!-- results:end -->/, `<!-- results:start -->\n${markdown}\n<!-- results:end -->`);

@@ -15,8 +15,9 @@ import { interruptHandlerFor, type Command } from './command.js';
 import { mountCommand, umountCommand } from './commands/mount.js';
 import { filesCommand } from './commands/files.js';
 import { bootCommand } from './commands/boot.js';
+import { benchCommand } from './commands/bench.js';
 
-const commands: Command[] = [initCommand, backupCommand, listCommand, restoreCommand, verifyCommand, statsCommand, mountCommand, umountCommand, filesCommand, bootCommand, indexCommand];
+const commands: Command[] = [initCommand, backupCommand, listCommand, restoreCommand, verifyCommand, statsCommand, mountCommand, umountCommand, filesCommand, bootCommand, benchCommand, indexCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
