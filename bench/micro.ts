@@ -14,6 +14,8 @@ import { ChunkFetcher } from '../engine/read/chunk-fetcher.js';
 import { PackWriter } from '../engine/repo/pack-writer.js';
 import { initRepository, Repository } from '../engine/repo/repository.js';
 import { WorkerPool } from '../engine/workers/pool.js';
+import { ChunkCache } from '../engine/read/chunk-cache.js';
+import { PointReader } from '../engine/read/point-reader.js';
 
 export interface MicroResult { name: string; medianMs: number; mbPerSecond: number | null; opsPerSecond: number }
 
@@ -44,6 +46,11 @@ export async function runMicro(seconds = 0.5): Promise<MicroResult[]> {
   const zero = Buffer.alloc(chunkBytes);
   const compressor = new Compressor();
   compressor.setParameters({ compressionLevel: 1 });
+  const byLevel = new Map([3, 9].map((level) => {
+    const c = new Compressor();
+    c.setParameters({ compressionLevel: level });
+    return [level, c] as const;
+  }));
   const decompressor = new Decompressor();
   const compressed = system.map((c) => compressor.compress(c));
   let i = 0;
@@ -81,12 +88,27 @@ export async function runMicro(seconds = 0.5): Promise<MicroResult[]> {
   add('zero check 64KiB (all zero)', chunkBytes, () => isAllZero(zero));
   add('zstd-1 compress 64KiB system files', chunkBytes, () => compressor.compress(next(system)));
   add('zstd-1 compress 64KiB random', chunkBytes, () => compressor.compress(next(random)));
+  for (const [level, c] of byLevel) add(`zstd-${level} compress 64KiB system files`, chunkBytes, () => c.compress(next(system)));
   add('zstd decompress 64KiB system files', chunkBytes, () => decompressor.decompress(next(compressed)));
   add('index lookup (LMDB, 100k chunks)', null, () => repo.index.lookup(next(ids)));
   add('index lookup miss', null, () => repo.index.lookup(next(random).subarray(0, 32)));
   add('pack append 64 x 64KiB records', 64 * chunkBytes, async () => {
     await appendWriter.append(random.map((c) => ({ id: sha256(c.subarray(0, 8)), rawBytes: chunkBytes, storedBytes: chunkBytes, codec: 0 as const, storedXxh64: 0n, payload: c })));
   });
+  let batch = 0;
+  add('index insert batch (1000 chunks, one txn)', null, () => {
+    batch += 1;
+    repo.index.addPack(`${batch.toString(16).padStart(32, '0')}`, 1, Array.from({ length: 1000 }, (_, k) => ({ id: sha256(Buffer.from(`b${batch}-${k}`)), offset: 32, rawBytes: 100, storedBytes: 100, codec: 0 as const, storedXxh64: 0n })));
+  });
+  const realMap = Buffer.concat(real.map((r) => r.id));
+  const realHeader: PointHeader = { ...header, sizeBytes: real.length * chunkBytes, chunksTotal: real.length, mapSha256: sha256(realMap).toString('hex') };
+  const point = { header: realHeader, map: realMap };
+  const warmReader = new PointReader(repo, pool, point, new ChunkCache(256 * 1024 * 1024), 'bench');
+  await warmReader.readAt(0, real.length * chunkBytes);
+  const coldReader = new PointReader(repo, pool, point, new ChunkCache(0), 'bench'); // caches nothing: every read fetches
+  let r = 0;
+  add('reader readAt 4 KiB, cache hit', 4096, () => warmReader.readAt(((r++ * 7) % real.length) * chunkBytes + 4096, 4096));
+  add('reader readAt 4 KiB, miss (fetch + verify)', 4096, () => coldReader.readAt(((r++ * 7) % real.length) * chunkBytes + 8192, 4096));
   add('chunk map encode (65536 chunks = 4 GiB)', null, () => encodePoint(header, { kind: 'full', map }));
   add('chunk map decode + verify (4 GiB disk)', null, () => decodePoint(pointBytes, 'bench'));
   add('chunk map diff (4 GiB disk)', null, () => diffMaps(map, map));

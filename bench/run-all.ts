@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { corpus, cacheDir } from './corpus.js';
 import { duBytes, measure, median } from './measure.js';
 import { runMicro, type MicroResult } from './micro.js';
-import { runScale } from './scale.js';
+import { indexRows, runIndexScale, runScale } from './scale.js';
 import { runCbt } from './cbt.js';
 import { mountTable, runMount } from './mount.js';
 import { bootLine, runBoot } from './boot.js';
@@ -183,6 +183,7 @@ async function main(): Promise<void> {
   rmSync(work, { recursive: true, force: true });
   process.stderr.write('bench: scale model (1 TiB of chunk ids)\n');
   const scale = await runScale();
+  const indexScale = await runIndexScale();
   const mib = (b: number) => `${(b / 1024 ** 2).toFixed(1)} MiB`;
   const scaleTable = ['| 1 TiB disk, 64 KiB chunks (16 Mi chunk ids) | value |', '|---|---:|',
     `| full map file | ${mib(scale.fullMapBytes)} |`,
@@ -190,7 +191,8 @@ async function main(): Promise<void> {
     `| increment, 2% of chunks clustered | ${mib(scale.clusteredDeltaBytes)} (${((100 * scale.clusteredDeltaBytes) / scale.fullMapBytes).toFixed(1)}% of full) |`,
     `| open the full restore point | ${scale.openFullSeconds.toFixed(2)} s |`,
     `| open a restore point at the end of a 15-delta chain | ${scale.openChain15Seconds.toFixed(2)} s |`,
-    `| compute an increment's delta (diff of two maps) | ${scale.diffSeconds.toFixed(2)} s |`].join('\n');
+    `| compute an increment's delta (diff of two maps) | ${scale.diffSeconds.toFixed(2)} s |`,
+    ...indexRows(indexScale)].join('\n');
 
   const steps = [...bvMedian, ...restic, ...borg];
   const changed = c.day2Extents.reduce((a, e) => a + e.length, 0);
@@ -227,7 +229,7 @@ Micro-benchmarks (tinybench, medians, one core):
 ${microTable(micro)}
 `;
   mkdirSync(join(top, 'bench', 'results'), { recursive: true });
-  writeFileSync(join(top, 'bench', 'results', 'latest.json'), JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, cbt, mount: mountResult, boot, chunkRows, scale, micro }, null, 2));
+  writeFileSync(join(top, 'bench', 'results', 'latest.json'), JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, cbt, mount: mountResult, boot, chunkRows, scale, indexScale, micro }, null, 2));
   writeFileSync(join(top, 'bench', 'results', 'latest.md'), markdown);
   const seconds = (tool: string, step: string) => steps.find((s) => s.tool === tool && s.step === step)?.seconds;
   const resticDay2 = seconds('restic', 'day-2 backup');

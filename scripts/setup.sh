@@ -24,6 +24,17 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The boot test's VM fixture boots Debian's kernel: fetch its package once
+# (unpacked into the fixture, never installed on this machine).
+fixture_cache=${BLOCKVAULT_FIXTURE_CACHE:-/var/cache/blockvault}
+if [[ $(id -u) -eq 0 ]] && ! ls "$fixture_cache"/linux-image-*.deb >/dev/null 2>&1; then
+  mkdir -p "$fixture_cache"
+  kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+  if [[ -z $kpkg ]]; then apt-get update -qq >/dev/null; kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}'); fi
+  echo "setup: fetching $kpkg for the boot test fixture" >&2
+  (cd "$fixture_cache" && apt-get download -qq "$kpkg" 2>/dev/null) || echo "setup: could not fetch $kpkg; the boot test will try again" >&2
+fi
+
 # npm dependencies at the lock file's versions; only when the lock changed since the last install.
 # (Not `npm ci`: the registry we can reach lacks some other platforms' optional
 # packages, which npm ci's strict lock check then reports as missing.)

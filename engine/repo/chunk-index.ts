@@ -102,7 +102,9 @@ export class ChunkIndex {
     let storedBytes = 0;
     this.chunks.transactionSync(() => {
       for (const r of records) {
-        if (!this.chunks.doesExist(r.id)) this.chunks.put(r.id, encodeLocation(packIdHex, r));
+        // No existence check first: any pack holding a chunk id holds the same
+        // verified bytes, so overwriting is harmless and saves a B-tree search.
+        this.chunks.put(r.id, encodeLocation(packIdHex, r));
         rawBytes += r.rawBytes;
         storedBytes += r.storedBytes;
       }
