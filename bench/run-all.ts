@@ -75,7 +75,7 @@ async function resticRun(c: ReturnType<typeof corpus>): Promise<Step[]> {
   const clone = await measure('restic', ['backup', '-q', '--stdin', '--stdin-filename', 'clone.raw', '--host', 'clone'], { stdin: c.day2, env });
   steps.push({ tool: 'restic', step: 'clone VM backup', seconds: clone.seconds, rssBytes: clone.rssBytes, storedBytes: duBytes(repo) - before });
   const out = join(work, 'restic-restore.raw');
-  const m = await measure('restic', ['dump', '-q', 'latest', 'disk.raw'], { stdoutFile: out, env });
+  const m = await measure('restic', ['dump', '-q', '--host', 'bench', 'latest', 'disk.raw'], { stdoutFile: out, env });
   steps.push({ tool: 'restic', step: 'restore', seconds: m.seconds, rssBytes: m.rssBytes, storedBytes: null, outputAllocatedBytes: statSync(out).blocks * 512 });
   rmSync(out, { force: true });
   return steps;
@@ -197,7 +197,7 @@ async function main(): Promise<void> {
   const steps = [...bvMedian, ...restic, ...borg];
   const changed = c.day2Extents.reduce((a, e) => a + e.length, 0);
   const markdown = `Run ${date} on ${machine}; ${versions}.
-Corpus: ${mb(c.sizeBytes)} MB GPT disk image, ${mb(c.dataBytes)} MB of data (real system files in ext4 and 300 MiB incompressible), the rest holes; day 2 = ${c.day2Extents.length} scattered 64 KiB guest writes (${mb(changed)} MB). Page cache warm for every tool; blockvault: median of ${runs} runs (peak RSS: the largest); restic and borg: one run, default settings (restic: zstd auto + AES; borg: lz4, no encryption), both reading the image on stdin.
+Corpus: ${mb(c.sizeBytes)} MB GPT disk image, ${mb(c.dataBytes)} MB of data (real system files in ext4 and 300 MiB incompressible), the rest holes; day 2 = 300 scattered 64 KiB guest writes plus ~16 MiB of new files: ${mb(changed)} MB changed in ${c.day2Extents.length} extents (${((100 * changed) / c.dataBytes).toFixed(1)}% of the data). Page cache warm for every tool; blockvault: median of ${runs} runs (peak RSS: the largest); restic and borg: one run, default settings (restic: zstd auto + AES; borg: lz4, no encryption), both reading the image on stdin.
 
 ${table(steps, c)}
 
@@ -229,6 +229,8 @@ Micro-benchmarks (tinybench, medians, one core):
 ${microTable(micro)}
 `;
   mkdirSync(join(top, 'bench', 'results'), { recursive: true });
+  const record = JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, cbt, mount: mountResult, boot, chunkRows, scale, indexScale, micro }, null, 2);
+  writeFileSync(join(top, 'bench', 'results', `${date.slice(0, 19).replace(/:/g, '')}.json`), record); // one file per run
   writeFileSync(join(top, 'bench', 'results', 'latest.json'), JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, cbt, mount: mountResult, boot, chunkRows, scale, indexScale, micro }, null, 2));
   writeFileSync(join(top, 'bench', 'results', 'latest.md'), markdown);
   const seconds = (tool: string, step: string) => steps.find((s) => s.tool === tool && s.step === step)?.seconds;

@@ -212,3 +212,33 @@ export function sha256File(path: string): string {
   closeSync(fd);
   return hash.digest('hex');
 }
+
+/**
+ * The exact byte ranges where two images of one size differ, at 4 KiB
+ * granularity, merged: the changed-extents list a perfect tracker would give.
+ */
+export function diffImages(a: string, b: string, sizeBytes: number): Extent[] {
+  const block = 4096;
+  const piece = 4 * 1024 * 1024;
+  const fa = openSync(a, 'r');
+  const fb = openSync(b, 'r');
+  const ba = Buffer.alloc(piece);
+  const bb = Buffer.alloc(piece);
+  const extents: Extent[] = [];
+  for (let at = 0; at < sizeBytes; at += piece) {
+    const n = Math.min(piece, sizeBytes - at);
+    readSync(fa, ba, 0, n, at);
+    readSync(fb, bb, 0, n, at);
+    if (ba.subarray(0, n).equals(bb.subarray(0, n))) continue;
+    for (let k = 0; k < n; k += block) {
+      const end = Math.min(n, k + block);
+      if (ba.subarray(k, end).equals(bb.subarray(k, end))) continue;
+      const last = extents[extents.length - 1];
+      if (last && last.start + last.length === at + k) last.length += end - k;
+      else extents.push({ start: at + k, length: end - k });
+    }
+  }
+  closeSync(fa);
+  closeSync(fb);
+  return extents;
+}
