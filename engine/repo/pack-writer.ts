@@ -5,7 +5,7 @@
 // "Commit order"). An unsealed pack left by a crash stays in tmp/ and is
 // removed by the next writer.
 import { randomBytes } from 'node:crypto';
-import { assert, storageError } from '../core/errors.js';
+import { storageError } from '../core/errors.js';
 import { encodePackHeader, encodeRecordHeader, encodeTrailer, packHeaderBytes, recordHeaderBytes, type PackRecord } from '../format/pack-format.js';
 import type { AppendHandle, Storage } from '../storage/storage.js';
 import type { ChunkIndex } from './chunk-index.js';
@@ -112,10 +112,5 @@ export class PackWriter {
     if (!handle) return;
     await handle.close().catch(() => undefined);
     await this.storage.remove(`${tmpDir}/${this.packIdHex}.pack`).catch(() => undefined);
-  }
-
-  get isOpen(): boolean {
-    assert(this.handle === null || this.packIdHex !== '', 'open pack has an id');
-    return this.handle !== null;
   }
 }
