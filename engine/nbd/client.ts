@@ -11,8 +11,12 @@ import { ReplyParser, type Pending } from './reply-parser.js';
 import { SocketReader } from './socket-reader.js';
 import { describeAddress, type NbdAddress } from './uri.js';
 
-/** Largest read we send in one request (qemu-nbd accepts up to 32 MiB). */
-const readBytesMax = 4 * 1024 * 1024;
+/**
+ * Largest read we send in one request (qemu-nbd accepts up to 32 MiB). A 4 MiB
+ * batch becomes four 1 MiB requests in flight: measured ~1.5x faster than one
+ * 4 MiB request over a unix socket.
+ */
+const readBytesMax = 1024 * 1024;
 /** Largest block status range per request. */
 const statusBytesMax = 2 ** 31;
 
