@@ -1,7 +1,7 @@
 // The mounted tree, independent of FUSE:
 //   /<vm>/<disk>/<UTC time>_<short id>/disk.raw         the whole disk
 //   /<vm>/<disk>/<UTC time>_<short id>/part<N>.raw      each MBR/GPT partition
-//   /<vm>/<disk>/<UTC time>_<short id>/files/part<N>/   files of ext2/3/4 partitions
+//   /<vm>/<disk>/<UTC time>_<short id>/files/part<N>/   files of ext2/3/4 and FAT partitions
 //   /<vm>/<disk>/latest -> the newest restore point directory
 // Restore points are opened lazily and kept open (a few at a time).
 import { BlockvaultError } from '../engine/core/errors.js';
@@ -10,16 +10,17 @@ import { PointReader } from '../engine/read/point-reader.js';
 import type { PointEntry } from '../engine/repo/chunk-index.js';
 import type { Repository } from '../engine/repo/repository.js';
 import type { WorkerPool } from '../engine/workers/pool.js';
-import { ExtFiles, type FileStat } from './ext-files.js';
+import type { FileStat } from './ext-files.js';
+import { openPartitionFiles, type PartitionFiles } from './partition-files.js';
 import { parsePartitions, partitionTableBytes, type Partition } from './partitions.js';
 
 export type Node =
   | { kind: 'dir'; time: Date; entries: () => Promise<string[]> }
   | { kind: 'symlink'; time: Date; target: string }
   | { kind: 'file'; time: Date; size: number; read: (offset: number, length: number) => Promise<Buffer> }
-  | { kind: 'ext'; stat: FileStat; files: ExtFiles; path: string };
+  | { kind: 'ext'; stat: FileStat; files: PartitionFiles; path: string };
 
-interface OpenedPoint { reader: PointReader; partitions: Partition[]; ext: Map<number, ExtFiles | null> }
+interface OpenedPoint { reader: PointReader; partitions: Partition[]; ext: Map<number, PartitionFiles | null> }
 
 const openPointsMax = 16;
 const catalogRefreshMs = 1000;
@@ -71,8 +72,8 @@ export class MountTree {
     return opened;
   }
 
-  private async extFiles(opened: OpenedPoint, part: Partition): Promise<ExtFiles | null> {
-    if (!opened.ext.has(part.number)) opened.ext.set(part.number, await ExtFiles.open(opened.reader, part));
+  private async extFiles(opened: OpenedPoint, part: Partition): Promise<PartitionFiles | null> {
+    if (!opened.ext.has(part.number)) opened.ext.set(part.number, await openPartitionFiles(opened.reader, part));
     return opened.ext.get(part.number) ?? null;
   }
 

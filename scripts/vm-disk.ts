@@ -147,6 +147,9 @@ export function makeVmDisk(spec: DiskSpec): DiskInfo {
   run('mkfs.vfat', ['-C', '-n', 'BOOT', fatImage, String(fat.size / 1024)]);
   writeFileSync(join(work, 'README.TXT'), 'blockvault test disk\r\n');
   run('mcopy', ['-i', fatImage, join(work, 'README.TXT'), '::/README.TXT']);
+  writeFileSync(join(work, 'long.txt'), 'a file with a long name\n'.repeat(2000)); // spans clusters
+  run('mmd', ['-i', fatImage, '::/EFI']);
+  run('mcopy', ['-i', fatImage, join(work, 'long.txt'), '::/EFI/Boot Loader Settings.txt']);
   copyInto(spec.path, fat.start, fatImage);
 
   run('mkfs.ext4', ['-F', '-q', '-E', `offset=${ext4.start}`, '-d', stage, spec.path, `${Math.floor(ext4.size / 1024)}k`]);

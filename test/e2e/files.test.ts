@@ -20,7 +20,7 @@ describe('blockvault files', () => {
   });
 
   it('lists a directory, with symlink targets', async () => {
-    const rows = await cliJson<Array<{ name: string; size: number; target?: string }>>(['files', 'ls', '-r', root, 'vm/sda@latest', '/etc']);
+    const rows = await cliJson<Array<{ name: string; size: number; target?: string }>>(['files', 'ls', '-r', root, 'vm/sda@latest', '--part', '2', '/etc']);
     expect(rows).toEqual([
       expect.objectContaining({ name: 'hostname', size: 6 }),
       expect.objectContaining({ name: 'hostname.link', target: 'hostname' }),
@@ -51,15 +51,23 @@ describe('blockvault files', () => {
     };
     walk(src);
     expect(checked).toBe(r.files);
-    const again = await cli(['files', 'get', '-r', root, 'vm/sda@latest', '/etc/hostname', out]);
-    expect((await cli(['files', 'get', '-r', root, 'vm/sda@latest', '/etc/hostname', out])).stderr).toMatch(/it exists/);
+    const again = await cli(['files', 'get', '-r', root, 'vm/sda@latest', '--part', '2', '/etc/hostname', out]);
+    expect((await cli(['files', 'get', '-r', root, 'vm/sda@latest', '--part', '2', '/etc/hostname', out])).stderr).toMatch(/it exists/);
     expect(again.code).toBe(0);
   });
 
-  it('says which partitions to choose from', async () => {
-    const r = await cli(['files', 'ls', '-r', root, 'vm/sda@latest', '--part', '1', '/']);
+  it('reads the FAT partition too, long names included', async () => {
+    const rows = await cliJson<Array<{ name: string; size: number }>>(['files', 'ls', '-r', root, 'vm/sda@latest', '--part', '1', '/']);
+    expect(rows.map((r) => r.name).sort()).toEqual(['EFI', 'README.TXT']);
+    const out = join(dir, 'fat-out');
+    await cliJson(['files', 'get', '-r', root, 'vm/sda@latest', '--part', '1', '/EFI', out]);
+    expect(readFileSync(join(out, 'EFI', 'Boot Loader Settings.txt'), 'utf8')).toBe('a file with a long name\n'.repeat(2000));
+  });
+
+  it('asks which partition when several hold filesystems', async () => {
+    const r = await cli(['files', 'ls', '-r', root, 'vm/sda@latest', '/']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/partition 1 of vm\/sda@latest holds no ext2\/3\/4 filesystem/);
+    expect(r.stderr).toMatch(/several partitions hold filesystems \(1, 2\); choose one with --part/);
     expect((await cli(['files', 'ls', '-r', root, 'vm/sda@latest', '--part', '7', '/'])).stderr).toMatch(/has partitions 1, 2/);
   });
 });

@@ -90,6 +90,14 @@ describe('blockvault mount', () => {
     }
   });
 
+  it('serves the files of the FAT partition', () => {
+    const fat = join(mnt, 'web01', 'sda', 'latest', 'files', 'part1');
+    expect(readdirSync(join(mnt, 'web01', 'sda', 'latest', 'files')).sort()).toEqual(['part1', 'part2']);
+    expect(readdirSync(fat).sort()).toEqual(['EFI', 'README.TXT']);
+    expect(readFileSync(join(fat, 'README.TXT'), 'utf8')).toBe('blockvault test disk\r\n');
+    expect(readFileSync(join(fat, 'EFI', 'Boot Loader Settings.txt'), 'utf8')).toBe('a file with a long name\n'.repeat(2000));
+  });
+
   it('serves the files inside the ext4 partition, symlinks as symlinks', () => {
     const files = join(mnt, 'web01', 'sda', 'latest', 'files', 'part2');
     expect(readFileSync(join(files, 'etc', 'hostname'), 'utf8')).toBe('mount\n');

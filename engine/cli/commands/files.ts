@@ -1,6 +1,6 @@
 import { chmod, lutimes, mkdir, symlink, utimes, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { ExtFiles } from '../../../mount/ext-files.js';
+import { openPartitionFiles, type PartitionFiles } from '../../../mount/partition-files.js';
 import { parsePartitions, partitionTableBytes } from '../../../mount/partitions.js';
 import { BlockvaultError } from '../../core/errors.js';
 import { humanBytes } from '../../core/human.js';
@@ -13,7 +13,7 @@ import { printJson, say, type Command } from '../command.js';
 
 const copyPieceBytes = 1024 * 1024;
 
-async function openFiles(repo: Repository, pool: WorkerPool, spec: string, partArg: string | undefined): Promise<ExtFiles> {
+async function openFiles(repo: Repository, pool: WorkerPool, spec: string, partArg: string | undefined): Promise<PartitionFiles> {
   const entry = repo.points.resolve(spec);
   const reader = new PointReader(repo, pool, await repo.points.open(entry), new ChunkCache(128 * 1024 * 1024), `${entry.vm}/${entry.disk}@${entry.id}`);
   const partitions = parsePartitions(await reader.readAt(0, Math.min(partitionTableBytes, reader.sizeBytes)), reader.sizeBytes);
@@ -21,17 +21,17 @@ async function openFiles(repo: Repository, pool: WorkerPool, spec: string, partA
   if (partArg !== undefined) {
     const part = candidates.find((p) => p.number === Number(partArg));
     if (!part) throw new BlockvaultError('BAD_INPUT', `--part ${partArg}: ${spec} has partitions ${partitions.map((p) => p.number).join(', ') || '(none)'}`);
-    const files = await ExtFiles.open(reader, part);
-    if (!files) throw new BlockvaultError('BAD_INPUT', `partition ${partArg} of ${spec} holds no ext2/3/4 filesystem`);
+    const files = await openPartitionFiles(reader, part);
+    if (!files) throw new BlockvaultError('BAD_INPUT', `partition ${partArg} of ${spec} holds no filesystem blockvault reads (ext2/3/4, FAT)`);
     return files;
   }
-  const found: ExtFiles[] = [];
+  const found: PartitionFiles[] = [];
   for (const p of candidates) {
-    const files = await ExtFiles.open(reader, p);
+    const files = await openPartitionFiles(reader, p);
     if (files) found.push(files);
   }
   if (found.length === 1) return found[0];
-  if (found.length === 0) throw new BlockvaultError('BAD_INPUT', `${spec}: no partition with a supported filesystem (ext2/3/4)`);
+  if (found.length === 0) throw new BlockvaultError('BAD_INPUT', `${spec}: no partition with a filesystem blockvault reads (ext2/3/4, FAT)`);
   throw new BlockvaultError('USAGE', `${spec}: several partitions hold filesystems (${found.map((f) => f.partition.number).join(', ')}); choose one with --part`);
 }
 
@@ -42,7 +42,7 @@ function modeString(mode: number): string {
 }
 
 /** Copies a file, directory tree or symlink out, keeping modes, times and symlinks. */
-async function copyOut(files: ExtFiles, from: string, to: string, counters: { files: number; bytes: number }): Promise<void> {
+async function copyOut(files: PartitionFiles, from: string, to: string, counters: { files: number; bytes: number }): Promise<void> {
   const st = await files.stat(from);
   if (st.isSymlink) {
     await symlink(await files.readlink(from), to);
@@ -74,9 +74,9 @@ export const filesCommand: Command = {
   help: `Usage: blockvault files ls  -r <repo> <vm>/<disk>@<id|latest> [--part N] [<path>]
        blockvault files get -r <repo> <vm>/<disk>@<id|latest> [--part N] <path> <target-dir>
 
-Reads the ext2/3/4 filesystem inside a restore point directly (no mount, no
-root). --part picks the partition; by default the only partition holding a
-supported filesystem. 'get' copies a file or a whole directory tree into
+Reads the ext2/3/4 or FAT filesystem inside a restore point directly (no
+mount, no root). --part picks the partition; by default the only partition
+holding a filesystem blockvault reads. 'get' copies a file or a whole directory tree into
 <target-dir>, keeping modes, times and symlinks, and never overwrites.
 
 Examples:

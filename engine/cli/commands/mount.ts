@@ -17,7 +17,7 @@ or \`blockvault umount <mountpoint>\`:
 
   <mountpoint>/<vm>/<disk>/<UTC time>_<id>/disk.raw        the whole disk (QEMU can boot it)
   <mountpoint>/<vm>/<disk>/<UTC time>_<id>/part<N>.raw     each MBR/GPT partition
-  <mountpoint>/<vm>/<disk>/<UTC time>_<id>/files/part<N>/  the files of ext2/3/4 partitions
+  <mountpoint>/<vm>/<disk>/<UTC time>_<id>/files/part<N>/  the files of ext2/3/4 and FAT partitions
   <mountpoint>/<vm>/<disk>/latest                          the newest restore point
 
 Restore points backed up while mounted appear within a second. Every byte is
