@@ -4,9 +4,10 @@
 // same reads from the original image file and through restic's mount.
 // Run alone: node dist/bench/mount.js (needs root to drop the page cache).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { nativeApi } from '../engine/source/native.js';
+import { isMounted } from '../mount/fuse-mount.js';
 import { corpus, cacheDir, type Corpus } from './corpus.js';
 import { measure, median } from './measure.js';
 
@@ -21,7 +22,7 @@ export interface MountResult {
 }
 
 const dropCaches = () => { execFileSync('sync'); writeFileSync('/proc/sys/vm/drop_caches', '3'); };
-const mounted = (mnt: string) => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mnt);
+const mounted = isMounted;
 
 function readSequential(path: string, limit = Infinity): { seconds: number; bytes: number } {
   const fd = openSync(path, 'r');

@@ -63,12 +63,4 @@ export class SocketReader {
     await this.readInto(out);
     return out;
   }
-
-  async skip(length: number): Promise<void> {
-    for (let left = length; left > 0; ) {
-      const n = Math.min(left, 1 << 20);
-      await this.read(n);
-      left -= n;
-    }
-  }
 }

@@ -6,8 +6,6 @@ export class ChunkCache {
   private readonly entries = new Map<string, Buffer>();
   private readonly inflight = new Map<string, Promise<Buffer>>();
   private bytes = 0;
-  hits = 0;
-  misses = 0;
 
   constructor(readonly bytesMax: number) {}
 
@@ -16,7 +14,6 @@ export class ChunkCache {
     if (value) {
       this.entries.delete(key); // most recently used goes last
       this.entries.set(key, value);
-      this.hits += 1;
     }
     return value;
   }
@@ -42,7 +39,4 @@ export class ChunkCache {
     return fetch;
   }
 
-  get sizeBytes(): number {
-    return this.bytes;
-  }
 }
