@@ -17,7 +17,7 @@ export interface Corpus { base: string; day2: string; day2Extents: Extent[]; siz
 
 function diskInfo(path: string): DiskInfo {
   const partitions = readPartitions(path);
-  return { path, sizeBytes: statSync(path).size, partitions, fat: partitions[0], ext4: partitions[1], stageDir: '' };
+  return { path, sizeBytes: statSync(path).size, partitions, fat: partitions[0], ext4: partitions[1], stageDir: null };
 }
 
 export function corpus(sizeBytes = 4 * GiB): Corpus {

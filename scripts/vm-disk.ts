@@ -18,10 +18,12 @@ export interface DiskSpec {
   randomBytes: number;
   table?: 'gpt' | 'mbr';
   seed?: string;
+  /** Where to stage the ext4 tree and keep it (tests compare files with it); default: a temp dir removed afterwards. */
+  stageDir?: string;
 }
 
 export interface Partition { number: number; start: number; size: number; type: string }
-export interface DiskInfo { path: string; sizeBytes: number; partitions: Partition[]; ext4: Partition; fat: Partition; stageDir: string }
+export interface DiskInfo { path: string; sizeBytes: number; partitions: Partition[]; ext4: Partition; fat: Partition; stageDir: string | null }
 
 const systemRoots = ['/usr/share/doc', '/usr/share/perl', '/usr/lib/python3', '/usr/bin', '/usr/share/locale', '/usr/lib/x86_64-linux-gnu', '/usr/share'];
 
@@ -124,10 +126,17 @@ export function readPartitions(path: string): Partition[] {
 }
 
 export function makeVmDisk(spec: DiskSpec): DiskInfo {
+  const work = mkdtempSync(join(tmpdir(), 'bv-disk-'));
+  try {
+    return buildVmDisk(spec, work, spec.stageDir ?? join(work, 'root'));
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function buildVmDisk(spec: DiskSpec, work: string, stage: string): DiskInfo {
   const seed = spec.seed ?? 'blockvault';
   const table = spec.table ?? 'gpt';
-  const work = mkdtempSync(join(tmpdir(), 'bv-disk-'));
-  const stage = join(work, 'root');
   mkdirSync(join(stage, 'etc'), { recursive: true });
   mkdirSync(join(stage, 'srv'), { recursive: true });
   writeFileSync(join(stage, 'etc', 'hostname'), `${seed}\n`);
@@ -153,7 +162,7 @@ export function makeVmDisk(spec: DiskSpec): DiskInfo {
   copyInto(spec.path, fat.start, fatImage);
 
   run('mkfs.ext4', ['-F', '-q', '-E', `offset=${ext4.start}`, '-d', stage, spec.path, `${Math.floor(ext4.size / 1024)}k`]);
-  return { path: spec.path, sizeBytes: spec.sizeBytes, partitions, ext4, fat, stageDir: stage };
+  return { path: spec.path, sizeBytes: spec.sizeBytes, partitions, ext4, fat, stageDir: spec.stageDir ?? null };
 }
 
 export interface Extent { start: number; length: number }

@@ -14,7 +14,7 @@ describe('blockvault files', () => {
   const root = join(dir, 'repo');
   let disk: DiskInfo;
   beforeAll(async () => {
-    disk = makeVmDisk({ path: join(dir, 'vm.raw'), sizeBytes: 96 * MiB, systemBytes: 16 * MiB, randomBytes: 2 * MiB, seed: 'files' });
+    disk = makeVmDisk({ path: join(dir, 'vm.raw'), sizeBytes: 96 * MiB, systemBytes: 16 * MiB, randomBytes: 2 * MiB, seed: 'files', stageDir: join(dir, 'stage') });
     await cli(['init', '-r', root]);
     await cliJson(['backup', '-r', root, '--vm', 'vm', '--disk', 'sda', disk.path]);
   });
@@ -31,7 +31,7 @@ describe('blockvault files', () => {
     const out = join(dir, 'out');
     const r = await cliJson<{ files: number }>(['files', 'get', '-r', root, 'vm/sda@latest', '--part', '2', '/usr', out]);
     expect(r.files).toBeGreaterThan(50);
-    const src = join(disk.stageDir, 'usr');
+    const src = join(disk.stageDir!, 'usr');
     let checked = 0;
     const walk = (d: string): void => {
       for (const name of readdirSync(d)) {

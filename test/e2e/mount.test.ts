@@ -50,7 +50,7 @@ describe('blockvault mount', () => {
 
   beforeAll(async () => {
     mkdirSync(mnt);
-    disk = makeVmDisk({ path: join(dir, 'web01.raw'), sizeBytes: 128 * MiB, systemBytes: 24 * MiB, randomBytes: 4 * MiB, seed: 'mount' });
+    disk = makeVmDisk({ path: join(dir, 'web01.raw'), sizeBytes: 128 * MiB, systemBytes: 24 * MiB, randomBytes: 4 * MiB, seed: 'mount', stageDir: join(dir, 'stage') });
     await cli(['init', '-r', root, '--pack-size', '4M']);
     const a = await cliJson<{ id: string }>(['backup', '-r', root, '--vm', 'web01', '--disk', 'sda', disk.path]);
     images.set(a.id, join(dir, 'a.raw'));
@@ -109,7 +109,7 @@ describe('blockvault mount', () => {
         if (compared >= 300) return;
         const src = join(d, name);
         const st = lstatSync(src);
-        const inMount = join(files, relative(disk.stageDir, src));
+        const inMount = join(files, relative(disk.stageDir!, src));
         if (st.isDirectory()) walk(src);
         else if (st.isSymbolicLink()) expect(readlinkSync(inMount)).toBe(readlinkSync(src));
         else if (st.isFile()) {
@@ -119,7 +119,7 @@ describe('blockvault mount', () => {
         }
       }
     };
-    walk(disk.stageDir);
+    walk(disk.stageDir!);
     expect(compared).toBeGreaterThan(100);
   });
 
