@@ -1,10 +1,12 @@
 // Mount read benchmarks on the cached corpus: sequential reads of disk.raw
-// (cold: page cache dropped and a fresh mount; warm: again), random 4 KiB
-// reads over data regions (cold and warm latency percentiles), beside the
-// same reads from the original image file and through restic's mount.
+// (cold: page cache dropped and a fresh mount; warm: again), the first GiB
+// (almost all data), random 4 KiB reads over data regions (cold and warm
+// latency percentiles) and stat latency, beside the same reads from the
+// original image file, through restic's mount, and from a null FUSE
+// filesystem (the ceiling of fuse-native here).
 // Run alone: node dist/bench/mount.js (needs root to drop the page cache).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { nativeApi } from '../engine/source/native.js';
 import { isMounted } from '../mount/fuse-mount.js';
@@ -12,12 +14,17 @@ import { corpus, cacheDir, type Corpus } from './corpus.js';
 import { measure, median } from './measure.js';
 
 const cli = new URL('../../dist/engine/cli/main.js', import.meta.url).pathname;
+const nullFs = new URL('./null-fs.js', import.meta.url).pathname;
 const MiB = 1024 * 1024;
 
 export interface MountResult {
   sequentialColdSeconds: number; sequentialWarmSeconds: number; fileSequentialSeconds: number;
   resticRangeBytes: number; resticRangeSeconds: number | null; blockvaultRangeSeconds: number;
+  resticSequentialSeconds: number | null; nullSequentialSeconds: number; rangeDataBytes: number;
+  /** Medians of per-round ratios (restic seconds / blockvault seconds, null / blockvault). */
+  resticRangeRatio: number | null; resticSequentialRatio: number | null; nullRatio: number; rounds: number;
   randomColdMs: { p50: number; p99: number }; randomWarmMs: { p50: number; p99: number }; fileRandomMs: { p50: number; p99: number };
+  statWarmUs: number;
   sizeBytes: number; dataBytes: number;
 }
 
@@ -72,10 +79,13 @@ function dataOffsets(image: string, sizeBytes: number, count: number): number[] 
   return offsets;
 }
 
-async function startMount(args: string[], mnt: string, cmd = process.execPath): Promise<ChildProcess> {
-  const child = spawn(cmd, args, { stdio: 'ignore', env: { ...process.env, RESTIC_PASSWORD: 'bench' } });
-  for (let i = 0; i < 400 && !mounted(mnt); i++) await new Promise((r) => setTimeout(r, 50));
-  if (!mounted(mnt)) throw new Error(`mount at ${mnt} did not come up`);
+/** Starts a mount process and waits until it says it is serving (readahead set and all). */
+async function startMount(args: string[], mnt: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr!.on('data', (d) => (log += d));
+  for (let i = 0; i < 400 && !(mounted(mnt) && /mounted/.test(log)); i++) await new Promise((r) => setTimeout(r, 50));
+  if (!mounted(mnt)) throw new Error(`mount at ${mnt} did not come up: ${log}`);
   return child;
 }
 
@@ -85,86 +95,137 @@ async function stopMount(child: ChildProcess, mnt: string): Promise<void> {
   await exited;
 }
 
-/** Median of `runs` measurements of the blockvault mount (restic's mount once: it is slow). */
-export async function runMount(c: Corpus, withRestic = true, runs = 3): Promise<MountResult> {
-  const results: MountResult[] = [];
-  for (let i = 0; i < runs; i++) results.push(await runMountOnce(c, withRestic && i === 0));
-  const med = (f: (r: MountResult) => number) => median(results.map(f));
-  return {
-    ...results[0],
-    sequentialColdSeconds: med((r) => r.sequentialColdSeconds), sequentialWarmSeconds: med((r) => r.sequentialWarmSeconds),
-    fileSequentialSeconds: med((r) => r.fileSequentialSeconds), blockvaultRangeSeconds: med((r) => r.blockvaultRangeSeconds),
-    randomColdMs: { p50: med((r) => r.randomColdMs.p50), p99: med((r) => r.randomColdMs.p99) },
-    randomWarmMs: { p50: med((r) => r.randomWarmMs.p50), p99: med((r) => r.randomWarmMs.p99) },
-    fileRandomMs: { p50: med((r) => r.fileRandomMs.p50), p99: med((r) => r.fileRandomMs.p99) },
-  };
+function statLatencyUs(path: string, count = 2000): number {
+  statSync(path);
+  const times: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const t = process.hrtime.bigint();
+    statSync(path);
+    times.push(Number(process.hrtime.bigint() - t) / 1e3);
+  }
+  return median(times);
 }
 
-async function runMountOnce(c: Corpus, withRestic: boolean): Promise<MountResult> {
+/** Bytes of data (not holes) in the first `limit` bytes of an image. */
+function dataBytesIn(image: string, sizeBytes: number, limit: number): number {
+  const fd = openSync(image, 'r');
+  const flat = nativeApi()?.dataExtents(fd, sizeBytes) ?? [0, sizeBytes];
+  closeSync(fd);
+  let bytes = 0;
+  for (let i = 0; i < flat.length; i += 2) bytes += Math.max(0, Math.min(limit, flat[i + 1]) - Math.min(limit, flat[i]));
+  return bytes;
+}
+
+interface Round {
+  fileSeq: number; fileRandomMs: { p50: number; p99: number }; nullSeq: number;
+  cold: number; warm: number; statUs: number; range: number;
+  randomColdMs: { p50: number; p99: number }; randomWarmMs: { p50: number; p99: number };
+  resticRange: number | null; resticSeq: number | null;
+}
+
+/**
+ * `rounds` interleaved rounds (this machine's speed drifts by +-30% over
+ * minutes): each reads the image file, the null filesystem, blockvault's
+ * mount and restic's mount cold, so every ratio compares runs made side by
+ * side. Reports medians; "x faster" is the median of per-round ratios.
+ */
+export async function runMount(c: Corpus, withRestic = true, rounds = 3): Promise<MountResult> {
   const work = join(cacheDir, 'work-mount');
   rmSync(work, { recursive: true, force: true });
   const repo = join(work, 'repo');
   const mnt = join(work, 'mnt');
+  const resticMnt = join(work, 'restic-mnt');
   mkdirSync(mnt, { recursive: true });
+  mkdirSync(resticMnt, { recursive: true });
   execFileSync(process.execPath, [cli, 'init', '-r', repo]);
   execFileSync(process.execPath, [cli, 'backup', '-r', repo, '--vm', 'b', '--disk', 'sda', c.base]);
   const offsets = dataOffsets(c.base, c.sizeBytes, 500);
+  const rangeBytes = 1024 * MiB; // mostly data: the rate of decoding, not of zeros
 
+  let restic: { child: ChildProcess; file: string } | null = null;
+  if (withRestic && existsSync('/usr/bin/restic')) {
+    const env = { RESTIC_REPOSITORY: join(work, 'restic'), RESTIC_PASSWORD: 'bench', RESTIC_CACHE_DIR: join(work, 'restic-cache') };
+    execFileSync('restic', ['init', '-q'], { env: { ...process.env, ...env } });
+    await measure('restic', ['backup', '-q', '--stdin', '--stdin-filename', 'disk.raw'], { stdin: c.base, env });
+    const child = spawn('restic', ['mount', resticMnt], { stdio: 'ignore', env: { ...process.env, ...env } });
+    const file = join(resticMnt, 'snapshots', 'latest', 'disk.raw');
+    for (let i = 0; i < 600 && !(mounted(resticMnt) && existsSync(file)); i++) await new Promise((r) => setTimeout(r, 100));
+    restic = { child, file };
+  }
+
+  const all: Round[] = [];
+  for (let i = 0; i < rounds; i++) all.push(await runRound(c, repo, mnt, restic?.file ?? null, offsets, rangeBytes));
+  if (restic) await stopMount(restic.child, resticMnt);
+  rmSync(work, { recursive: true, force: true });
+
+  const med = (f: (r: Round) => number) => median(all.map(f));
+  const resticMed = (f: (r: Round) => number | null) => (restic ? median(all.map((r) => f(r)!)) : null);
+  return {
+    sequentialColdSeconds: med((r) => r.cold), sequentialWarmSeconds: med((r) => r.warm), fileSequentialSeconds: med((r) => r.fileSeq),
+    resticRangeBytes: rangeBytes, resticRangeSeconds: resticMed((r) => r.resticRange), blockvaultRangeSeconds: med((r) => r.range),
+    resticSequentialSeconds: resticMed((r) => r.resticSeq), nullSequentialSeconds: med((r) => r.nullSeq),
+    rangeDataBytes: dataBytesIn(c.base, c.sizeBytes, rangeBytes),
+    resticRangeRatio: resticMed((r) => r.resticRange! / r.range), resticSequentialRatio: resticMed((r) => r.resticSeq! / r.cold),
+    nullRatio: med((r) => r.nullSeq / r.cold),
+    randomColdMs: { p50: med((r) => r.randomColdMs.p50), p99: med((r) => r.randomColdMs.p99) },
+    randomWarmMs: { p50: med((r) => r.randomWarmMs.p50), p99: med((r) => r.randomWarmMs.p99) },
+    fileRandomMs: { p50: med((r) => r.fileRandomMs.p50), p99: med((r) => r.fileRandomMs.p99) },
+    statWarmUs: med((r) => r.statUs), rounds, sizeBytes: c.sizeBytes, dataBytes: c.dataBytes,
+  };
+}
+
+async function runRound(c: Corpus, repo: string, mnt: string, resticFile: string | null, offsets: number[], rangeBytes: number): Promise<Round> {
   dropCaches();
-  const fileSeq = readSequential(c.base);
+  const fileSeq = readSequential(c.base).seconds;
   dropCaches();
   const fileRandomMs = readRandom(c.base, offsets);
 
-  let server = await startMount([cli, 'mount', '-r', repo, mnt], mnt);
+  let server = await startMount([nullFs, mnt, String(c.sizeBytes)], mnt);
+  dropCaches();
+  const nullSeq = readSequential(join(mnt, 'zero.raw')).seconds;
+  await stopMount(server, mnt);
+
+  server = await startMount([cli, 'mount', '-r', repo, mnt], mnt);
   const point = readdirSync(join(mnt, 'b', 'sda')).find((n) => n !== 'latest')!;
   const disk = join(mnt, 'b', 'sda', point, 'disk.raw');
   dropCaches();
-  const cold = readSequential(disk);
-  const warm = readSequential(disk);
+  const cold = readSequential(disk).seconds;
+  const warm = readSequential(disk).seconds;
+  const statUs = statLatencyUs(disk);
   await stopMount(server, mnt);
 
   server = await startMount([cli, 'mount', '-r', repo, mnt], mnt);
   dropCaches();
   const randomColdMs = readRandom(disk, offsets);
   const randomWarmMs = readRandom(disk, offsets);
-  const rangeBytes = 1024 * MiB; // restic's mount is slow: compare on the first GiB
-  dropCaches();
   await stopMount(server, mnt);
   server = await startMount([cli, 'mount', '-r', repo, mnt], mnt);
   dropCaches();
-  const bvRange = readSequential(disk, rangeBytes);
+  const range = readSequential(disk, rangeBytes).seconds;
   await stopMount(server, mnt);
 
-  let resticRangeSeconds: number | null = null;
-  if (withRestic && existsSync('/usr/bin/restic')) {
-    const rrepo = join(work, 'restic');
-    const env = { RESTIC_REPOSITORY: rrepo, RESTIC_PASSWORD: 'bench', RESTIC_CACHE_DIR: join(work, 'restic-cache') };
-    execFileSync('restic', ['init', '-q'], { env: { ...process.env, ...env } });
-    await measure('restic', ['backup', '-q', '--stdin', '--stdin-filename', 'disk.raw'], { stdin: c.base, env });
-    const rs = spawn('restic', ['mount', mnt], { stdio: 'ignore', env: { ...process.env, ...env } });
-    for (let i = 0; i < 400 && !mounted(mnt); i++) await new Promise((r) => setTimeout(r, 50));
+  let resticRange: number | null = null;
+  let resticSeq: number | null = null;
+  if (resticFile) {
     dropCaches();
-    const file = join(mnt, 'snapshots', 'latest', 'disk.raw');
-    for (let i = 0; i < 100 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 100));
-    resticRangeSeconds = readSequential(file, rangeBytes).seconds;
-    await stopMount(rs, mnt);
+    resticRange = readSequential(resticFile, rangeBytes).seconds;
+    dropCaches();
+    resticSeq = readSequential(resticFile).seconds;
   }
-  rmSync(work, { recursive: true, force: true });
-  return {
-    sequentialColdSeconds: cold.seconds, sequentialWarmSeconds: warm.seconds, fileSequentialSeconds: fileSeq.seconds,
-    resticRangeBytes: rangeBytes, resticRangeSeconds, blockvaultRangeSeconds: bvRange.seconds,
-    randomColdMs, randomWarmMs, fileRandomMs, sizeBytes: c.sizeBytes, dataBytes: c.dataBytes,
-  };
+  return { fileSeq, fileRandomMs, nullSeq, cold, warm, statUs, range, randomColdMs, randomWarmMs, resticRange, resticSeq };
 }
 
 export function mountTable(r: MountResult): string {
   const mb = (bytes: number, s: number) => (bytes / 1e6 / s).toFixed(0);
-  return ['| read | blockvault mount | original image file | restic mount |', '|---|---:|---:|---:|',
-    `| sequential disk.raw, cold (MB/s of disk; of data) | ${mb(r.sizeBytes, r.sequentialColdSeconds)}; ${mb(r.dataBytes, r.sequentialColdSeconds)} | ${mb(r.sizeBytes, r.fileSequentialSeconds)} | |`,
-    `| sequential disk.raw, warm re-read (MB/s) | ${mb(r.sizeBytes, r.sequentialWarmSeconds)} | | |`,
-    `| sequential first ${r.resticRangeBytes / MiB} MiB, cold (MB/s) | ${mb(r.resticRangeBytes, r.blockvaultRangeSeconds)} | | ${r.resticRangeSeconds ? `${mb(r.resticRangeBytes, r.resticRangeSeconds)} (blockvault ${(r.resticRangeSeconds / r.blockvaultRangeSeconds).toFixed(1)}x faster)` : 'not run'} |`,
-    `| random 4 KiB over data, cold p50 / p99 (ms) | ${r.randomColdMs.p50.toFixed(2)} / ${r.randomColdMs.p99.toFixed(2)} | ${r.fileRandomMs.p50.toFixed(2)} / ${r.fileRandomMs.p99.toFixed(2)} | |`,
-    `| random 4 KiB over data, warm p50 / p99 (ms) | ${r.randomWarmMs.p50.toFixed(3)} / ${r.randomWarmMs.p99.toFixed(3)} | | |`].join('\n');
+  const vs = (ratio: number | null) => (ratio ? ` (blockvault ${ratio.toFixed(1)}x faster)` : 'not run');
+  const rangeMiB = r.resticRangeBytes / MiB;
+  return ['| read | blockvault mount | original image file | restic mount | null FUSE filesystem (ceiling) |', '|---|---:|---:|---:|---:|',
+    `| sequential disk.raw, cold (MB/s of disk; of data) | ${mb(r.sizeBytes, r.sequentialColdSeconds)}; ${mb(r.dataBytes, r.sequentialColdSeconds)} | ${mb(r.sizeBytes, r.fileSequentialSeconds)} | ${r.resticSequentialSeconds ? mb(r.sizeBytes, r.resticSequentialSeconds) : ''}${vs(r.resticSequentialRatio)} | ${mb(r.sizeBytes, r.nullSequentialSeconds)} (blockvault at ${Math.round(100 * r.nullRatio)}%) |`,
+    `| sequential first ${rangeMiB} MiB (${Math.round((100 * r.rangeDataBytes) / r.resticRangeBytes)}% data), cold (MB/s) | ${mb(r.resticRangeBytes, r.blockvaultRangeSeconds)} | | ${r.resticRangeSeconds ? mb(r.resticRangeBytes, r.resticRangeSeconds) : ''}${vs(r.resticRangeRatio)} | |`,
+    `| sequential disk.raw, warm re-read (MB/s) | ${mb(r.sizeBytes, r.sequentialWarmSeconds)} | | | |`,
+    `| random 4 KiB over data, cold p50 / p99 (ms) | ${r.randomColdMs.p50.toFixed(2)} / ${r.randomColdMs.p99.toFixed(2)} | ${r.fileRandomMs.p50.toFixed(2)} / ${r.fileRandomMs.p99.toFixed(2)} | | |`,
+    `| random 4 KiB over data, warm p50 / p99 (ms) | ${r.randomWarmMs.p50.toFixed(3)} / ${r.randomWarmMs.p99.toFixed(3)} | | | |`,
+    `| stat of disk.raw, warm p50 (us) | ${r.statWarmUs.toFixed(1)} | | | |`].join('\n');
 }
 
 if (process.argv[1]?.endsWith('mount.js')) {

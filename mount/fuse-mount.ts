@@ -4,7 +4,7 @@
 // and restore point, never a crash or a hang). Handlers run on the main
 // thread, so nothing here blocks: reads await the worker pool.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { BlockvaultError } from '../engine/core/errors.js';
@@ -24,10 +24,38 @@ function loadFuse(): FuseCtor {
   }
 }
 
-/** Is `path` a FUSE mount point right now (per /proc/self/mountinfo)? */
-export function isMounted(path: string): boolean {
+/** The device ("major:minor") mounted at `path`, per /proc/self/mountinfo; never touches the mount itself. */
+function mountDevice(path: string): string | null {
   const target = resolve(path);
-  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((line) => line.split(' ')[4] === target);
+  const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === target);
+  return line ? line.split(' ')[2] : null;
+}
+
+/** Is `path` a mount point right now? */
+export function isMounted(path: string): boolean {
+  return mountDevice(path) !== null;
+}
+
+/**
+ * The kernel gives a FUSE mount 128 KiB of readahead, which keeps a single
+ * read request in flight; with 1 MiB it sends several at once and the FUSE
+ * threads and our prefetch overlap them (sequential cold reads ~1.6x faster
+ * here). The knob is per mount (its bdi) and needs root; without it reads
+ * still work, just slower.
+ */
+export const mountReadaheadBytes = 1024 * 1024;
+
+/** Sets the kernel readahead of the mount at `mnt`; returns why not, or null. */
+export function setMountReadahead(mnt: string, bytes: number): string | null {
+  const device = mountDevice(mnt);
+  if (!device) return `${mnt} is not mounted`;
+  const knob = `/sys/class/bdi/${device}/read_ahead_kb`;
+  try {
+    writeFileSync(knob, String(Math.floor(bytes / 1024)));
+    return null;
+  } catch (err) {
+    return `cannot write ${knob}: ${(err as NodeJS.ErrnoException).code}`;
+  }
 }
 
 /** Checks a mount point and clears a stale one (ENOTCONN: its process died). */
@@ -58,7 +86,9 @@ export function unmountPath(path: string, lazy = false): void {
 
 export interface MountHandle { unmount(): Promise<void> }
 
-export async function mountTree(mnt: string, tree: MountTree, log: (line: string) => void): Promise<MountHandle> {
+const attrTimeoutSeconds = 3600;
+
+export async function mountTree(mnt: string, tree: MountTree, log: (line: string) => void, readaheadBytes = mountReadaheadBytes): Promise<MountHandle> {
   const Fuse = loadFuse();
   const errno = (err: unknown): number => {
     if (err instanceof BlockvaultError) {
@@ -118,10 +148,9 @@ export async function mountTree(mnt: string, tree: MountTree, log: (line: string
     release: (_path: string, _fd: number, cb: Cb) => cb(0),
     read: (path: string, _fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => answer(cb, async () => {
       const node = await need(path);
-      let data: Buffer;
-      if (node.kind === 'file') data = await node.read(pos, Math.max(0, Math.min(len, node.size - pos)));
-      else if (node.kind === 'ext') data = await node.files.read(node.path, pos, len);
-      else return [Fuse.EISDIR];
+      if (node.kind === 'file') return [await node.read(pos, buf.subarray(0, Math.max(0, Math.min(len, node.size - pos))))];
+      if (node.kind !== 'ext') return [Fuse.EISDIR];
+      const data = await node.files.read(node.path, pos, len);
       data.copy(buf);
       return [data.length];
     }),
@@ -129,9 +158,17 @@ export async function mountTree(mnt: string, tree: MountTree, log: (line: string
   const fuse = new Fuse(mnt, ops, {
     force: false, mkdir: false, fsname: 'blockvault', subtype: 'blockvault',
     kernelCache: true, // restore points never change: keep their pages across opens
-    entryTimeout: 1, attrTimeout: 1, // new restore points and `latest` show up within a second
+    // libfuse 2 has one entry/attr timeout for the whole mount. Long ones are
+    // safe here because what changes is never cached by the kernel: directory
+    // listings (no FOPEN_CACHE_DIR), symlink targets such as `latest` (no
+    // FUSE_CACHE_SYMLINKS) and failed lookups (negative_timeout 0). So new
+    // restore points and a moved `latest` show at once, while stats inside
+    // the immutable restore points are answered by the kernel.
+    entryTimeout: attrTimeoutSeconds, attrTimeout: attrTimeoutSeconds,
     maxRead: 1024 * 1024,
   });
   await new Promise<void>((res, rej) => fuse.mount((err) => (err ? rej(new BlockvaultError('REPO_UNAVAILABLE', `cannot mount at ${mnt}: ${err.message}`)) : res())));
+  const readaheadProblem = readaheadBytes > 0 ? setMountReadahead(mnt, readaheadBytes) : null;
+  if (readaheadProblem) log(`blockvault mount: kernel readahead stays at its default (${readaheadProblem}); sequential reads are slower unless run as root`);
   return { unmount: () => new Promise<void>((res) => fuse.unmount(() => res())) };
 }

@@ -17,7 +17,8 @@ import { parsePartitions, partitionTableBytes, type Partition } from './partitio
 export type Node =
   | { kind: 'dir'; time: Date; entries: () => Promise<string[]> }
   | { kind: 'symlink'; time: Date; target: string }
-  | { kind: 'file'; time: Date; size: number; read: (offset: number, length: number) => Promise<Buffer> }
+    /** Fills `target` from `offset`; returns the bytes filled (fewer at the end). */
+  | { kind: 'file'; time: Date; size: number; read: (offset: number, target: Uint8Array) => Promise<number> }
   | { kind: 'ext'; stat: FileStat; files: PartitionFiles; path: string };
 
 interface OpenedPoint { reader: PointReader; partitions: Partition[]; ext: Map<number, PartitionFiles | null> }
@@ -120,12 +121,12 @@ export class MountTree {
     if (parts.length === 3) {
       return dir(time, async () => ['disk.raw', ...partitions.map((p) => `part${p.number}.raw`), ...((await this.extPartitions(opened)).length ? ['files'] : [])]);
     }
-    if (leaf === 'disk.raw' && parts.length === 4) return { kind: 'file', time, size: reader.sizeBytes, read: (o, l) => reader.readAt(o, l) };
+    if (leaf === 'disk.raw' && parts.length === 4) return { kind: 'file', time, size: reader.sizeBytes, read: (o, t) => reader.readInto(o, t) };
     const partFile = /^part(\d+)\.raw$/.exec(leaf);
     if (partFile && parts.length === 4) {
       const p = partitions.find((x) => x.number === Number(partFile[1]));
       if (!p) return null;
-      return { kind: 'file', time, size: p.sizeBytes, read: (o, l) => reader.readAt(p.startBytes + o, Math.max(0, Math.min(l, p.sizeBytes - o))) };
+      return { kind: 'file', time, size: p.sizeBytes, read: (o, t) => reader.readInto(p.startBytes + o, t.subarray(0, Math.max(0, Math.min(t.length, p.sizeBytes - o)))) };
     }
     if (leaf !== 'files') return null;
     if (parts.length === 4) return dir(time, async () => (await this.extPartitions(opened)).map((p) => `part${p.number}`));

@@ -13,6 +13,10 @@ import type { WorkerPool } from '../workers/pool.js';
 /** Records closer than this in one pack are read together. */
 const readGapBytesMax = 256 * 1024;
 const readRunBytesMax = 16 * 1024 * 1024;
+/** Pack-read buffers kept for reuse (fresh memory costs page faults and GC work). */
+const spareInputsMax = 4;
+const spareInputBytesMax = 8 * 1024 * 1024;
+const inputRoundBytes = 1024 * 1024;
 
 export interface ChunkProblem {
   id: string;
@@ -36,7 +40,18 @@ export function problemError(p: ChunkProblem, context: string): BlockvaultError 
 
 export class ChunkFetcher {
   bytesFetched = 0;
+  private readonly spareInputs: ArrayBuffer[] = [];
   constructor(private readonly repo: Repository, private readonly pool: WorkerPool) {}
+
+  private takeInput(bytes: number): Buffer {
+    const i = this.spareInputs.findIndex((b) => b.byteLength >= bytes);
+    const buffer = i >= 0 ? this.spareInputs.splice(i, 1)[0] : new ArrayBuffer(Math.ceil(bytes / inputRoundBytes) * inputRoundBytes);
+    return Buffer.from(buffer, 0, bytes);
+  }
+
+  private giveBackInput(buffer: ArrayBuffer): void {
+    if (buffer.byteLength <= spareInputBytesMax && this.spareInputs.length < spareInputsMax) this.spareInputs.push(buffer);
+  }
 
   /** `output` (optional, recycled) receives the raw chunks when it is large enough. */
   async fetch(ids: readonly Buffer[], output?: ArrayBuffer): Promise<FetchResult> {
@@ -55,7 +70,7 @@ export class ChunkFetcher {
       const last = locations[run[run.length - 1]]!;
       return last.offset + recordHeaderBytes + last.storedBytes - first.offset;
     });
-    const input = Buffer.from(new ArrayBuffer(runBytes.reduce((a, b) => a + b, 0)));
+    const input = this.takeInput(runBytes.reduce((a, b) => a + b, 0));
     let runStart = 0;
     await Promise.all(runs.map(async (run, r) => {
       const first = locations[run[0]]!;
@@ -118,6 +133,7 @@ export class ChunkFetcher {
       ids: idBytes.buffer as ArrayBuffer,
       output,
     });
+    this.giveBackInput(reply.input);
     const reasons = { 'stored-checksum': 'stored bytes fail their XXH64 checksum', decompress: 'stored bytes do not decompress', 'content-hash': 'decoded bytes do not match the chunk id (SHA-256)' };
     for (const f of reply.failures) {
       const i = good[f.chunk];

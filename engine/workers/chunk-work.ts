@@ -86,5 +86,5 @@ export function decodeChunks(req: DecodeRequest): DecodeReply {
       failures.push({ chunk: i, reason: 'content-hash' });
     }
   }
-  return { output: output.buffer as ArrayBuffer, failures };
+  return { output: output.buffer as ArrayBuffer, input: req.input, failures };
 }

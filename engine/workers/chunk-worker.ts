@@ -20,7 +20,7 @@ port.on('message', async (msg: { seq: number; req: WorkRequest }) => {
       port.postMessage({ seq: msg.seq, reply }, [reply.data, reply.payloads]);
     } else {
       const reply = decodeChunks(req);
-      port.postMessage({ seq: msg.seq, reply }, [reply.output]);
+      port.postMessage({ seq: msg.seq, reply }, [reply.output, reply.input]);
     }
   } catch (err) {
     port.postMessage({ seq: msg.seq, error: String((err as Error)?.stack ?? err) });

@@ -29,6 +29,7 @@ export interface DecodeRequest {
   output?: ArrayBuffer; // recycled buffer for the raw chunks (at least their total)
 }
 export interface DecodeFailure { chunk: number; reason: 'stored-checksum' | 'decompress' | 'content-hash' }
-export interface DecodeReply { output: ArrayBuffer; failures: DecodeFailure[] }
+/** `input` comes back so the caller can reuse it. */
+export interface DecodeReply { output: ArrayBuffer; input: ArrayBuffer; failures: DecodeFailure[] }
 
 export type WorkRequest = HashRequest | CompressRequest | DecodeRequest;

@@ -129,22 +129,37 @@ describe('blockvault mount', () => {
     expect(await wait(() => { try { return readdirSync(join(mnt, 'db01', 'vda')).some((n) => n.endsWith(c.id.slice(0, 8))); } catch { return false; } })).toBe(true);
   });
 
-  it('recovers a mount point left stale by a killed mount process', async () => {
+  it('moves `latest` to a new restore point at once, though the kernel caches entries for an hour', async () => {
+    const sda = join(mnt, 'web01', 'sda');
+    const before = readlinkSync(join(sda, 'latest')); // the kernel has `latest` and its target cached now
+    const older = [...images.values()][0];
+    const d = await cliJson<{ id: string }>(['backup', '-r', root, '--vm', 'web01', '--disk', 'sda', older]);
+    images.set(d.id, older);
+    expect(await wait(() => readlinkSync(join(sda, 'latest')).endsWith(`_${d.id.slice(0, 8)}`), 3000)).toBe(true);
+    expect(readlinkSync(join(sda, 'latest'))).not.toBe(before);
+    expect(readdirSync(sda)).toHaveLength(4); // three points and `latest`
+    expect(sha256File(join(sda, 'latest', 'disk.raw'))).toBe(sha256File(older));
+  });
+
+  it('recovers a mount point left stale by a process killed mid-read', async () => {
+    // Another process streams disk.raw over and over; the mount dies under it.
     const file = join(mnt, 'web01', 'sda', 'latest', 'disk.raw');
-    const reading = new Promise<void>((resolve) => {
-      const fd = openSync(file, 'r');
-      const buf = Buffer.alloc(MiB);
-      try { for (let i = 0; i < 8; i++) readSync(fd, buf, 0, MiB, i * MiB); } catch { /* the mount may vanish mid-read */ }
-      closeSync(fd);
-      resolve();
-    });
-    await reading;
+    const readerScript = `const fs = require('fs'); const fd = fs.openSync(${JSON.stringify(file)}, 'r'); const b = Buffer.alloc(1 << 20);
+      for (let pass = 0; ; pass++) for (let at = 0, n; (n = fs.readSync(fd, b, 0, b.length, at)) > 0; at += n) if (pass === 0 && at === 4 << 20) console.log('reading');`;
+    const reader = spawn(process.execPath, ['-e', readerScript], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let readerOut = '';
+    reader.stdout!.on('data', (d) => (readerOut += d));
+    reader.stderr!.on('data', (d) => (readerOut += d));
+    const readerExit = new Promise<number | null>((r) => reader.on('close', r));
+    expect(await wait(() => readerOut.includes('reading'))).toBe(true);
     server.kill('SIGKILL');
     await new Promise((r) => server.on('close', r));
+    expect(await readerExit).not.toBe(0); // its read failed (ENOTCONN/ECONNABORTED), it did not hang
+    expect(readerOut).toMatch(/ENOTCONN|ECONNABORTED|EIO/);
     expect(() => statSync(mnt)).toThrow(/ENOTCONN/);
     server = await startMount(); // detects the stale mount and cleans it up
     expect((server as unknown as { log: () => string }).log()).toMatch(/stale mount/);
-    expect(sha256File(join(mnt, 'web01', 'sda', 'latest', 'disk.raw'))).toBe(sha256File([...images.values()][1]));
+    expect(sha256File(join(mnt, 'web01', 'sda', 'latest', 'disk.raw'))).toBe(sha256File([...images.values()][0]));
   });
 
   it('gives clear errors for a missing or busy mount point; umount ends the mount process', async () => {

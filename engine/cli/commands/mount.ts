@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { isMounted, mountTree, prepareMountPoint, unmountPath } from '../../../mount/fuse-mount.js';
+import { isMounted, mountReadaheadBytes, mountTree, prepareMountPoint, unmountPath } from '../../../mount/fuse-mount.js';
 import { MountTree } from '../../../mount/tree.js';
 import { humanBytes } from '../../core/human.js';
 import { Repository } from '../../repo/repository.js';
@@ -10,7 +10,7 @@ import { note, onInterrupt, type Command } from '../command.js';
 export const mountCommand: Command = {
   name: 'mount',
   summary: 'browse every restore point as files: whole disks, partitions, files',
-  help: `Usage: blockvault mount -r <repo> <mountpoint> [--cache-size 256M]
+  help: `Usage: blockvault mount -r <repo> <mountpoint> [--cache-size 256M] [--readahead 1M]
 
 Serves the repository read-only through FUSE, in the foreground, until Ctrl-C
 or \`blockvault umount <mountpoint>\`:
@@ -25,20 +25,26 @@ checked against its chunk's SHA-256; a damaged chunk fails that read with EIO
 (and is logged), nothing else. A mount point left stale by a killed mount is
 cleaned up automatically.
 
+Sequential reads are prefetched and decoded ahead on all cores. As root, the
+mount's kernel readahead is raised so the kernel asks for several blocks at
+once (otherwise it keeps one 128 KiB request in flight: about 1.6x slower).
+
 Options:
   -r, --repo PATH      repository (or BLOCKVAULT_REPO)
-  --cache-size SIZE    decompressed chunks kept in memory (default 256M)`,
+  --cache-size SIZE    decompressed chunks kept in memory (default 256M)
+  --readahead SIZE     kernel readahead for the mount (default 1M; 0 keeps the kernel's)`,
   async run(argv) {
-    const { values, positionals } = parse('mount', argv, { 'cache-size': { type: 'string' } });
+    const { values, positionals } = parse('mount', argv, { 'cache-size': { type: 'string' }, readahead: { type: 'string' } });
     const mnt = onePositional('mount', positionals, 'mount point');
     const cacheBytes = sizeOption(values, 'cache-size', 256 * 1024 * 1024);
+    const readaheadBytes = sizeOption(values, 'readahead', mountReadaheadBytes);
     prepareMountPoint(mnt);
     const repo = await Repository.open(repoPath(values));
     const pool = new WorkerPool();
     const tree = new MountTree(repo, pool, cacheBytes);
     let handle;
     try {
-      handle = await mountTree(mnt, tree, (line) => note(line));
+      handle = await mountTree(mnt, tree, (line) => note(line), readaheadBytes);
     } catch (err) {
       await pool.close();
       await repo.close();
