@@ -103,9 +103,9 @@ export async function runMicro(seconds = 0.5): Promise<MicroResult[]> {
   const realMap = Buffer.concat(real.map((r) => r.id));
   const realHeader: PointHeader = { ...header, sizeBytes: real.length * chunkBytes, chunksTotal: real.length, mapSha256: sha256(realMap).toString('hex') };
   const point = { header: realHeader, map: realMap };
-  const warmReader = new PointReader(repo, pool, point, new ChunkCache(256 * 1024 * 1024), 'bench');
+  const warmReader = new PointReader(repo, pool, point, new ChunkCache(256 * 1024 * 1024, chunkBytes), 'bench');
   await warmReader.readAt(0, real.length * chunkBytes);
-  const coldReader = new PointReader(repo, pool, point, new ChunkCache(0), 'bench'); // caches nothing: every read fetches
+  const coldReader = new PointReader(repo, pool, point, new ChunkCache(0, chunkBytes), 'bench'); // caches nothing: every read fetches
   let r = 0;
   add('reader readAt 4 KiB, cache hit', 4096, () => warmReader.readAt(((r++ * 7) % real.length) * chunkBytes + 4096, 4096));
   add('reader readAt 4 KiB, miss (fetch + verify)', 4096, () => coldReader.readAt(((r++ * 7) % real.length) * chunkBytes + 8192, 4096));

@@ -40,7 +40,7 @@ export class MountTree {
   readonly mountedAt = new Date();
 
   constructor(private readonly repo: Repository, private readonly pool: WorkerPool, cacheBytes: number) {
-    this.cache = new ChunkCache(cacheBytes);
+    this.cache = new ChunkCache(cacheBytes, repo.config.chunkBytes);
   }
 
   /** Picks up restore points committed since the mount started (throttled). */

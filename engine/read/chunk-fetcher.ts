@@ -33,6 +33,15 @@ export interface FetchResult {
   problems: Map<number, ChunkProblem>;
 }
 
+interface RecordsRead {
+  locations: (ChunkLocation | undefined)[];
+  rawBytes: number[];
+  /** The records, read back to back; payloadStarts[i] is chunk i's payload in it. */
+  input: Buffer;
+  payloadStarts: number[];
+  problems: Map<number, ChunkProblem>;
+}
+
 export function problemError(p: ChunkProblem, context: string): BlockvaultError {
   const where = p.pack ? ` in ${packPath(p.pack)} at offset ${p.offset}` : '';
   return new BlockvaultError(p.code, `${context}: chunk ${p.id}${where}: ${p.reason}`);
@@ -55,6 +64,23 @@ export class ChunkFetcher {
 
   /** `output` (optional, recycled) receives the raw chunks when it is large enough. */
   async fetch(ids: readonly Buffer[], output?: ArrayBuffer): Promise<FetchResult> {
+    const read = await this.readRecords(ids);
+    const decoded = await this.decode(ids, read, { output });
+    return { output: this.layOut(ids, read, decoded.output!, decoded.good), rawBytes: read.rawBytes, problems: read.problems };
+  }
+
+  /**
+   * Decodes chunk i straight into shared slab `slabId` (registered with the
+   * pool) at slabOffsets[i]; nothing is allocated for the output.
+   */
+  async fetchInto(ids: readonly Buffer[], slabId: number, slabOffsets: number[]): Promise<Omit<FetchResult, 'output'>> {
+    const read = await this.readRecords(ids);
+    await this.decode(ids, read, { slab: { id: slabId, offsets: slabOffsets } });
+    return { rawBytes: read.rawBytes, problems: read.problems };
+  }
+
+  /** Looks the chunks up and reads their records, nearby ones with one read. */
+  private async readRecords(ids: readonly Buffer[]): Promise<RecordsRead> {
     const problems = new Map<number, ChunkProblem>();
     const locations: (ChunkLocation | undefined)[] = ids.map((id) => this.repo.index.lookup(id));
     const rawBytes = locations.map((l) => l?.rawBytes ?? 0);
@@ -96,7 +122,7 @@ export class ChunkFetcher {
         payloadStarts[i] = at + recordHeaderBytes;
       }
     }));
-    return { ...(await this.decode(ids, locations, input, payloadStarts, problems, output)), rawBytes, problems };
+    return { locations, rawBytes, input, payloadStarts, problems };
   }
 
   /** Groups sorted chunk indexes into runs of nearby records in one pack. */
@@ -118,20 +144,22 @@ export class ChunkFetcher {
     return runs;
   }
 
-  private async decode(ids: readonly Buffer[], locations: (ChunkLocation | undefined)[], input: Buffer,
-    payloadStarts: number[], problems: Map<number, ChunkProblem>, output?: ArrayBuffer): Promise<{ output: Buffer }> {
+  /** Has a worker check, decompress and re-hash the good chunks; returns which were decoded, in order. */
+  private async decode(ids: readonly Buffer[], read: RecordsRead, target: { output?: ArrayBuffer; slab?: { id: number; offsets: number[] } }): Promise<{ output: ArrayBuffer | null; good: number[] }> {
+    const { locations, problems } = read;
     const good = ids.map((_, i) => i).filter((i) => locations[i] && !problems.has(i));
     const idBytes = new Uint8Array(new ArrayBuffer(good.length * chunkIdBytes));
     good.forEach((i, k) => idBytes.set(ids[i], k * chunkIdBytes));
     const reply = await this.pool.decode({
-      input: input.buffer as ArrayBuffer,
-      offsets: good.map((i) => payloadStarts[i]),
+      input: read.input.buffer as ArrayBuffer,
+      offsets: good.map((i) => read.payloadStarts[i]),
       storedBytes: good.map((i) => locations[i]!.storedBytes),
       rawBytes: good.map((i) => locations[i]!.rawBytes),
       codecs: good.map((i) => locations[i]!.codec),
       storedXxh64: good.map((i) => locations[i]!.storedXxh64),
       ids: idBytes.buffer as ArrayBuffer,
-      output,
+      output: target.output,
+      slab: target.slab && { id: target.slab.id, offsets: good.map((i) => target.slab!.offsets[i]) },
     });
     this.giveBackInput(reply.input);
     const reasons = { 'stored-checksum': 'stored bytes fail their XXH64 checksum', decompress: 'stored bytes do not decompress', 'content-hash': 'decoded bytes do not match the chunk id (SHA-256)' };
@@ -139,11 +167,15 @@ export class ChunkFetcher {
       const i = good[f.chunk];
       problems.set(i, { id: ids[i].toString('hex'), code: 'CHECKSUM_MISMATCH', pack: locations[i]!.packId, offset: locations[i]!.offset, reason: reasons[f.reason] });
     }
-    // Lay decoded chunks out in request order (failed and missing ones as zeros).
-    const decoded = Buffer.from(reply.output, 0, good.reduce((a, i) => a + locations[i]!.rawBytes, 0));
-    const total = ids.reduce((a, _, i) => a + (locations[i]?.rawBytes ?? 0), 0);
-    if (good.length === ids.length) return { output: decoded };
-    const laidOut = Buffer.alloc(total);
+    return { output: reply.output, good };
+  }
+
+  /** Decoded chunks in request order (failed and missing ones as zeros). */
+  private layOut(ids: readonly Buffer[], read: RecordsRead, output: ArrayBuffer, good: number[]): Buffer {
+    const { locations } = read;
+    const decoded = Buffer.from(output, 0, good.reduce((a, i) => a + locations[i]!.rawBytes, 0));
+    if (good.length === ids.length) return decoded;
+    const laidOut = Buffer.alloc(ids.reduce((a, _, i) => a + (locations[i]?.rawBytes ?? 0), 0));
     let from = 0;
     let to = 0;
     const goodSet = new Set(good);
@@ -155,6 +187,6 @@ export class ChunkFetcher {
       }
       to += n;
     });
-    return { output: laidOut };
+    return laidOut;
   }
 }

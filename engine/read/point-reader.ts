@@ -1,15 +1,16 @@
 // Random access to a restore point's disk for the mount, `files` and `boot`.
-// Zero chunks cost nothing; others come from the shared chunk cache or are
-// fetched (verified) in batches. Sequential streams (see read-streams.ts)
-// prefetch ahead in large batches, so streaming a disk keeps the workers
-// busy ahead of the reader.
+// Zero chunks cost nothing; others are copied out of the shared chunk cache
+// or fetched (verified) in batches that workers decode straight into the
+// cache's slab. Sequential streams (see read-streams.ts) prefetch ahead in
+// large batches, so streaming a disk keeps the workers busy ahead of the
+// reader.
 import { BlockvaultError } from '../core/errors.js';
 import { chunkIdBytes, zeroChunkId } from '../core/digest.js';
 import type { OpenPoint } from '../repo/point-store.js';
 import type { Repository } from '../repo/repository.js';
 import type { WorkerPool } from '../workers/pool.js';
 import type { ChunkCache } from './chunk-cache.js';
-import { ChunkFetcher, problemError } from './chunk-fetcher.js';
+import { ChunkFetcher, problemError, type ChunkProblem } from './chunk-fetcher.js';
 import { ReadStreams } from './read-streams.js';
 
 // Up to 16 MiB ahead at 64 KiB chunks, fetched 2 MiB at a time: enough
@@ -17,15 +18,19 @@ import { ReadStreams } from './read-streams.js';
 const prefetchBytesMax = 16 * 1024 * 1024;
 const prefetchStrideBytes = 2 * 1024 * 1024;
 
+/** A chunk to fetch: its index, cache key, and slot offset in the slab (-1: none). */
+interface Wanted { index: number; key: string; slotOffset: number }
+
 export class PointReader {
   readonly sizeBytes: number;
   private readonly chunkBytes: number;
   private readonly fetcher: ChunkFetcher;
   private readonly streams: ReadStreams;
 
-  constructor(repo: Repository, pool: WorkerPool, private readonly point: OpenPoint, private readonly cache: ChunkCache, private readonly name: string) {
+  constructor(repo: Repository, private readonly pool: WorkerPool, private readonly point: OpenPoint, private readonly cache: ChunkCache, private readonly name: string) {
     this.sizeBytes = point.header.sizeBytes;
     this.chunkBytes = point.header.chunkBytes;
+    if (cache.slotBytes < this.chunkBytes) throw new BlockvaultError('CORRUPT', `${name}: chunks of ${this.chunkBytes} bytes, larger than the repository's ${cache.slotBytes}`);
     this.fetcher = new ChunkFetcher(repo, pool);
     this.streams = new ReadStreams(this.chunkBytes, Math.ceil(this.sizeBytes / this.chunkBytes),
       Math.max(1, Math.floor(prefetchBytesMax / this.chunkBytes)), Math.max(1, Math.floor(prefetchStrideBytes / this.chunkBytes)));
@@ -53,70 +58,85 @@ export class PointReader {
     const first = Math.floor(offset / this.chunkBytes);
     const last = Math.floor((end - 1) / this.chunkBytes);
     const ahead = this.streams.onRead(offset, end);
-    const chunks = await this.chunks(first, last, ahead.first, ahead.last);
+    const batch: Wanted[] = [];
+    const want = (index: number, key: string) => {
+      if (!this.cache.isFilling(key)) batch.push({ index, key, slotOffset: this.cache.begin(key) });
+    };
+    const waits: Array<Promise<void>> = [];
+    let failed = false; // once the read fails, late chunks must not touch `target` (FUSE has reclaimed it)
     for (let c = first; c <= last; c++) {
       const from = Math.max(offset, c * this.chunkBytes) - c * this.chunkBytes;
       const to = Math.min(end, (c + 1) * this.chunkBytes) - c * this.chunkBytes;
-      const at = c * this.chunkBytes + from - offset;
-      const data = chunks.get(c);
-      if (data) target.set(data.subarray(from, to), at);
-      else target.fill(0, at, at + to - from);
+      const into = target.subarray(c * this.chunkBytes + from - offset, c * this.chunkBytes + to - offset);
+      const id = this.chunkId(c);
+      if (id.equals(zeroChunkId)) {
+        into.fill(0);
+        continue;
+      }
+      const key = id.toString('hex');
+      const cached = this.cache.peek(key);
+      if (cached) {
+        into.set(cached.subarray(from, to));
+        continue;
+      }
+      want(c, key);
+      waits.push(new Promise<void>((resolve, reject) => this.cache.wait(key, (bytes, err) => {
+        if (err) {
+          failed = true;
+          reject(err);
+          return;
+        }
+        if (!failed) into.set(bytes!.subarray(from, to));
+        resolve();
+      })));
     }
+    for (let c = Math.max(ahead.first, last + 1); c <= ahead.last; c++) {
+      const id = this.chunkId(c);
+      if (id.equals(zeroChunkId)) continue;
+      const key = id.toString('hex');
+      if (!this.cache.has(key)) want(c, key);
+    }
+    if (batch.length > 0) void this.load(batch);
+    await Promise.all(waits);
     return end - offset;
   }
 
-  /** Chunks first..last (and aheadFirst..aheadLast prefetched) from cache or one batched fetch. */
-  private async chunks(first: number, last: number, aheadFirst: number, aheadLast: number): Promise<Map<number, Uint8Array>> {
-    const result = new Map<number, Uint8Array>();
-    const waits: Array<Promise<void>> = [];
-    const missing: number[] = [];
-    const consider = (c: number, needed: boolean) => {
-      const id = this.chunkId(c);
-      if (id.equals(zeroChunkId)) return;
-      const key = id.toString('hex');
-      const cached = this.cache.get(key);
-      if (cached) {
-        if (needed) result.set(c, cached);
-        return;
-      }
-      const pending = this.cache.pending(key);
-      if (pending) {
-        if (needed) waits.push(pending.then((b) => { result.set(c, b); }));
-        return;
-      }
-      missing.push(c);
-    };
-    for (let c = first; c <= last; c++) consider(c, true);
-    for (let c = Math.max(aheadFirst, last + 1); c <= aheadLast; c++) consider(c, false);
-    if (missing.length > 0) {
-      const fetched = this.fetch(missing);
-      missing.forEach((c, i) => {
-        const one = this.cache.track(this.chunkId(c).toString('hex'), fetched.then((all) => all[i]));
-        if (c <= last) waits.push(one.then((b) => { result.set(c, b); }));
-      });
-      if (missing.every((c) => c > last)) void fetched.catch(() => undefined); // prefetch only: errors surface on a real read
-    }
-    await Promise.all(waits);
-    return result;
+  /** Fetches a batch; every chunk in it lands in the cache or fails there (prefetch failures surface on a real read). */
+  private async load(batch: Wanted[]): Promise<void> {
+    const slotted = batch.filter((w) => w.slotOffset >= 0);
+    const loose = batch.filter((w) => w.slotOffset < 0);
+    await Promise.all([this.loadSlotted(slotted), this.loadLoose(loose)]);
   }
 
-  private async fetch(indexes: number[]): Promise<Uint8Array[]> {
-    const ids = indexes.map((c) => Buffer.from(this.chunkId(c)));
-    const result = await this.fetcher.fetch(ids);
-    const problem = [...result.problems.values()][0];
-    if (problem) throw problemError(problem, `read of ${this.name}`);
-    const out: Uint8Array[] = [];
-    let at = 0;
-    indexes.forEach((c, i) => {
-      const length = result.rawBytes[i];
-      if (length !== this.chunkLength(c)) throw new BlockvaultError('CORRUPT', `${this.name}: chunk ${c} has ${length} bytes, expected ${this.chunkLength(c)}`);
-      // A view into the batch's buffer, which is never reused: the cache
-      // charges the whole buffer until its last chunk is evicted.
-      const view = result.output.subarray(at, at + length);
-      this.cache.put(ids[i].toString('hex'), view);
-      out.push(view);
-      at += length;
-    });
-    return out;
+  private async loadSlotted(batch: Wanted[]): Promise<void> {
+    if (batch.length === 0) return;
+    try {
+      const ids = batch.map((w) => this.chunkId(w.index));
+      const result = await this.fetcher.fetchInto(ids, await this.cache.slabId(this.pool), batch.map((w) => w.slotOffset));
+      batch.forEach((w, i) => this.settle(w, result.rawBytes[i], result.problems.get(i)));
+    } catch (err) {
+      for (const w of batch) this.cache.fail(w.key, err as Error);
+    }
+  }
+
+  /** Chunks that found no free slot (every slot in flight): fetched into a buffer of their own, not cached. */
+  private async loadLoose(batch: Wanted[]): Promise<void> {
+    if (batch.length === 0) return;
+    try {
+      const result = await this.fetcher.fetch(batch.map((w) => this.chunkId(w.index)));
+      let at = 0;
+      batch.forEach((w, i) => {
+        this.settle(w, result.rawBytes[i], result.problems.get(i), result.output.subarray(at, at + result.rawBytes[i]));
+        at += result.rawBytes[i];
+      });
+    } catch (err) {
+      for (const w of batch) this.cache.fail(w.key, err as Error);
+    }
+  }
+
+  private settle(w: Wanted, length: number, problem: ChunkProblem | undefined, own?: Uint8Array): void {
+    if (problem) this.cache.fail(w.key, problemError(problem, `read of ${this.name}`));
+    else if (length !== this.chunkLength(w.index)) this.cache.fail(w.key, new BlockvaultError('CORRUPT', `${this.name}: chunk ${w.index} has ${length} bytes, expected ${this.chunkLength(w.index)}`));
+    else this.cache.land(w.key, length, own);
   }
 }

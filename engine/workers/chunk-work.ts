@@ -57,16 +57,25 @@ export function compressChunks(req: CompressRequest): CompressReply {
   return { ...reply, data: req.data, payloads: req.out };
 }
 
+/** Shared slabs registered with this thread (see SlabRequest). */
+const slabs = new Map<number, SharedArrayBuffer>();
+
+export function registerSlab(id: number, slab: SharedArrayBuffer): void {
+  slabs.set(id, slab);
+}
+
 export function decodeChunks(req: DecodeRequest): DecodeReply {
   dctx ??= new zstd.DCtx();
   const total = req.rawBytes.reduce((a, b) => a + b, 0);
-  const output = new Uint8Array(req.output && req.output.byteLength >= total ? req.output : new ArrayBuffer(total), 0, total);
+  const slab = req.slab ? slabs.get(req.slab.id) : undefined;
+  if (req.slab && !slab) throw new Error(`slab ${req.slab.id} was never registered with this worker`);
+  const output = slab ? null : new Uint8Array(req.output && req.output.byteLength >= total ? req.output : new ArrayBuffer(total), 0, total);
   const ids = Buffer.from(req.ids);
   const failures: DecodeFailure[] = [];
   let out = 0;
   for (let i = 0; i < req.offsets.length; i++) {
     const stored = new Uint8Array(req.input, req.offsets[i], req.storedBytes[i]);
-    const target = output.subarray(out, out + req.rawBytes[i]);
+    const target = output ? output.subarray(out, out + req.rawBytes[i]) : new Uint8Array(slab!, req.slab!.offsets[i], req.rawBytes[i]);
     out += req.rawBytes[i];
     if (xxh64(stored) !== req.storedXxh64[i]) {
       failures.push({ chunk: i, reason: 'stored-checksum' });
@@ -86,5 +95,5 @@ export function decodeChunks(req: DecodeRequest): DecodeReply {
       failures.push({ chunk: i, reason: 'content-hash' });
     }
   }
-  return { output: output.buffer as ArrayBuffer, input: req.input, failures };
+  return { output: output ? (output.buffer as ArrayBuffer) : null, input: req.input, failures };
 }

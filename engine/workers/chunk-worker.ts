@@ -1,7 +1,7 @@
 // Worker thread entry: receives WorkRequests, replies with transfers.
 import { parentPort } from 'node:worker_threads';
 import { initDigests } from '../core/digest.js';
-import { compressChunks, decodeChunks, hashChunks } from './chunk-work.js';
+import { compressChunks, decodeChunks, hashChunks, registerSlab } from './chunk-work.js';
 import type { WorkRequest } from './messages.js';
 
 const port = parentPort;
@@ -18,9 +18,12 @@ port.on('message', async (msg: { seq: number; req: WorkRequest }) => {
     } else if (req.op === 'compress') {
       const reply = compressChunks(req);
       port.postMessage({ seq: msg.seq, reply }, [reply.data, reply.payloads]);
-    } else {
+    } else if (req.op === 'decode') {
       const reply = decodeChunks(req);
-      port.postMessage({ seq: msg.seq, reply }, [reply.output, reply.input]);
+      port.postMessage({ seq: msg.seq, reply }, reply.output ? [reply.output, reply.input] : [reply.input]);
+    } else {
+      registerSlab(req.id, req.slab);
+      port.postMessage({ seq: msg.seq, reply: {} });
     }
   } catch (err) {
     port.postMessage({ seq: msg.seq, error: String((err as Error)?.stack ?? err) });

@@ -27,9 +27,18 @@ export interface DecodeRequest {
   storedXxh64: bigint[];
   ids: ArrayBuffer; // 32 bytes per chunk
   output?: ArrayBuffer; // recycled buffer for the raw chunks (at least their total)
+  /** Instead of `output`: decode chunk i into shared slab `slab` at byte slabOffsets[i]. */
+  slab?: { id: number; offsets: number[] };
 }
 export interface DecodeFailure { chunk: number; reason: 'stored-checksum' | 'decompress' | 'content-hash' }
-/** `input` comes back so the caller can reuse it. */
-export interface DecodeReply { output: ArrayBuffer; input: ArrayBuffer; failures: DecodeFailure[] }
+/** `input` comes back so the caller can reuse it; `output` is null when decoding into a slab. */
+export interface DecodeReply { output: ArrayBuffer | null; input: ArrayBuffer; failures: DecodeFailure[] }
 
-export type WorkRequest = HashRequest | CompressRequest | DecodeRequest;
+/**
+ * Registers a shared slab (the mount's chunk cache) with a worker once, so
+ * decode requests name it by id: a SharedArrayBuffer sent with every request
+ * would be re-registered by V8 each time and count as new external memory.
+ */
+export interface SlabRequest { op: 'slab'; id: number; slab: SharedArrayBuffer }
+
+export type WorkRequest = HashRequest | CompressRequest | DecodeRequest | SlabRequest;

@@ -8,6 +8,8 @@ import { Worker } from 'node:worker_threads';
 import { AssertionError } from '../core/errors.js';
 import type { CompressReply, CompressRequest, DecodeReply, DecodeRequest, HashReply, HashRequest, WorkRequest } from './messages.js';
 
+let slabIds = 0;
+
 function workerPath(): string {
   const beside = fileURLToPath(new URL('./chunk-worker.js', import.meta.url));
   if (existsSync(beside)) return beside;
@@ -50,8 +52,8 @@ export class WorkerPool {
     return this.slots.length;
   }
 
-  private run<T>(req: WorkRequest, transfer: ArrayBuffer[]): Promise<T> {
-    const slot = this.slots.reduce((a, b) => (b.outstanding < a.outstanding ? b : a));
+  private run<T>(req: WorkRequest, transfer: ArrayBuffer[], on?: Slot): Promise<T> {
+    const slot = on ?? this.slots.reduce((a, b) => (b.outstanding < a.outstanding ? b : a));
     const seq = ++this.seq;
     slot.outstanding += 1;
     return new Promise<T>((resolve, reject) => {
@@ -68,6 +70,12 @@ export class WorkerPool {
   }
   decode(req: Omit<DecodeRequest, 'op'>): Promise<DecodeReply> {
     return this.run({ op: 'decode', ...req }, req.output ? [req.input, req.ids, req.output] : [req.input, req.ids]);
+  }
+  /** Shares `slab` with every worker once; decode requests then name it by the returned id. */
+  async shareSlab(slab: SharedArrayBuffer): Promise<number> {
+    const id = ++slabIds;
+    await Promise.all(this.slots.map((slot) => this.run({ op: 'slab', id, slab }, [], slot)));
+    return id;
   }
 
   async close(): Promise<void> {

@@ -15,7 +15,7 @@ const copyPieceBytes = 1024 * 1024;
 
 async function openFiles(repo: Repository, pool: WorkerPool, spec: string, partArg: string | undefined): Promise<PartitionFiles> {
   const entry = repo.points.resolve(spec);
-  const reader = new PointReader(repo, pool, await repo.points.open(entry), new ChunkCache(128 * 1024 * 1024), `${entry.vm}/${entry.disk}@${entry.id}`);
+  const reader = new PointReader(repo, pool, await repo.points.open(entry), new ChunkCache(128 * 1024 * 1024, repo.config.chunkBytes), `${entry.vm}/${entry.disk}@${entry.id}`);
   const partitions = parsePartitions(await reader.readAt(0, Math.min(partitionTableBytes, reader.sizeBytes)), reader.sizeBytes);
   const candidates = partitions.length ? partitions : [{ number: 0, startBytes: 0, sizeBytes: reader.sizeBytes, type: '', name: '' }];
   if (partArg !== undefined) {
