@@ -162,16 +162,21 @@ async function main(): Promise<void> {
 
   process.stderr.write('bench: micro-benchmarks\n');
   const micro = await runMicro();
+  // Interleaved rounds: this machine's speed drifts by +-30% within minutes,
+  // so every tool is measured in every phase and compared by medians.
   const bvRuns: Step[][] = [];
+  const resticRuns: Step[][] = [];
+  const borgRuns: Step[][] = [];
   for (let i = 0; i < runs; i++) {
-    process.stderr.write(`bench: blockvault run ${i + 1}/${runs}\n`);
+    process.stderr.write(`bench: round ${i + 1}/${runs}: blockvault, restic, borg\n`);
     bvRuns.push(await blockvaultRun(c, i));
+    resticRuns.push(await resticRun(c));
+    borgRuns.push(await borgRun(c));
   }
-  const bvMedian: Step[] = bvRuns[0].map((s, k) => ({ ...s, seconds: median(bvRuns.map((r) => r[k].seconds)), rssBytes: Math.max(...bvRuns.map((r) => r[k].rssBytes)) }));
-  process.stderr.write('bench: restic\n');
-  const restic = await resticRun(c);
-  process.stderr.write('bench: borg\n');
-  const borg = await borgRun(c);
+  const medianSteps = (all: Step[][]): Step[] => all[0].map((s, k) => ({ ...s, seconds: median(all.map((r) => r[k].seconds)), rssBytes: Math.max(...all.map((r) => r[k].rssBytes)) }));
+  const bvMedian = medianSteps(bvRuns);
+  const restic = medianSteps(resticRuns);
+  const borg = medianSteps(borgRuns);
   process.stderr.write('bench: changed-block tracking\n');
   const cbt = await runCbt(c, runs, false);
   process.stderr.write('bench: mount reads\n');
@@ -197,7 +202,7 @@ async function main(): Promise<void> {
   const steps = [...bvMedian, ...restic, ...borg];
   const changed = c.day2Extents.reduce((a, e) => a + e.length, 0);
   const markdown = `Run ${date} on ${machine}; ${versions}.
-Corpus: ${mb(c.sizeBytes)} MB GPT disk image, ${mb(c.dataBytes)} MB of data (real system files in ext4 and 300 MiB incompressible), the rest holes; day 2 = 300 scattered 64 KiB guest writes plus ~16 MiB of new files: ${mb(changed)} MB changed in ${c.day2Extents.length} extents (${((100 * changed) / c.dataBytes).toFixed(1)}% of the data). Page cache warm for every tool; blockvault: median of ${runs} runs (peak RSS: the largest); restic and borg: one run, default settings (restic: zstd auto + AES; borg: lz4, no encryption), both reading the image on stdin.
+Corpus: ${mb(c.sizeBytes)} MB GPT disk image, ${mb(c.dataBytes)} MB of data (real system files in ext4 and 300 MiB incompressible), the rest holes; day 2 = 300 scattered 64 KiB guest writes plus ~16 MiB of new files: ${mb(changed)} MB changed in ${c.day2Extents.length} extents (${((100 * changed) / c.dataBytes).toFixed(1)}% of the data). Page cache warm for every tool; ${runs} interleaved rounds of blockvault, restic and borg, medians (peak RSS: the largest); restic and borg at default settings (restic: zstd auto + AES; borg: lz4, no encryption), both reading the image on stdin.
 
 ${table(steps, c)}
 
@@ -229,9 +234,9 @@ Micro-benchmarks (tinybench, medians, one core):
 ${microTable(micro)}
 `;
   mkdirSync(join(top, 'bench', 'results'), { recursive: true });
-  const record = JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, cbt, mount: mountResult, boot, chunkRows, scale, indexScale, micro }, null, 2);
+  const record = JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, resticRuns, borgRuns, cbt, mount: mountResult, boot, chunkRows, scale, indexScale, micro }, null, 2);
   writeFileSync(join(top, 'bench', 'results', `${date.slice(0, 19).replace(/:/g, '')}.json`), record); // one file per run
-  writeFileSync(join(top, 'bench', 'results', 'latest.json'), JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, cbt, mount: mountResult, boot, chunkRows, scale, indexScale, micro }, null, 2));
+  writeFileSync(join(top, 'bench', 'results', 'latest.json'), JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, resticRuns, borgRuns, cbt, mount: mountResult, boot, chunkRows, scale, indexScale, micro }, null, 2));
   writeFileSync(join(top, 'bench', 'results', 'latest.md'), markdown);
   const seconds = (tool: string, step: string) => steps.find((s) => s.tool === tool && s.step === step)?.seconds;
   const resticDay2 = seconds('restic', 'day-2 backup');
