@@ -27,7 +27,7 @@ cleaned up automatically.
 
 Sequential reads are prefetched and decoded ahead on all cores. As root, the
 mount's kernel readahead is raised so the kernel asks for several blocks at
-once (otherwise it keeps one 128 KiB request in flight: about 1.6x slower).
+once (otherwise it keeps one 128 KiB request in flight: up to 1.6x slower).
 
 Options:
   -r, --repo PATH      repository (or BLOCKVAULT_REPO)
