@@ -59,10 +59,18 @@ function readRandom(path: string, offsets: number[]): { p50: number; p99: number
 }
 
 /** 4 KiB-aligned offsets spread over the image's data (non-hole) regions. */
-function dataOffsets(image: string, sizeBytes: number, count: number): number[] {
+/** The image's data (non-hole) extents as [start, end) pairs, flattened. */
+function imageDataExtents(image: string, sizeBytes: number): number[] {
   const fd = openSync(image, 'r');
-  const flat = nativeApi()?.dataExtents(fd, sizeBytes) ?? [0, sizeBytes];
-  closeSync(fd);
+  try {
+    return nativeApi()?.dataExtents(fd, sizeBytes) ?? [0, sizeBytes];
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function dataOffsets(image: string, sizeBytes: number, count: number): number[] {
+  const flat = imageDataExtents(image, sizeBytes);
   const extents: Array<[number, number]> = [];
   for (let i = 0; i < flat.length; i += 2) if (flat[i + 1] - flat[i] >= 4096) extents.push([flat[i], flat[i + 1]]);
   const total = extents.reduce((a, [s, e]) => a + e - s, 0);
@@ -108,9 +116,7 @@ function statLatencyUs(path: string, count = 2000): number {
 
 /** Bytes of data (not holes) in the first `limit` bytes of an image. */
 function dataBytesIn(image: string, sizeBytes: number, limit: number): number {
-  const fd = openSync(image, 'r');
-  const flat = nativeApi()?.dataExtents(fd, sizeBytes) ?? [0, sizeBytes];
-  closeSync(fd);
+  const flat = imageDataExtents(image, sizeBytes);
   let bytes = 0;
   for (let i = 0; i < flat.length; i += 2) bytes += Math.max(0, Math.min(limit, flat[i + 1]) - Math.min(limit, flat[i]));
   return bytes;

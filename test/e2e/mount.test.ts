@@ -4,12 +4,13 @@ import { createHash } from 'node:crypto';
 import { closeSync, copyFileSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync, writeSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isMounted } from '../../mount/fuse-mount.js';
 import { makeVmDisk, sha256File, type DiskInfo } from '../../scripts/vm-disk.js';
 import { cli, cliJson, cliPath } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
 
 const MiB = 1024 * 1024;
-const mounted = (mnt: string) => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mnt);
+const mounted = isMounted;
 const wait = async (what: () => boolean, ms = 10_000) => {
   for (const end = Date.now() + ms; Date.now() < end; ) {
     if (what()) return true;
