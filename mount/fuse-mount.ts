@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { BlockvaultError } from '../engine/core/errors.js';
 import type { MountTree, Node } from './tree.js';
@@ -44,6 +45,17 @@ export function isMounted(path: string): boolean {
  * still work, just slower.
  */
 export const mountReadaheadBytes = 1024 * 1024;
+
+/**
+ * Chunk workers for a mount: one core fewer than the machine has. Each FUSE
+ * read passes through a FUSE thread, the main thread and back, and every
+ * hop waits for a free core; with all cores decoding ahead, those hops
+ * queued behind the workers. On this 2-core VM one worker read the first GiB
+ * 1.1-1.2x faster than two in interleaved A/B runs, and boot was unchanged.
+ */
+export function mountWorkerCount(): number {
+  return Math.max(1, availableParallelism() - 1);
+}
 
 /** Sets the kernel readahead of the mount at `mnt`; returns why not, or null. */
 export function setMountReadahead(mnt: string, bytes: number): string | null {

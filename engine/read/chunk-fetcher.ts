@@ -1,7 +1,8 @@
 // Fetches chunks by id for restore, verify and the mount: looks up their
 // pack locations, reads neighbouring records with one read, and has the
-// workers check XXH64, decompress and re-hash every chunk. Nothing comes
-// back unverified.
+// workers check each record's XXH64, decompress and (unless the caller opts
+// out, as the mount does by default) re-hash every chunk with SHA-256.
+// Nothing comes back unchecked.
 import { BlockvaultError } from '../core/errors.js';
 import { chunkIdBytes } from '../core/digest.js';
 import { decodeRecordHeader, recordHeaderBytes } from '../format/pack-format.js';
@@ -50,7 +51,14 @@ export function problemError(p: ChunkProblem, context: string): BlockvaultError 
 export class ChunkFetcher {
   bytesFetched = 0;
   private readonly spareInputs: ArrayBuffer[] = [];
-  constructor(private readonly repo: Repository, private readonly pool: WorkerPool) {}
+  /**
+   * checkContent: re-hash every decoded chunk with SHA-256 against its id.
+   * Without it, stored bytes are still checked (record header XXH64, id and
+   * length, payload XXH64), which catches damage on disk; the re-hash also
+   * catches a chunk stored wrongly in the first place, at ~25% of a mount's
+   * sequential read rate on this hardware (docs/BENCHMARKS.md).
+   */
+  constructor(private readonly repo: Repository, private readonly pool: WorkerPool, private readonly checkContent = true) {}
 
   private takeInput(bytes: number): Buffer {
     const i = this.spareInputs.findIndex((b) => b.byteLength >= bytes);
@@ -158,6 +166,7 @@ export class ChunkFetcher {
       codecs: good.map((i) => locations[i]!.codec),
       storedXxh64: good.map((i) => locations[i]!.storedXxh64),
       ids: idBytes.buffer as ArrayBuffer,
+      checkContent: this.checkContent,
       output: target.output,
       slab: target.slab && { id: target.slab.id, offsets: good.map((i) => target.slab!.offsets[i]) },
     });

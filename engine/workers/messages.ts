@@ -16,7 +16,7 @@ export interface CompressReply {
   storedXxh64: bigint[];
 }
 
-/** Check, decompress and re-hash stored chunks. */
+/** Check, decompress and (with checkContent) re-hash stored chunks. */
 export interface DecodeRequest {
   op: 'decode';
   input: ArrayBuffer;
@@ -26,6 +26,8 @@ export interface DecodeRequest {
   codecs: number[];
   storedXxh64: bigint[];
   ids: ArrayBuffer; // 32 bytes per chunk
+  /** Re-hash each decoded chunk with SHA-256 and compare it with its id (see FORMAT.md, what each checksum covers). */
+  checkContent: boolean;
   output?: ArrayBuffer; // recycled buffer for the raw chunks (at least their total)
   /** Instead of `output`: decode chunk i into shared slab `slab` at byte slabOffsets[i]. */
   slab?: { id: number; offsets: number[] };

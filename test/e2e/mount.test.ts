@@ -40,8 +40,8 @@ describe('blockvault mount', () => {
   let disk: DiskInfo;
   const images = new Map<string, string>(); // restore point id -> image copy
 
-  const startMount = async () => {
-    const child = spawn(process.execPath, [cliPath, 'mount', '-r', root, mnt], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const startMount = async (options: string[] = []) => {
+    const child = spawn(process.execPath, [cliPath, 'mount', '-r', root, mnt, ...options], { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     child.stderr!.on('data', (d) => (log += d));
     (child as unknown as { log: () => string }).log = () => log;
@@ -158,7 +158,7 @@ describe('blockvault mount', () => {
     expect(await readerExit).not.toBe(0); // its read failed (ENOTCONN/ECONNABORTED), it did not hang
     expect(readerOut).toMatch(/ENOTCONN|ECONNABORTED|EIO/);
     expect(() => statSync(mnt)).toThrow(/ENOTCONN/);
-    server = await startMount(); // detects the stale mount and cleans it up
+    server = await startMount(['--verify-content']); // detects the stale mount and cleans it up; serves with SHA-256 checks too
     expect((server as unknown as { log: () => string }).log()).toMatch(/stale mount/);
     expect(sha256File(join(mnt, 'web01', 'sda', 'latest', 'disk.raw'))).toBe(sha256File([...images.values()][0]));
   });

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import { isMounted, mountTree, prepareMountPoint } from '../../../mount/fuse-mount.js';
+import { isMounted, mountTree, mountWorkerCount, prepareMountPoint } from '../../../mount/fuse-mount.js';
 import { MountTree, pointDirName } from '../../../mount/tree.js';
 import { BlockvaultError } from '../../core/errors.js';
 import { Repository } from '../../repo/repository.js';
@@ -32,7 +32,7 @@ function kvmUsable(): boolean {
 export const bootCommand: Command = {
   name: 'boot',
   summary: 'instant recovery: boot a restore point in QEMU straight from the backup',
-  help: `Usage: blockvault boot -r <repo> <vm>/<disk>@<id|latest> [--accel kvm|tcg] [--overlay FILE] [--memory 1G] [-- extra qemu args]
+  help: `Usage: blockvault boot -r <repo> <vm>/<disk>@<id|latest> [--accel kvm|tcg] [--overlay FILE] [--memory 1G] [--verify-content] [-- extra qemu args]
 
 Boots the restore point's disk in QEMU without restoring it first: the
 repository is served read-only through FUSE and QEMU runs on a qcow2 overlay
@@ -47,6 +47,8 @@ The VM's serial console is this terminal (-nographic; Ctrl-A X quits QEMU).
                     the backing file again (blockvault mount -r <repo> FILE.mnt)
                     and copy the VM out: qemu-img convert -O qcow2 FILE vm.qcow2
   --memory SIZE     guest memory (default 1G)
+  --verify-content  re-hash every chunk the VM reads with SHA-256 (as for
+                    mount; stored checksums are always checked)
   -- ARGS           passed to qemu-system-x86_64 as they are
 
 Example:
@@ -55,7 +57,7 @@ Example:
     const split = argv.indexOf('--');
     const own = split < 0 ? argv : argv.slice(0, split);
     const extra = split < 0 ? [] : argv.slice(split + 1);
-    const { values, positionals } = parse('boot', own, { accel: { type: 'string' }, overlay: { type: 'string' }, memory: { type: 'string' } });
+    const { values, positionals } = parse('boot', own, { accel: { type: 'string' }, overlay: { type: 'string' }, memory: { type: 'string' }, 'verify-content': { type: 'boolean' } });
     if (positionals.length !== 1) throw new BlockvaultError('USAGE', 'boot: expected one restore point, <vm>/<disk>@<id|latest> (see blockvault boot --help)');
     const accel = (values.accel as string | undefined) ?? (kvmUsable() ? 'kvm' : 'tcg');
     if (accel !== 'kvm' && accel !== 'tcg') throw new BlockvaultError('USAGE', `--accel ${JSON.stringify(accel)}: expected kvm or tcg`);
@@ -70,8 +72,8 @@ Example:
     const mnt = `${overlay}.mnt`;
     mkdirSync(mnt, { recursive: true });
     prepareMountPoint(mnt);
-    const pool = new WorkerPool();
-    const handle = await mountTree(mnt, new MountTree(repo, pool, 512 * 1024 * 1024), (line) => note(line));
+    const pool = new WorkerPool(mountWorkerCount());
+    const handle = await mountTree(mnt, new MountTree(repo, pool, 512 * 1024 * 1024, values['verify-content'] === true), (line) => note(line));
     const cleanup = async () => {
       if (isMounted(mnt)) await handle.unmount();
       await pool.close();

@@ -38,22 +38,31 @@ describe('chunk work', () => {
       for (const s of packed.storedBytes) { offsets.push(p); p += s; }
       const decoded = decodeChunks({
         op: 'decode', input: packed.payloads.slice(0, p), offsets, storedBytes: packed.storedBytes, rawBytes: chunks.map((c) => c.length),
-        codecs: packed.codecs, storedXxh64: packed.storedXxh64, ids: arrayBuffer(chunks.map((c) => sha256(c))),
+        codecs: packed.codecs, storedXxh64: packed.storedXxh64, ids: arrayBuffer(chunks.map((c) => sha256(c))), checkContent: true,
       });
       expect(decoded.failures).toEqual([]);
       expect(Buffer.from(decoded.output).equals(Buffer.concat(chunks))).toBe(true);
     }), { numRuns: 40 });
   });
 
-  it('reports a flipped stored bit and a wrong id, per chunk', () => {
+  const damaged = (checkContent: boolean) => {
     const chunk = Buffer.alloc(4096, 3);
     const packed = compressChunks({ op: 'compress', data: arrayBuffer([chunk, chunk]), out: new ArrayBuffer(8192), ranges: [0, 4096, 4096, 4096], level: 1 });
     const payloads = Buffer.from(packed.payloads, 0, packed.storedBytes[0] + packed.storedBytes[1]);
     payloads[1] ^= 0x10;
-    const decoded = decodeChunks({
+    return decodeChunks({
       op: 'decode', input: arrayBuffer([payloads]), offsets: [0, packed.storedBytes[0]], storedBytes: packed.storedBytes,
-      rawBytes: [4096, 4096], codecs: packed.codecs, storedXxh64: packed.storedXxh64, ids: arrayBuffer([sha256(chunk), sha256(Buffer.from('other'))]),
+      rawBytes: [4096, 4096], codecs: packed.codecs, storedXxh64: packed.storedXxh64, ids: arrayBuffer([sha256(chunk), sha256(Buffer.from('other'))]), checkContent,
     });
-    expect(decoded.failures).toEqual([{ chunk: 0, reason: 'stored-checksum' }, { chunk: 1, reason: 'content-hash' }]);
+  };
+
+  it('reports a flipped stored bit and a wrong id, per chunk', () => {
+    expect(damaged(true).failures).toEqual([{ chunk: 0, reason: 'stored-checksum' }, { chunk: 1, reason: 'content-hash' }]);
+  });
+
+  it('without the content check, still reports a flipped stored bit but not a wrong id', () => {
+    const decoded = damaged(false);
+    expect(decoded.failures).toEqual([{ chunk: 0, reason: 'stored-checksum' }]);
+    expect(Buffer.from(decoded.output!, 4096, 4096).equals(Buffer.alloc(4096, 3))).toBe(true);
   });
 });
