@@ -243,9 +243,9 @@ ${microTable(micro)}
   const chartRows = [
     ...['full backup', 'unchanged re-backup', 'day-2 backup', 'clone VM backup', 'restore'].map((step) => ({ workload: step, seconds: { blockvault: seconds('blockvault', step), restic: seconds('restic', step), borg: seconds('borg', step) } })),
     { workload: 'day 2 with CBT (--changed)', seconds: { blockvault: cbt.extents.seconds, restic: resticDay2, borg: seconds('borg', 'day-2 backup') } },
-    { workload: 'mount: stream disk.raw, cold', seconds: { blockvault: mountResult.streamColdSeconds, restic: mountResult.resticStreamSeconds ?? undefined } },
-    { workload: 'mount: read disk.raw, cold, cache kept', seconds: { blockvault: mountResult.sequentialColdSeconds, restic: mountResult.resticSequentialSeconds ?? undefined } },
-    { workload: 'mount: stream first GiB, cold', seconds: { blockvault: mountResult.blockvaultRangeSeconds, restic: mountResult.resticRangeSeconds ?? undefined } },
+    { workload: 'mount: stream disk.raw', seconds: { blockvault: mountResult.streamColdSeconds, restic: mountResult.resticStreamSeconds ?? undefined } },
+    { workload: 'mount: read disk.raw', seconds: { blockvault: mountResult.sequentialColdSeconds, restic: mountResult.resticSequentialSeconds ?? undefined } },
+    { workload: 'mount: stream first GiB', seconds: { blockvault: mountResult.blockvaultRangeSeconds, restic: mountResult.resticRangeSeconds ?? undefined } },
   ];
   writeFileSync(join(top, 'docs', 'benchmarks.svg'), barChart(`blockvault vs restic and borg (${date.slice(0, 10)})`, chartRows, ['blockvault', 'restic', 'borg']));
   const doc = join(top, 'docs', 'BENCHMARKS.md');
