@@ -3,7 +3,16 @@
 // dead process on this host, or by an earlier boot, is stale and removed.
 // Readers (restore, verify, list) take no lock: everything they read is
 // immutable once committed.
-import { constants, promises as fs, readFileSync, rmSync } from 'node:fs';
+//
+// The lock file appears with its contents or not at all: the holder's record
+// is written to a file of its own, then hard-linked to writer.lock (link
+// fails if the lock exists). Creating writer.lock and then writing it left,
+// when a backup was killed in between, an empty lock nobody could judge
+// stale. A kill before the link leaves only the private file, which the next
+// writer on this host removes once its process is gone. Filesystems without
+// hard links (exFAT) fall back to creating writer.lock exclusively and
+// writing it; there a lock still empty after emptyLockStaleMs is stale.
+import { promises as fs, readFileSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { BlockvaultError } from '../core/errors.js';
@@ -32,19 +41,78 @@ function isStale(info: LockInfo): boolean {
   return info.bootId !== bootId() || !isAlive(info.pid);
 }
 
+const pendingPrefix = 'writer.lock.pending-';
+/** A holder writes its record microseconds after creating the lock; empty for this long, it died first. */
+const emptyLockStaleMs = 10_000;
+const noHardLinks = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
+
+/** Puts our record at `path` unless a lock exists there (EEXIST). */
+async function createLock(pending: string, path: string, record: string): Promise<void> {
+  try {
+    await fs.link(pending, path);
+  } catch (err) {
+    if (!noHardLinks.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    await fs.writeFile(path, record, { flag: 'wx', mode: 0o644 });
+  }
+}
+
+/** The holder's record; null if the lock vanished or is being written; 'dead' if it stayed unwritten too long. */
+async function readHolder(path: string): Promise<LockInfo | null | 'dead'> {
+  try {
+    const text = await fs.readFile(path, 'utf8');
+    try {
+      return JSON.parse(text) as LockInfo;
+    } catch {
+      // Empty or partly written: only the fallback path creates before it writes.
+      return Date.now() - (await fs.stat(path)).mtimeMs > emptyLockStaleMs ? 'dead' : null;
+    }
+  } catch {
+    return null;
+  }
+}
+
+/** `writer.lock.pending-<host>-<pid>`: one would-be holder's record before it is linked into place. */
+function pendingName(pid: number): string {
+  return `${pendingPrefix}${hostname()}-${pid}`;
+}
+
+/** Removes records left by would-be holders on this host that were killed before they took the lock. */
+async function removeDeadPending(locks: string): Promise<void> {
+  const mine = `${pendingPrefix}${hostname()}-`;
+  for (const name of await fs.readdir(locks).catch(() => [] as string[])) {
+    const pid = Number(name.slice(mine.length));
+    if (name.startsWith(mine) && Number.isInteger(pid) && pid !== process.pid && !isAlive(pid)) await fs.rm(join(locks, name), { force: true });
+  }
+}
+
 export interface WriterLock { release(): Promise<void> }
 
 export async function acquireWriterLock(repoRoot: string, what: string, lockWaitSeconds: number,
   onWait?: (holder: string) => void): Promise<WriterLock> {
-  const path = join(repoRoot, 'locks', 'writer.lock');
-  const deadline = Date.now() + lockWaitSeconds * 1000;
+  const locks = join(repoRoot, 'locks');
+  const path = join(locks, 'writer.lock');
+  const pending = join(locks, pendingName(process.pid));
   const mine: LockInfo = { pid: process.pid, host: hostname(), bootId: bootId(), since: new Date().toISOString(), what };
+  await removeDeadPending(locks);
+  try {
+    await fs.writeFile(pending, JSON.stringify(mine), { mode: 0o644 });
+  } catch (err) {
+    throw new BlockvaultError('REPO_UNAVAILABLE', `cannot create lock ${pending}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    return await takeLock(repoRoot, path, pending, JSON.stringify(mine), lockWaitSeconds, onWait);
+  } finally {
+    await fs.rm(pending, { force: true });
+  }
+}
+
+async function takeLock(repoRoot: string, path: string, pending: string, record: string, lockWaitSeconds: number,
+  onWait?: (holder: string) => void): Promise<WriterLock> {
+  const deadline = Date.now() + lockWaitSeconds * 1000;
   let told = false;
   for (;;) {
     try {
-      const file = await fs.open(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
-      await file.writeFile(JSON.stringify(mine));
-      await file.close();
+      await createLock(pending, path, record);
       // Ctrl-C or kill: the process exits without unwinding; drop the lock on the way out.
       const onExit = () => rmSync(path, { force: true });
       process.once('exit', onExit);
@@ -59,14 +127,10 @@ export async function acquireWriterLock(repoRoot: string, what: string, lockWait
         throw new BlockvaultError('REPO_UNAVAILABLE', `cannot create lock ${path}: ${(err as Error).message}`, { cause: err });
       }
     }
-    let holder: LockInfo | null = null;
-    try {
-      holder = JSON.parse(await fs.readFile(path, 'utf8')) as LockInfo;
-    } catch {
-      holder = null; // being written or removed right now; look again
-    }
-    if (holder && isStale(holder)) {
-      process.stderr.write(`blockvault: removing stale lock of pid ${holder.pid} (${holder.what}, since ${holder.since})\n`);
+    const holder = await readHolder(path);
+    if (holder === 'dead' || (holder && isStale(holder))) {
+      process.stderr.write(holder === 'dead' ? `blockvault: removing stale lock ${path} (empty: its writer died taking it)\n`
+        : `blockvault: removing stale lock of pid ${holder.pid} (${holder.what}, since ${holder.since})\n`);
       await fs.rm(path, { force: true });
       continue;
     }
