@@ -1,9 +1,9 @@
 // Random access to a restore point's disk for the mount, `files` and `boot`.
 // Zero chunks cost nothing; others are copied out of the shared chunk cache
-// or fetched (checked; see ChunkFetcher for checkContent) in batches that workers decode straight into the
-// cache's slab. Sequential streams (see read-streams.ts) prefetch ahead in
-// large batches, so streaming a disk keeps the workers busy ahead of the
-// reader.
+// or fetched (checked; see ChunkFetcher for checkContent) in batches that
+// workers decode straight into the cache's slab. Sequential streams (see
+// read-streams.ts) prefetch ahead in large batches, so streaming a disk
+// keeps the workers busy ahead of the reader.
 import { BlockvaultError } from '../core/errors.js';
 import { chunkIdBytes, zeroChunkId } from '../core/digest.js';
 import type { OpenPoint } from '../repo/point-store.js';
