@@ -129,7 +129,7 @@ async function takeLock(repoRoot: string, path: string, pending: string, record:
     }
     const holder = await readHolder(path);
     if (holder === 'dead' || (holder && isStale(holder))) {
-      process.stderr.write(holder === 'dead' ? `blockvault: removing stale lock ${path} (empty: its writer died taking it)\n`
+      process.stderr.write(holder === 'dead' ? `blockvault: removing stale lock ${path} (never fully written: its writer died taking it)\n`
         : `blockvault: removing stale lock of pid ${holder.pid} (${holder.what}, since ${holder.since})\n`);
       await fs.rm(path, { force: true });
       continue;
