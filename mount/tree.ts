@@ -39,7 +39,7 @@ export class MountTree {
   private readonly stable = new Map<string, Node>();
   readonly mountedAt = new Date();
 
-  /** checkContent: re-hash every chunk read with SHA-256 (off by default in the mount; see ChunkFetcher). */
+  /** checkContent: re-hash every chunk read with SHA-256 (off by default in the mount; see FetchOptions). */
   constructor(private readonly repo: Repository, private readonly pool: WorkerPool, cacheBytes: number, private readonly checkContent = false) {
     this.cache = new ChunkCache(cacheBytes, repo.config.chunkBytes);
   }
@@ -58,7 +58,7 @@ export class MountTree {
     if (!opened) {
       opened = (async () => {
         const point = await this.repo.points.open(entry);
-        const reader = new PointReader(this.repo, this.pool, point, this.cache, `${entry.vm}/${entry.disk}@${entry.id}`, this.checkContent);
+        const reader = new PointReader(this.repo, this.pool, point, this.cache, `${entry.vm}/${entry.disk}@${entry.id}`, { checkContent: this.checkContent, dropPackCache: true });
         // A damaged partition table costs the partition views only: disk.raw still opens,
         // and its reads of the damaged chunk fail (EIO) like any other.
         const head = await reader.readAt(0, Math.min(partitionTableBytes, reader.sizeBytes)).catch((err) => {

@@ -43,6 +43,22 @@ interface RecordsRead {
   problems: Map<number, ChunkProblem>;
 }
 
+export interface FetchOptions {
+  /**
+   * Re-hash every decoded chunk with SHA-256 against its id (default).
+   * Without it, stored bytes are still checked (record header XXH64, id and
+   * length, payload XXH64), which catches damage on disk; the re-hash also
+   * catches a chunk stored wrongly in the first place, at ~25% of a mount's
+   * sequential read rate on this hardware (docs/BENCHMARKS.md).
+   */
+  checkContent?: boolean;
+  /**
+   * Let pack bytes leave the page cache once read (the mount: the kernel
+   * caches the decoded disk instead, so keeping both caches the disk twice).
+   */
+  dropPackCache?: boolean;
+}
+
 export function problemError(p: ChunkProblem, context: string): BlockvaultError {
   const where = p.pack ? ` in ${packPath(p.pack)} at offset ${p.offset}` : '';
   return new BlockvaultError(p.code, `${context}: chunk ${p.id}${where}: ${p.reason}`);
@@ -51,14 +67,12 @@ export function problemError(p: ChunkProblem, context: string): BlockvaultError 
 export class ChunkFetcher {
   bytesFetched = 0;
   private readonly spareInputs: ArrayBuffer[] = [];
-  /**
-   * checkContent: re-hash every decoded chunk with SHA-256 against its id.
-   * Without it, stored bytes are still checked (record header XXH64, id and
-   * length, payload XXH64), which catches damage on disk; the re-hash also
-   * catches a chunk stored wrongly in the first place, at ~25% of a mount's
-   * sequential read rate on this hardware (docs/BENCHMARKS.md).
-   */
-  constructor(private readonly repo: Repository, private readonly pool: WorkerPool, private readonly checkContent = true) {}
+  private readonly checkContent: boolean;
+  private readonly dropPackCache: boolean;
+  constructor(private readonly repo: Repository, private readonly pool: WorkerPool, options: FetchOptions = {}) {
+    this.checkContent = options.checkContent ?? true;
+    this.dropPackCache = options.dropPackCache ?? false;
+  }
 
   private takeInput(bytes: number): Buffer {
     const i = this.spareInputs.findIndex((b) => b.byteLength >= bytes);
@@ -112,6 +126,7 @@ export class ChunkFetcher {
       runStart += runBytes[r];
       try {
         await this.repo.packs.readRange(first.packId, first.offset, runBytes[r], input.subarray(at0, at0 + runBytes[r]));
+        if (this.dropPackCache) await this.repo.packs.dropCache(first.packId, first.offset, runBytes[r]);
       } catch (err) {
         if (!(err instanceof BlockvaultError)) throw err;
         for (const i of run) problems.set(i, { id: ids[i].toString('hex'), code: err.code === 'CHUNK_MISSING' ? 'CHUNK_MISSING' : 'CHECKSUM_MISMATCH', pack: first.packId, offset: locations[i]!.offset, reason: err.message });

@@ -1,6 +1,6 @@
 // Random access to a restore point's disk for the mount, `files` and `boot`.
 // Zero chunks cost nothing; others are copied out of the shared chunk cache
-// or fetched (checked; see ChunkFetcher for checkContent) in batches that
+// or fetched (checked; see FetchOptions) in batches that
 // workers decode straight into the cache's slab. Sequential streams (see
 // read-streams.ts) prefetch ahead in large batches, so streaming a disk
 // keeps the workers busy ahead of the reader.
@@ -10,7 +10,7 @@ import type { OpenPoint } from '../repo/point-store.js';
 import type { Repository } from '../repo/repository.js';
 import type { WorkerPool } from '../workers/pool.js';
 import type { ChunkCache } from './chunk-cache.js';
-import { ChunkFetcher, problemError, type ChunkProblem } from './chunk-fetcher.js';
+import { ChunkFetcher, problemError, type ChunkProblem, type FetchOptions } from './chunk-fetcher.js';
 import { ReadStreams } from './read-streams.js';
 
 // Up to 16 MiB ahead at 64 KiB chunks, fetched 2 MiB at a time: enough
@@ -27,11 +27,11 @@ export class PointReader {
   private readonly fetcher: ChunkFetcher;
   private readonly streams: ReadStreams;
 
-  constructor(repo: Repository, private readonly pool: WorkerPool, private readonly point: OpenPoint, private readonly cache: ChunkCache, private readonly name: string, checkContent = true) {
+  constructor(repo: Repository, private readonly pool: WorkerPool, private readonly point: OpenPoint, private readonly cache: ChunkCache, private readonly name: string, options: FetchOptions = {}) {
     this.sizeBytes = point.header.sizeBytes;
     this.chunkBytes = point.header.chunkBytes;
     if (cache.slotBytes < this.chunkBytes) throw new BlockvaultError('CORRUPT', `${name}: chunks of ${this.chunkBytes} bytes, larger than the repository's ${cache.slotBytes}`);
-    this.fetcher = new ChunkFetcher(repo, pool, checkContent);
+    this.fetcher = new ChunkFetcher(repo, pool, options);
     this.streams = new ReadStreams(this.chunkBytes, Math.ceil(this.sizeBytes / this.chunkBytes),
       Math.max(1, Math.floor(prefetchBytesMax / this.chunkBytes)), Math.max(1, Math.floor(prefetchStrideBytes / this.chunkBytes)));
   }

@@ -45,6 +45,11 @@ export class PackReader {
     return handle.readAt(offset, length, into);
   }
 
+  /** Lets a range read once (by the mount) leave the page cache: its decoded chunks are cached instead. */
+  async dropCache(packIdHex: string, offset: number, length: number): Promise<void> {
+    (await this.handle(packIdHex)).dropCache(offset, length);
+  }
+
   /** The records a sealed pack lists in its trailer, checked against its header. */
   async readTrailer(packIdHex: string): Promise<{ records: PackRecord[]; packBytes: number }> {
     const path = packPath(packIdHex);

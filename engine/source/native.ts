@@ -4,7 +4,11 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
-interface NativeApi { dataExtents(fd: number, sizeBytes: number): number[] }
+interface NativeApi {
+  dataExtents(fd: number, sizeBytes: number): number[];
+  /** posix_fadvise(DONTNEED): drops a range's clean pages from the page cache. */
+  dropCache(fd: number, offset: number, length: number): void;
+}
 
 let api: NativeApi | null | undefined;
 let warned = false;

@@ -129,6 +129,7 @@ export class FaultStorage implements Storage {
         this.check('read', path, false);
         return handle.readAt(offset, length, into);
       },
+      dropCache: (offset, length) => handle.dropCache(offset, length),
       close: () => handle.close(),
     };
   }

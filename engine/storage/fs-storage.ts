@@ -2,6 +2,7 @@
 import { constants, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { BlockvaultError } from '../core/errors.js';
+import { nativeApi } from '../source/native.js';
 import type { AppendHandle, ReadHandle, Storage } from './storage.js';
 
 /** Drops the first `n` bytes from a list of parts (after a short writev). */
@@ -53,6 +54,13 @@ class FsReadHandle implements ReadHandle {
       done += bytesRead;
     }
     return out;
+  }
+  dropCache(offset: number, length: number): void {
+    try {
+      nativeApi()?.dropCache(this.file.fd, offset, length);
+    } catch {
+      // a hint only: a filesystem that refuses it keeps its pages
+    }
   }
   close(): Promise<void> {
     return this.file.close();

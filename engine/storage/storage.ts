@@ -17,6 +17,8 @@ export interface ReadHandle {
   readonly sizeBytes: number;
   /** Reads exactly `length` bytes at `offset` (into `into` when given), or fails. */
   readAt(offset: number, length: number, into?: Uint8Array): Promise<Buffer>;
+  /** Tells the OS a range will not be read again soon: its pages may leave the page cache. A hint; never fails. */
+  dropCache(offset: number, length: number): void;
   close(): Promise<void>;
 }
 

@@ -47,6 +47,10 @@ extern "C" {
 pub const SEEK_DATA: c_int = 3;
 pub const SEEK_HOLE: c_int = 4;
 
+pub const POSIX_FADV_DONTNEED: c_int = 4;
+
 extern "C" {
     pub fn lseek(fd: c_int, offset: i64, whence: c_int) -> i64;
+    /// Returns an errno value (0 on success); does not set errno.
+    pub fn posix_fadvise(fd: c_int, offset: i64, len: i64, advice: c_int) -> c_int;
 }

@@ -1,6 +1,8 @@
 //! blockvault's native helpers, loaded by engine/source/native.ts.
 //! Exports: dataExtents(fd: number, sizeBytes: number): number[]
 //!   flat [start0, end0, start1, end1, ...] of the data regions of a file.
+//! dropCache(fd: number, offset: number, length: number): undefined
+//!   drops a range of a file from the page cache (clean pages only).
 
 mod extents;
 mod ffi;
@@ -58,15 +60,41 @@ unsafe extern "C" fn data_extents_js(env: napi_env, info: napi_callback_info) ->
     array
 }
 
+unsafe extern "C" fn drop_cache_js(env: napi_env, info: napi_callback_info) -> napi_value {
+    let mut argc: usize = 3;
+    let mut argv: [napi_value; 3] = [ptr::null_mut(); 3];
+    let mut fd: i32 = -1;
+    let mut offset: f64 = -1.0;
+    let mut length: f64 = -1.0;
+    if napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) != NAPI_OK
+        || argc < 3
+        || napi_get_value_int32(env, argv[0], &mut fd) != NAPI_OK
+        || napi_get_value_double(env, argv[1], &mut offset) != NAPI_OK
+        || napi_get_value_double(env, argv[2], &mut length) != NAPI_OK
+        || fd < 0
+        || !(offset >= 0.0 && offset <= 9.0e15 && length >= 0.0 && length <= 9.0e15)
+    {
+        return throw(env, "EINVAL", "dropCache(fd, offset, length) takes an fd >= 0 and two safe integers >= 0");
+    }
+    let err = posix_fadvise(fd, offset as i64, length as i64, POSIX_FADV_DONTNEED);
+    if err != 0 {
+        return throw(env, "EIO", &format!("posix_fadvise(DONTNEED) failed: errno {err}"));
+    }
+    ptr::null_mut()
+}
+
+unsafe fn export(env: napi_env, exports: napi_value, name: &str, callback: napi_callback) {
+    let name = CString::new(name).unwrap();
+    let mut function: napi_value = ptr::null_mut();
+    if napi_create_function(env, name.as_ptr(), usize::MAX, callback, ptr::null_mut(), &mut function) == NAPI_OK {
+        napi_set_named_property(env, exports, name.as_ptr(), function);
+    }
+}
+
 /// Entry point Node looks up when it loads a Node-API addon.
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
-    let name = CString::new("dataExtents").unwrap();
-    let mut function: napi_value = ptr::null_mut();
-    if napi_create_function(env, name.as_ptr(), usize::MAX, Some(data_extents_js), ptr::null_mut(), &mut function)
-        == NAPI_OK
-    {
-        napi_set_named_property(env, exports, name.as_ptr(), function);
-    }
+    export(env, exports, "dataExtents", Some(data_extents_js));
+    export(env, exports, "dropCache", Some(drop_cache_js));
     exports
 }

@@ -1,5 +1,8 @@
-// The native addon's data/hole map, checked against files with known holes.
-import { closeSync, openSync, writeSync, ftruncateSync } from 'node:fs';
+// The native addon: its data/hole map, checked against files with known
+// holes, and its page-cache drop, checked with fincore.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, ftruncateSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nativeApi } from '../../engine/source/native.js';
@@ -38,5 +41,28 @@ describe('native dataExtents (SEEK_DATA/SEEK_HOLE)', () => {
   it('throws a coded error for a bad descriptor', () => {
     expect(() => api!.dataExtents(-1, 10)).toThrow(/fd must be >= 0/);
     expect(() => api!.dataExtents(987654, 10)).toThrow(/lseek/);
+  });
+});
+
+describe('native dropCache (posix_fadvise DONTNEED)', () => {
+  const dir = tempDir();
+  const api = nativeApi();
+  const residentBytes = (path: string) => Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', path], { encoding: 'utf8' }).trim());
+
+  it('drops exactly the given range of a file from the page cache', () => {
+    const path = join(dir, 'cached.bin');
+    writeFileSync(path, randomBytes(8 * 1024 * 1024));
+    const fd = openSync(path, 'r');
+    fsyncSync(fd); // only clean pages can be dropped
+    readFileSync(path);
+    expect(residentBytes(path)).toBe(8 * 1024 * 1024);
+    api!.dropCache(fd, 2 * 1024 * 1024, 4 * 1024 * 1024);
+    expect(residentBytes(path)).toBe(4 * 1024 * 1024);
+    closeSync(fd);
+  });
+
+  it('throws a coded error for bad arguments', () => {
+    expect(() => api!.dropCache(-1, 0, 10)).toThrow(/dropCache\(fd, offset, length\)/);
+    expect(() => api!.dropCache(987654, 0, 10)).toThrow(/posix_fadvise/);
   });
 });

@@ -1,6 +1,11 @@
-// What each level of checking catches when chunks are fetched from a real
-// repository: damage on disk always, a chunk stored under the wrong id only
-// with the SHA-256 content check (restore and verify; the mount opts in).
+// Fetching chunks from a real repository. What each level of checking
+// catches: damage on disk always, a chunk stored under the wrong id only with
+// the SHA-256 content check (restore and verify; the mount opts in). And the
+// mount's fetches leaving pack bytes out of the page cache (checked with fincore).
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sha256, xxh64 } from '../../../engine/core/digest.js';
 import { codecRaw } from '../../../engine/format/pack-format.js';
@@ -27,7 +32,7 @@ describe('ChunkFetcher', async () => {
   async function fetch(checkContent: boolean) {
     const repo = await Repository.open(root);
     try {
-      return await new ChunkFetcher(repo, sharedPool(), checkContent).fetch([sha256(good), sha256(claimed)]);
+      return await new ChunkFetcher(repo, sharedPool(), { checkContent }).fetch([sha256(good), sha256(claimed)]);
     } finally {
       await repo.close();
     }
@@ -45,4 +50,42 @@ describe('ChunkFetcher', async () => {
     expect(result.problems.size).toBe(0);
     expect(result.output.equals(Buffer.concat([good, stored]))).toBe(true);
   });
+});
+
+describe('ChunkFetcher with dropPackCache (the mount)', async () => {
+  const root = await newRepo({ packBytesTarget: 64 * 1024 * 1024 });
+  const chunks = Array.from({ length: 32 }, () => randomBytes(64 * 1024));
+  {
+    const repo = await Repository.open(root, { writer: { what: 'test', lockWaitSeconds: 5 } });
+    const writer = new PackWriter(repo.storage, repo.index, 64 * 1024 * 1024);
+    await writer.append(chunks.map((c) => ({ id: sha256(c), codec: codecRaw, rawBytes: c.length, storedBytes: c.length, storedXxh64: xxh64(c), payload: c })));
+    await writer.seal(); // fsynced: its pages are clean, so they can be dropped
+    await repo.close();
+  }
+  const pack = (dir: string): string => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) return pack(p);
+      if (e.name.endsWith('.pack')) return p;
+    }
+    throw new Error('no pack');
+  };
+  const residentBytes = (path: string) => Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', path], { encoding: 'utf8' }).trim());
+
+  for (const dropPackCache of [false, true]) {
+    it(dropPackCache ? 'lets the pack bytes it read leave the page cache' : 'without it, leaves them cached', async () => {
+      const path = pack(join(root, 'packs'));
+      readFileSync(path); // all of the pack in the page cache
+      expect(residentBytes(path)).toBeGreaterThan(2 * 1024 * 1024);
+      const repo = await Repository.open(root);
+      try {
+        const result = await new ChunkFetcher(repo, sharedPool(), { dropPackCache }).fetch(chunks.map((c) => sha256(c)));
+        expect(result.output.equals(Buffer.concat(chunks))).toBe(true);
+      } finally {
+        await repo.close();
+      }
+      if (dropPackCache) expect(residentBytes(path)).toBeLessThan(64 * 1024); // at most the pages holding the header and trailer
+      else expect(residentBytes(path)).toBeGreaterThan(2 * 1024 * 1024);
+    });
+  }
 });
