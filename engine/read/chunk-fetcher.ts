@@ -125,8 +125,7 @@ export class ChunkFetcher {
       const at0 = runStart;
       runStart += runBytes[r];
       try {
-        await this.repo.packs.readRange(first.packId, first.offset, runBytes[r], input.subarray(at0, at0 + runBytes[r]));
-        if (this.dropPackCache) await this.repo.packs.dropCache(first.packId, first.offset, runBytes[r]);
+        await this.repo.packs.readRange(first.packId, first.offset, runBytes[r], input.subarray(at0, at0 + runBytes[r]), this.dropPackCache);
       } catch (err) {
         if (!(err instanceof BlockvaultError)) throw err;
         for (const i of run) problems.set(i, { id: ids[i].toString('hex'), code: err.code === 'CHUNK_MISSING' ? 'CHUNK_MISSING' : 'CHECKSUM_MISMATCH', pack: first.packId, offset: locations[i]!.offset, reason: err.message });

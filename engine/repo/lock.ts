@@ -93,14 +93,15 @@ export async function acquireWriterLock(repoRoot: string, what: string, lockWait
   const path = join(locks, 'writer.lock');
   const pending = join(locks, pendingName(process.pid));
   const mine: LockInfo = { pid: process.pid, host: hostname(), bootId: bootId(), since: new Date().toISOString(), what };
+  const record = JSON.stringify(mine);
   await removeDeadPending(locks);
   try {
-    await fs.writeFile(pending, JSON.stringify(mine), { mode: 0o644 });
+    await fs.writeFile(pending, record, { mode: 0o644 });
   } catch (err) {
     throw new BlockvaultError('REPO_UNAVAILABLE', `cannot create lock ${pending}: ${(err as Error).message}`, { cause: err });
   }
   try {
-    return await takeLock(repoRoot, path, pending, JSON.stringify(mine), lockWaitSeconds, onWait);
+    return await takeLock(repoRoot, path, pending, record, lockWaitSeconds, onWait);
   } finally {
     await fs.rm(pending, { force: true });
   }

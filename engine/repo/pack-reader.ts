@@ -37,17 +37,19 @@ export class PackReader {
     return handle;
   }
 
-  async readRange(packIdHex: string, offset: number, length: number, into?: Uint8Array): Promise<Buffer> {
+  /**
+   * Reads a range of a pack. dropCache: the range will not be read again
+   * soon (the mount, whose decoded chunks the kernel caches instead), so its
+   * pages may leave the page cache.
+   */
+  async readRange(packIdHex: string, offset: number, length: number, into?: Uint8Array, dropCache = false): Promise<Buffer> {
     const handle = await this.handle(packIdHex);
     if (offset + length > handle.sizeBytes) {
       throw new BlockvaultError('CORRUPT', `pack ${packPath(packIdHex)}: range ${offset}+${length} is past its end (${handle.sizeBytes} bytes)`);
     }
-    return handle.readAt(offset, length, into);
-  }
-
-  /** Lets a range read once (by the mount) leave the page cache: its decoded chunks are cached instead. */
-  async dropCache(packIdHex: string, offset: number, length: number): Promise<void> {
-    (await this.handle(packIdHex)).dropCache(offset, length);
+    const bytes = await handle.readAt(offset, length, into);
+    if (dropCache) handle.dropCache(offset, length);
+    return bytes;
   }
 
   /** The records a sealed pack lists in its trailer, checked against its header. */

@@ -1,11 +1,11 @@
 // The native addon: its data/hole map, checked against files with known
 // holes, and its page-cache drop, checked with fincore.
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, ftruncateSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nativeApi } from '../../engine/source/native.js';
+import { residentBytes } from '../helpers/page-cache.js';
 import { tempDir } from '../helpers/temp.js';
 
 describe('native dataExtents (SEEK_DATA/SEEK_HOLE)', () => {
@@ -47,7 +47,6 @@ describe('native dataExtents (SEEK_DATA/SEEK_HOLE)', () => {
 describe('native dropCache (posix_fadvise DONTNEED)', () => {
   const dir = tempDir();
   const api = nativeApi();
-  const residentBytes = (path: string) => Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', path], { encoding: 'utf8' }).trim());
 
   it('drops exactly the given range of a file from the page cache', () => {
     const path = join(dir, 'cached.bin');

@@ -2,7 +2,6 @@
 // catches: damage on disk always, a chunk stored under the wrong id only with
 // the SHA-256 content check (restore and verify; the mount opts in). And the
 // mount's fetches leaving pack bytes out of the page cache (checked with fincore).
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { codecRaw } from '../../../engine/format/pack-format.js';
 import { ChunkFetcher } from '../../../engine/read/chunk-fetcher.js';
 import { PackWriter } from '../../../engine/repo/pack-writer.js';
 import { Repository } from '../../../engine/repo/repository.js';
+import { residentBytes } from '../../helpers/page-cache.js';
 import { newRepo, sharedPool } from '../../helpers/repo.js';
 
 describe('ChunkFetcher', async () => {
@@ -70,7 +70,6 @@ describe('ChunkFetcher with dropPackCache (the mount)', async () => {
     }
     throw new Error('no pack');
   };
-  const residentBytes = (path: string) => Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', path], { encoding: 'utf8' }).trim());
 
   for (const dropPackCache of [false, true]) {
     it(dropPackCache ? 'lets the pack bytes it read leave the page cache' : 'without it, leaves them cached', async () => {
