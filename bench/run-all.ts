@@ -15,6 +15,7 @@ import { runCbt } from './cbt.js';
 import { mountTable, runMount } from './mount.js';
 import { bootLine, runBoot } from './boot.js';
 import { barChart } from './chart.js';
+import { cliPathsTable, runCliPaths } from './cli-paths.js';
 import { sha256File } from '../scripts/vm-disk.js';
 
 const top = new URL('../..', import.meta.url).pathname;
@@ -183,6 +184,8 @@ async function main(): Promise<void> {
   const mountResult = await runMount(c);
   process.stderr.write('bench: boot from backup\n');
   const boot = await runBoot();
+  process.stderr.write('bench: start-up and restore into a pipe\n');
+  const cliPaths = [runCliPaths(false), ...(process.getuid?.() === 0 ? [runCliPaths(true)] : [])];
   process.stderr.write('bench: chunk sizes\n');
   const chunkRows = await chunkSizeExperiment(c);
   rmSync(work, { recursive: true, force: true });
@@ -221,6 +224,10 @@ ${mountTable(mountResult)}
 
 ${bootLine(boot)}
 
+Start-up and restore into a slower reader (\`node dist/bench/cli-paths.js --cold\`; whole-process wall time, medians of interleaved runs against the baseline beside it; cold = page cache dropped before every command, as root):
+
+${cliPaths.map(cliPathsTable).join('\n\n')}
+
 Chunk size (blockvault, same corpus; "day-2 stored / changed" is the write amplification of scattered 64 KiB guest writes):
 
 ${chunkTable(chunkRows)}
@@ -234,9 +241,9 @@ Micro-benchmarks (tinybench, medians, one core):
 ${microTable(micro)}
 `;
   mkdirSync(join(top, 'bench', 'results'), { recursive: true });
-  const record = JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, resticRuns, borgRuns, cbt, mount: mountResult, boot, chunkRows, scale, indexScale, micro }, null, 2);
+  const record = JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, resticRuns, borgRuns, cbt, mount: mountResult, boot, cliPaths, chunkRows, scale, indexScale, micro }, null, 2);
   writeFileSync(join(top, 'bench', 'results', `${date.slice(0, 19).replace(/:/g, '')}.json`), record); // one file per run
-  writeFileSync(join(top, 'bench', 'results', 'latest.json'), JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, resticRuns, borgRuns, cbt, mount: mountResult, boot, chunkRows, scale, indexScale, micro }, null, 2));
+  writeFileSync(join(top, 'bench', 'results', 'latest.json'), record);
   writeFileSync(join(top, 'bench', 'results', 'latest.md'), markdown);
   const seconds = (tool: string, step: string) => steps.find((s) => s.tool === tool && s.step === step)?.seconds;
   const resticDay2 = seconds('restic', 'day-2 backup');

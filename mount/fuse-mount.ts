@@ -19,10 +19,27 @@ interface FuseCtor {
 
 function loadFuse(): FuseCtor {
   try {
-    return createRequire(import.meta.url)('fuse-native') as FuseCtor;
+    return readOnly(createRequire(import.meta.url)('fuse-native') as FuseCtor);
   } catch (err) {
     throw new BlockvaultError('USAGE', `FUSE is not available (${(err as Error).message}); install Debian's fuse and libfuse2`);
   }
+}
+
+/**
+ * fuse-native has no option for a read-only mount, so its option string gets
+ * libfuse's own "ro": the kernel then mounts read-only (shown in /proc/mounts)
+ * and answers every write, create, touch or rename with EROFS itself, before
+ * anything reaches us.
+ */
+function readOnly(Fuse: FuseCtor): FuseCtor {
+  const Base = Fuse as unknown as new (...args: unknown[]) => { _fuseOptions(): string };
+  class ReadOnlyFuse extends Base {
+    _fuseOptions(): string {
+      const options = super._fuseOptions();
+      return options ? `${options},ro` : '-oro';
+    }
+  }
+  return ReadOnlyFuse as unknown as FuseCtor; // statics (ENOENT, ...) come through the class chain
 }
 
 /** The device ("major:minor") mounted at `path`, per /proc/self/mountinfo; never touches the mount itself. */

@@ -2,6 +2,7 @@
 //   /<vm>/<disk>/<UTC time>_<short id>/disk.raw         the whole disk
 //   /<vm>/<disk>/<UTC time>_<short id>/part<N>.raw      each MBR/GPT partition
 //   /<vm>/<disk>/<UTC time>_<short id>/files/part<N>/   files of ext2/3/4 and FAT partitions
+//   /<vm>/<disk>/<UTC time>_<short id>/files/           or the filesystem itself, on a disk with no partition table
 //   /<vm>/<disk>/latest -> the newest restore point directory
 // Restore points are opened lazily and kept open (a few at a time).
 import { BlockvaultError } from '../engine/core/errors.js';
@@ -85,6 +86,25 @@ export class MountTree {
     return out;
   }
 
+  /** A disk with no partition table may hold a filesystem itself (a whole-disk ext4 image): files/ is then its root. */
+  private async wholeDiskFiles(opened: OpenedPoint): Promise<PartitionFiles | null> {
+    if (opened.partitions.length > 0) return null;
+    return this.extFiles(opened, { number: 0, startBytes: 0, sizeBytes: opened.reader.sizeBytes, type: '', name: '' });
+  }
+
+  private async hasFiles(opened: OpenedPoint): Promise<boolean> {
+    return (await this.extPartitions(opened)).length > 0 || (await this.wholeDiskFiles(opened)) !== null;
+  }
+
+  private async fileNode(files: PartitionFiles, innerPath: string): Promise<Node | null> {
+    try {
+      return { kind: 'ext', stat: await files.stat(innerPath), files, path: innerPath };
+    } catch (err) {
+      if (err instanceof BlockvaultError && err.code === 'BAD_INPUT') return null;
+      throw err;
+    }
+  }
+
   /** The node at a path, or null (ENOENT). */
   async lookup(path: string): Promise<Node | null> {
     const known = this.stable.get(path);
@@ -120,7 +140,7 @@ export class MountTree {
     const opened = await this.open(entry);
     const { reader, partitions } = opened;
     if (parts.length === 3) {
-      return dir(time, async () => ['disk.raw', ...partitions.map((p) => `part${p.number}.raw`), ...((await this.extPartitions(opened)).length ? ['files'] : [])]);
+      return dir(time, async () => ['disk.raw', ...partitions.map((p) => `part${p.number}.raw`), ...((await this.hasFiles(opened)) ? ['files'] : [])]);
     }
     if (leaf === 'disk.raw' && parts.length === 4) return { kind: 'file', time, size: reader.sizeBytes, read: (o, t) => reader.readInto(o, t) };
     const partFile = /^part(\d+)\.raw$/.exec(leaf);
@@ -130,17 +150,13 @@ export class MountTree {
       return { kind: 'file', time, size: p.sizeBytes, read: (o, t) => reader.readInto(p.startBytes + o, t.subarray(0, Math.max(0, Math.min(t.length, p.sizeBytes - o)))) };
     }
     if (leaf !== 'files') return null;
+    const whole = await this.wholeDiskFiles(opened);
+    if (whole) return this.fileNode(whole, `/${parts.slice(4).join('/')}`);
     if (parts.length === 4) return dir(time, async () => (await this.extPartitions(opened)).map((p) => `part${p.number}`));
     const partMatch = /^part(\d+)$/.exec(partName);
     const part = partMatch && partitions.find((x) => x.number === Number(partMatch[1]));
     const files = part ? await this.extFiles(opened, part) : null;
     if (!files) return null;
-    const innerPath = `/${inner.join('/')}`;
-    try {
-      return { kind: 'ext', stat: await files.stat(innerPath), files, path: innerPath };
-    } catch (err) {
-      if (err instanceof BlockvaultError && err.code === 'BAD_INPUT') return null;
-      throw err;
-    }
+    return this.fileNode(files, `/${inner.join('/')}`);
   }
 }

@@ -67,4 +67,14 @@ Summary
   dedup / compression  ${Number(stats.dedupRatio).toFixed(2)}x / ${Number(stats.compressionRatio).toFixed(2)}x
   restore identical    ${same ? 'yes' : 'NO'}
 `);
+// The restored copy has served its purpose; what stays is the repository and the disk, for a look around.
+rmSync(restored, { force: true });
+rmSync(newFile, { force: true });
+const left = humanBytes(Number(execFileSync('du', ['-s', '--block-size=1', work], { encoding: 'utf8' }).split('\t')[0]));
+process.stdout.write(`
+Left in ${work} (${left} on disk): the repository (repo/) and the demo disk (web01.raw). Look around:
+  npx blockvault list -r ${repo}
+  npx blockvault files ls -r ${repo} web01/sda@latest --part 2 /etc
+Remove it with: rm -rf ${work}   (the next npm run demo recreates it)
+`);
 process.exitCode = same && verify.ok ? 0 : 2;

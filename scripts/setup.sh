@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine for blockvault, idempotently, then builds it:
-#   system packages (Debian, via apt-get as root) -> npm ci -> native addon -> TypeScript.
-# Usage: scripts/setup.sh [--bench]   (--bench adds the peers the benchmarks compare against)
+#   system packages (Debian, via apt-get as root) -> npm install -> native addon -> TypeScript.
+# Usage: scripts/setup.sh [--tests | --bench]
+#   (none)    what blockvault itself uses (the demo needs no more)
+#   --tests   also the boot test's VM fixture: SYSLINUX, busybox, and Debian's kernel package (~68 MB)
+#   --bench   the tests' needs plus the peers the benchmarks compare against (restic, borg)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode=${1:-}
+case $mode in ''|--tests|--bench) ;; *) echo "setup: unknown option $mode (use --tests or --bench)" >&2; exit 1 ;; esac
 
-packages=(e2fsprogs fdisk dosfstools mtools qemu-utils libnbd-bin fuse libfuse2 qemu-system-x86 syslinux syslinux-common busybox-static kmod cpio xz-utils)
-if [[ "${1:-}" == "--bench" ]]; then packages+=(restic borgbackup); fi
+packages=(e2fsprogs fdisk dosfstools mtools qemu-utils libnbd-bin fuse libfuse2 qemu-system-x86)
+fixture=false
+if [[ $mode == --tests || $mode == --bench ]]; then packages+=(syslinux syslinux-common busybox-static kmod cpio xz-utils); fixture=true; fi
+if [[ $mode == --bench ]]; then packages+=(restic borgbackup); fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -27,7 +34,7 @@ fi
 # The boot test's VM fixture boots Debian's kernel: fetch its package once
 # (unpacked into the fixture, never installed on this machine).
 fixture_cache=${BLOCKVAULT_FIXTURE_CACHE:-/var/cache/blockvault}
-if [[ $(id -u) -eq 0 ]] && ! ls "$fixture_cache"/linux-image-*.deb >/dev/null 2>&1; then
+if $fixture && [[ $(id -u) -eq 0 ]] && ! ls "$fixture_cache"/linux-image-*.deb >/dev/null 2>&1; then
   mkdir -p "$fixture_cache"
   kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
   if [[ -z $kpkg ]]; then apt-get update -qq >/dev/null; kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}'); fi
@@ -57,3 +64,6 @@ fi
 
 echo "setup: building TypeScript" >&2
 npm run --silent build
+if ! command -v blockvault >/dev/null; then
+  echo "setup: done. Run blockvault as: npx blockvault ... (from this directory), or put it on your PATH with: npm link" >&2
+fi

@@ -3,6 +3,8 @@
 // Memory is bounded by batchesInFlightMax batches, whatever the disk size.
 import { randomBytes } from 'node:crypto';
 import { BlockvaultError } from '../core/errors.js';
+import { humanBytes, plural } from '../core/human.js';
+import { interruptedError, whenAborted } from '../core/interrupt.js';
 import { chunkIdBytes, sha256, zeroChunkId } from '../core/digest.js';
 import { batchBytes, batchesInFlightMax, chunksPerPointMax, pointChainDepthMax, pointDeltaShareMax } from '../core/limits.js';
 import { deltaEntryBytes, diffMaps, type PointBody, type PointHeader } from '../format/point-format.js';
@@ -33,6 +35,10 @@ export interface BackupOptions {
   reason?: string;
   onProgress?: (p: BackupProgress) => void;
   hook?: CommitHook;
+  /** Commit a 0-byte disk. Off by default: an empty source is nearly always a failed producer in a pipe. */
+  allowEmpty?: boolean;
+  /** Aborted by an interrupt: stop reading, drop the unsealed pack, commit nothing. */
+  signal?: AbortSignal;
 }
 
 /** The CLI's `backup --json` contract: these field names are stable. */
@@ -136,22 +142,17 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
   const planned = options.plan
     ? options.plan.ranges.reduce((a, [f, e]) => a + (Math.min(e * chunkBytes, options.source.sizeBytes!) - f * chunkBytes), 0)
     : options.source.sizeBytes;
+  const { signal } = options;
   try {
-    const inflight = new Set<Promise<void>>();
-    let failure: unknown = null;
-    for await (const batch of readBatches(options.source, chunkBytes, batchChunks, allocate, options.plan?.ranges)) {
-      const task: Promise<void> = processBatch(batch)
-        .catch((err) => { failure ??= err; })
-        .finally(() => inflight.delete(task));
-      inflight.add(task);
-      while (inflight.size >= batchesInFlightMax) await Promise.race(inflight);
-      if (failure) break;
+    await pump(readBatches(options.source, chunkBytes, batchChunks, allocate, options.plan?.ranges), processBatch, signal);
+    if (signal?.aborted) throw interruptedError(signal, `no restore point was committed; ${sealedNote(writer)}`);
+    const sizeBytes = options.source.sizeBytes ?? counters.bytesDone;
+    if (sizeBytes === 0 && !options.allowEmpty) {
+      throw new BlockvaultError('BAD_INPUT', `source ${options.source.description} is empty (0 bytes): nothing was committed. ` +
+        'A producer that failed in a pipe gives this; if the disk really is empty, pass --allow-empty');
     }
-    await Promise.all(inflight);
-    if (failure) throw failure;
     await writer.seal();
     const map = fullMap ?? Buffer.concat([...mapParts.entries()].sort((a, b) => a[0] - b[0]).map(([, part]) => part));
-    const sizeBytes = options.source.sizeBytes ?? counters.bytesDone;
     if (map.length / chunkIdBytes > chunksPerPointMax) throw new BlockvaultError('BAD_INPUT', `source ${options.source.description} is too large`);
     counters.chunksZero = countZeroChunks(map);
     const parent = options.plan ? repo.points.entryById(options.plan.parent.header.id) : latestPoint(repo, options.vm, options.disk);
@@ -170,7 +171,7 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
       chunksTotal: header.chunksTotal, chunksNew: counters.chunksNew, chunksZero: counters.chunksZero,
       chunksKnown: counters.chunksKnown, seconds, parent: header.parent, mapKind: body.kind,
       mode: options.plan ? 'incremental' : 'full',
-      reason: options.reason ?? (options.plan ? 'changed-block tracking' : 'no change tracking given: read the whole disk'),
+      reason: options.reason ?? (options.plan ? 'changed-block tracking' : 'no change tracking given'),
     };
     header.source = { ...header.source, mode: result.mode, reason: result.reason };
     header.stats = {
@@ -185,6 +186,34 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
     await writer.abort();
     throw err;
   }
+}
+
+/**
+ * Feeds batches to `work`, at most batchesInFlightMax at a time, in order;
+ * stops at the first failure (rethrown) or when `signal` aborts. Each read
+ * races the interrupt: a stream (stdin) may block forever on its next read.
+ */
+async function pump(batches: AsyncGenerator<Batch>, work: (batch: Batch) => Promise<void>, signal?: AbortSignal): Promise<void> {
+  const aborted = whenAborted(signal).then(() => null);
+  const inflight = new Set<Promise<void>>();
+  let failure: unknown = null;
+  for (let next = await Promise.race([batches.next(), aborted]); next && !next.done; next = await Promise.race([batches.next(), aborted])) {
+    const task: Promise<void> = work(next.value)
+      .catch((err) => { failure ??= err; })
+      .finally(() => inflight.delete(task));
+    inflight.add(task);
+    while (inflight.size >= batchesInFlightMax) await Promise.race(inflight);
+    if (failure || signal?.aborted) break;
+  }
+  await Promise.all(inflight);
+  if (failure) throw failure;
+}
+
+/** What an interrupted backup leaves behind: sealed packs stay (a later backup reuses their chunks). */
+function sealedNote(writer: PackWriter): string {
+  if (writer.packsSealed === 0) return 'nothing was left in the repository';
+  return `${plural(writer.packsSealed, 'sealed pack')} (${humanBytes(writer.bytesSealed)}) stay in the repository, unreferenced: ` +
+    'a later backup of the same data reuses them (blockvault stats shows them)';
 }
 
 function countZeroChunks(map: Buffer): number {

@@ -38,7 +38,7 @@ export interface Plan { plan?: IncrementalPlan; reason: string; basis: Record<st
 export async function planBackup(input: PlanInput): Promise<Plan> {
   const { repo, vm, disk, source } = input;
   const tracking = input.changedFile ? 'extents' : input.bitmap ? 'bitmap' : null;
-  if (!tracking) return { reason: 'no change tracking given: read the whole disk', basis: {} };
+  if (!tracking) return { reason: 'no change tracking given', basis: {} };
   if (source.sizeBytes === null) throw new BlockvaultError('USAGE', 'changed-block tracking needs a seekable source (an image, device or NBD export), not a stream');
 
   const parentEntry: PointEntry | undefined = input.parentRef ? repo.points.resolve(`${vm}/${disk}@${input.parentRef}`) : repo.points.list(vm, disk)[0];

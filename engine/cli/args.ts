@@ -15,8 +15,18 @@ export function parse(command: string, argv: string[], options: Options) {
   try {
     return parseArgs({ args: argv, options: { ...commonOptions, ...options }, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new BlockvaultError('USAGE', `${command}: ${(err as Error).message} (see blockvault ${command} --help)`);
+    throw new BlockvaultError('USAGE', `${parseErrorText(err as NodeJS.ErrnoException)} (see blockvault ${command} --help)`);
   }
+}
+
+/** node:util's parseArgs messages, reworded (its unknown-option text leaves a quote open). */
+function parseErrorText(err: NodeJS.ErrnoException): string {
+  const option = /'(-[^' ]*)/.exec(err.message)?.[1];
+  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option) return `unknown option ${option}`;
+  if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option) {
+    return /does not take an argument/.test(err.message) ? `option ${option} takes no value` : `option ${option} needs a value`;
+  }
+  return err.message;
 }
 
 export function repoPath(values: Record<string, unknown>): string {
@@ -45,7 +55,7 @@ export function sizeOption(values: Record<string, unknown>, name: string, fallba
 
 export function onePositional(command: string, positionals: string[], what: string): string {
   if (positionals.length !== 1) {
-    throw new BlockvaultError('USAGE', `${command}: expected exactly one ${what}, got ${positionals.length} (see blockvault ${command} --help)`);
+    throw new BlockvaultError('USAGE', `expected exactly one ${what}, got ${positionals.length} (see blockvault ${command} --help)`);
   }
   return positionals[0];
 }

@@ -1,7 +1,7 @@
-// What every CLI command provides. run() returns the exit code.
+// What every CLI command provides, and the output and interrupt helpers they share.
+/** A command module's export. run() returns the exit code. (Its one-line summary lives in main.ts's table.) */
 export interface Command {
   name: string;
-  summary: string;
   help: string;
   run(argv: string[]): Promise<number>;
 }
@@ -18,13 +18,38 @@ export function note(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
-let interruptHandler: (() => Promise<void>) | null = null;
+let interruptController: AbortController | null = null;
 
-/** A long-running command (mount) that must clean up on Ctrl-C / SIGTERM registers here. */
-export function onInterrupt(handler: (() => Promise<void>) | null): void {
-  interruptHandler = handler;
+/**
+ * A command that must clean up when interrupted (remove a partial file, drop
+ * an unsealed pack, unmount) asks for this signal and watches it. The first
+ * SIGINT/SIGTERM/SIGHUP then aborts it, with the signal's name as the reason,
+ * and the command winds down by itself; a command that never asked is ended
+ * at once (nothing it does can be left half-committed: see docs/FORMAT.md).
+ */
+export function interruptSignal(): AbortSignal {
+  interruptController ??= new AbortController();
+  return interruptController.signal;
 }
 
-export function interruptHandlerFor(): (() => Promise<void>) | null {
-  return interruptHandler;
+/** Called by main on a signal: true when a command took it (and will clean up). */
+export function deliverInterrupt(signal: NodeJS.Signals): boolean {
+  if (!interruptController || interruptController.signal.aborted) return false;
+  interruptController.abort(signal);
+  return true;
+}
+
+/**
+ * Test hook: BLOCKVAULT_TEST_INTERRUPT_AT_BYTES=<n> makes a command send
+ * itself a real SIGINT once its progress passes n bytes, so tests can
+ * interrupt a backup or restore in the middle, whatever the machine's speed.
+ */
+export function testInterruptHook(): (bytesDone: number) => void {
+  const at = Number(process.env.BLOCKVAULT_TEST_INTERRUPT_AT_BYTES);
+  let sent = !Number.isFinite(at) || at <= 0;
+  return (bytesDone) => {
+    if (sent || bytesDone < at) return;
+    sent = true;
+    process.kill(process.pid, 'SIGINT');
+  };
 }

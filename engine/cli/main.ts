@@ -1,23 +1,28 @@
 #!/usr/bin/env node
 // blockvault command-line entry: dispatches to a command, maps errors to
 // exit codes (BlockvaultError) or crashes loudly (bugs).
+// Commands are imported only when run: `--version`, `--help` and each
+// command load nothing of the others (LMDB, FUSE, workers, the bench library).
 import { readFileSync } from 'node:fs';
 import { AssertionError, BlockvaultError } from '../core/errors.js';
-import { initDigests } from '../core/digest.js';
-import { backupCommand } from './commands/backup.js';
-import { indexCommand } from './commands/index-cmd.js';
-import { initCommand } from './commands/init.js';
-import { listCommand } from './commands/list.js';
-import { restoreCommand } from './commands/restore.js';
-import { statsCommand } from './commands/stats.js';
-import { verifyCommand } from './commands/verify.js';
-import { interruptHandlerFor, type Command } from './command.js';
-import { mountCommand, umountCommand } from './commands/mount.js';
-import { filesCommand } from './commands/files.js';
-import { bootCommand } from './commands/boot.js';
-import { benchCommand } from './commands/bench.js';
+import { deliverInterrupt, type Command } from './command.js';
 
-const commands: Command[] = [initCommand, backupCommand, listCommand, restoreCommand, verifyCommand, statsCommand, mountCommand, umountCommand, filesCommand, bootCommand, benchCommand, indexCommand];
+interface Entry { name: string; summary: string; load: () => Promise<Command> }
+
+const commands: Entry[] = [
+  { name: 'init', summary: 'create a new, empty repository', load: async () => (await import('./commands/init.js')).initCommand },
+  { name: 'backup', summary: 'back up a VM disk (raw image, block device, NBD export or stdin)', load: async () => (await import('./commands/backup.js')).backupCommand },
+  { name: 'list', summary: 'list restore points, newest first', load: async () => (await import('./commands/list.js')).listCommand },
+  { name: 'restore', summary: 'write a restore point back out as a raw disk image', load: async () => (await import('./commands/restore.js')).restoreCommand },
+  { name: 'verify', summary: 'check that restore points can be restored, bit for bit', load: async () => (await import('./commands/verify.js')).verifyCommand },
+  { name: 'stats', summary: 'logical versus stored bytes, dedup and compression ratios', load: async () => (await import('./commands/stats.js')).statsCommand },
+  { name: 'mount', summary: 'browse every restore point as files: whole disks, partitions, files', load: async () => (await import('./commands/mount.js')).mountCommand },
+  { name: 'umount', summary: 'unmount a blockvault mount (also cleans up a stale one)', load: async () => (await import('./commands/umount.js')).umountCommand },
+  { name: 'files', summary: 'list or copy out files of a restore point, without mounting', load: async () => (await import('./commands/files.js')).filesCommand },
+  { name: 'boot', summary: 'instant recovery: boot a restore point in QEMU straight from the backup', load: async () => (await import('./commands/boot.js')).bootCommand },
+  { name: 'bench', summary: "measure this machine's backup hot paths (and a repository's storage)", load: async () => (await import('./commands/bench.js')).benchCommand },
+  { name: 'index', summary: 'rebuild the LMDB index from the packs and restore points', load: async () => (await import('./commands/index-cmd.js')).indexCommand },
+];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -42,31 +47,34 @@ A first run:
 
 Set BLOCKVAULT_REPO to skip -r. Exit codes: 0 ok, 1 usage or bad input,
 2 data integrity problem, 3 repository locked or unavailable, 4 I/O error
-(source, target or disk full), 70 internal error (a bug: please report it).`;
+(source, target or disk full), 5 --cbt-check refused an increment,
+130 interrupted (after cleaning up), 70 internal error (a bug: please report it).`;
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === 'help' || name === '--help' || name === '-h') {
     const topic = commands.find((c) => c.name === rest[0]);
-    process.stdout.write(`${topic ? topic.help : usage()}\n`);
+    process.stdout.write(`${topic ? (await topic.load()).help : usage()}\n`);
     return 0;
   }
   if (name === '--version' || name === 'version') {
     process.stdout.write(`blockvault ${version()}\n`);
     return 0;
   }
-  const command = commands.find((c) => c.name === name);
-  if (!command) {
+  const entry = commands.find((c) => c.name === name);
+  if (!entry) {
     process.stderr.write(`blockvault: unknown command ${JSON.stringify(name)}\n\n${usage()}\n`);
     return 1;
   }
+  const command = await entry.load();
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(`${command.help}\n`);
     return 0;
   }
-  await initDigests();
   try {
+    const { initDigests } = await import('../core/digest.js');
+    await initDigests();
     return await command.run(rest);
   } catch (err) {
     if (err instanceof BlockvaultError) {
@@ -80,21 +88,36 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Interrupted: exit at once (exit handlers release the writer lock). Whatever a
-// backup had not committed stays unreferenced in tmp/ and is removed by the next writer.
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(signal, () => {
-    const handler = interruptHandlerFor();
-    if (handler) {
-      void handler().finally(() => process.exit(0));
+const signalNumbers = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const;
+/** How long a command may take to clean up after an interrupt before the process ends anyway. */
+const interruptCleanupMs = 15_000;
+
+// Interrupted: a command that asked for interrupts (command.ts) cleans up and
+// exits by itself; a second signal, or a cleanup that takes too long, ends the
+// process at once. Any other command ends at once: what it had not committed
+// is never referenced (tmp/ is cleared by the next writer).
+for (const signal of Object.keys(signalNumbers) as Array<keyof typeof signalNumbers>) {
+  process.on(signal, () => {
+    const code = 128 + signalNumbers[signal];
+    if (deliverInterrupt(signal)) {
+      setTimeout(() => process.exit(code), interruptCleanupMs).unref();
       return;
     }
-    process.stderr.write(`\nblockvault: interrupted (${signal}); nothing partial was committed\n`);
-    process.exit(128 + ({ SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const)[signal]);
+    process.stderr.write(`\nblockvault: interrupted (${signal})\n`);
+    process.exit(code);
+  });
+}
+
+// A reader that went away (`blockvault list | head -1`, `backup 2>&1 | head -2`)
+// ends our output, not the command: what the command did still stands, and
+// its exit code says how it went. (Restore to stdout sees the error itself.)
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') process.exitCode = 4;
   });
 }
 
 // Exit explicitly once the command is done (it has awaited its own cleanup;
 // stdout and stderr writes are synchronous on Linux): after an unmount,
 // fuse-native leaves a native handle that would keep the process alive.
-main(process.argv.slice(2)).then((code) => process.exit(code));
+main(process.argv.slice(2)).then((code) => process.exit(process.exitCode && code === 0 ? process.exitCode : code));

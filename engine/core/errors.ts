@@ -21,6 +21,8 @@ export const errorCodes = {
   TARGET_IO: 4,
   NO_SPACE: 4,
   CBT_MISMATCH: 5,
+  /** Stopped by SIGINT/SIGTERM/SIGHUP after cleaning up (128 + SIGINT, as shells report it). */
+  INTERRUPTED: 130,
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -29,3 +29,17 @@ export function humanSeconds(seconds: number): string {
 export function ratio(a: number, b: number): string {
   return b > 0 ? `${(a / b).toFixed(2)}x` : '-';
 }
+
+/** "1 file", "2 files": a count with its noun in the right number. */
+export function plural(count: number, singular: string, pluralForm = `${singular}s`): string {
+  return `${count} ${count === 1 ? singular : pluralForm}`;
+}
+
+/** A size as a user would type it when it is a whole number of units ("64 KiB", "4 MiB"), else in bytes. */
+export function exactBytes(bytes: number): string {
+  for (let unit = units.length - 1; unit > 0; unit--) {
+    const scale = 1024 ** unit;
+    if (bytes >= scale && bytes % scale === 0) return `${bytes / scale} ${units[unit]}`;
+  }
+  return plural(bytes, 'byte');
+}

@@ -1,6 +1,7 @@
 // Repository config file codec (docs/FORMAT.md "config"). Pure.
 import { BlockvaultError } from '../core/errors.js';
 import { sha256 } from '../core/digest.js';
+import { exactBytes } from '../core/human.js';
 import {
   chunkBytesMax, chunkBytesMin, configBytesMax, packBytesMax, packBytesMin, zstdLevelMax, zstdLevelMin,
 } from '../core/limits.js';
@@ -21,13 +22,13 @@ export interface RepoConfig {
 export function checkConfig(c: RepoConfig, what: string): void {
   const pow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
   if (!pow2(c.chunkBytes) || c.chunkBytes < chunkBytesMin || c.chunkBytes > chunkBytesMax) {
-    throw new BlockvaultError('BAD_INPUT', `${what}: chunk size ${c.chunkBytes} must be a power of two from ${chunkBytesMin} to ${chunkBytesMax} bytes`);
+    throw new BlockvaultError('BAD_INPUT', `${what}: chunk size ${exactBytes(c.chunkBytes)} must be a power of two from ${exactBytes(chunkBytesMin)} to ${exactBytes(chunkBytesMax)}`);
   }
   if (!Number.isInteger(c.zstdLevel) || c.zstdLevel < zstdLevelMin || c.zstdLevel > zstdLevelMax) {
-    throw new BlockvaultError('BAD_INPUT', `${what}: zstd level ${c.zstdLevel} must be ${zstdLevelMin}..${zstdLevelMax}`);
+    throw new BlockvaultError('BAD_INPUT', `${what}: zstd level ${c.zstdLevel} must be from ${zstdLevelMin} to ${zstdLevelMax}`);
   }
   if (!Number.isInteger(c.packBytesTarget) || c.packBytesTarget < packBytesMin || c.packBytesTarget > packBytesMax) {
-    throw new BlockvaultError('BAD_INPUT', `${what}: pack size ${c.packBytesTarget} must be ${packBytesMin}..${packBytesMax} bytes`);
+    throw new BlockvaultError('BAD_INPUT', `${what}: pack size ${exactBytes(c.packBytesTarget)} must be from ${exactBytes(packBytesMin)} to ${exactBytes(packBytesMax)}`);
   }
 }
 

@@ -24,6 +24,8 @@ export class PackWriter {
   /** Chunks appended to the open pack, not yet indexed: dedup must see them. */
   private readonly pending = new Set<string>();
   packsSealed = 0;
+  /** Bytes of the packs sealed so far, whole files. */
+  bytesSealed = 0;
   bytesAppended = 0;
 
   constructor(
@@ -101,6 +103,7 @@ export class PackWriter {
     this.index.addPack(this.packIdHex, handle.bytes, this.records);
     this.hook('pack-indexed');
     this.packsSealed += 1;
+    this.bytesSealed += handle.bytes;
     for (const r of this.records) this.pending.delete(r.id.toString('hex'));
     this.records = [];
   }

@@ -10,8 +10,9 @@ import { chunkBytesDefault, configBytesMax, packBytesDefault, zstdLevelDefault }
 import { checkConfig, decodeConfig, encodeConfig, repoFormatVersion, type RepoConfig } from '../format/config-format.js';
 import { FsStorage } from '../storage/fs-storage.js';
 import { writeDurably, type Storage } from '../storage/storage.js';
-import { ChunkIndex } from './chunk-index.js';
-import { configPath, indexDir, locksDir, packsDir, pointsDir, tmpDir } from './layout.js';
+import type { ChunkIndex } from './chunk-index.js';
+import { openIndex, type OpenedIndex } from './index-location.js';
+import { configPath, locksDir, packsDir, pointsDir, tmpDir } from './layout.js';
 import { acquireWriterLock, type WriterLock } from './lock.js';
 import { PackReader } from './pack-reader.js';
 import { catalogEntry, PointStore } from './point-store.js';
@@ -33,8 +34,7 @@ export async function initRepository(root: string, options: InitOptions = {}, st
     createdAt: new Date().toISOString(),
   };
   checkConfig(config, 'init');
-  await fs.mkdir(root, { recursive: true });
-  const existing = await fs.readdir(root);
+  const existing = await emptyOrNewDirectory(root);
   if (existing.includes(configPath)) {
     throw new BlockvaultError('REPO_EXISTS', `${root} already holds a blockvault repository; nothing was changed`);
   }
@@ -51,19 +51,39 @@ export async function initRepository(root: string, options: InitOptions = {}, st
   return config;
 }
 
+/** Creates `root` if needed and lists what it holds; a path that cannot be a repository directory is bad input. */
+async function emptyOrNewDirectory(root: string): Promise<string[]> {
+  try {
+    await fs.mkdir(root, { recursive: true });
+    return await fs.readdir(root);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR') {
+      throw new BlockvaultError('BAD_INPUT', `${root} exists and is not a directory; init needs an empty or new directory`, { cause: err });
+    }
+    throw storageError(err, `repository ${root}`);
+  }
+}
+
 export class Repository {
   readonly packs: PackReader;
   readonly points: PointStore;
+
+  readonly index: ChunkIndex;
+  /** Where the index lives when the repository is not writable (index-location.ts); null: in the repository. */
+  readonly indexCacheDir: string | null;
 
   private constructor(
     readonly root: string,
     readonly config: RepoConfig,
     readonly storage: Storage,
-    readonly index: ChunkIndex,
+    private readonly opened: OpenedIndex,
     private readonly lock: WriterLock | null,
   ) {
+    this.index = opened.index;
+    this.indexCacheDir = opened.cacheDir;
     this.packs = new PackReader(storage);
-    this.points = new PointStore(storage, index);
+    this.points = new PointStore(storage, this.index);
   }
 
   static async open(rootArg: string, options: OpenOptions = {}): Promise<Repository> {
@@ -73,19 +93,30 @@ export class Repository {
     const lock = options.writer
       ? await acquireWriterLock(root, options.writer.what, options.writer.lockWaitSeconds, options.writer.onWait)
       : null;
-    let index: ChunkIndex | null = null;
+    let opened: OpenedIndex | null = null;
     try {
       if (lock) await clearTmp(storage);
-      index = ChunkIndex.open(join(root, indexDir));
-      const repo = new Repository(root, config, storage, index, lock);
-      if (!index.isCurrent()) await repo.rebuildIndex();
+      opened = openIndex(root, config.repoId, !lock);
+      const repo = new Repository(root, config, storage, opened, lock);
+      if (!opened.index.isCurrent() || (opened.cacheDir && !(await repo.cacheInStep()))) await repo.rebuildIndex();
       else await repo.reconcile();
       return repo;
     } catch (err) {
-      await index?.close();
+      await opened?.index.close();
+      opened?.dispose();
       await lock?.release();
       throw err;
     }
+  }
+
+  /**
+   * A cache outside the repository may have been built from another copy of
+   * it (an offsite disk of the same repository id): it must not name a pack
+   * this copy lacks, or reads would fail on chunks the packs here do hold.
+   */
+  private async cacheInStep(): Promise<boolean> {
+    const here = new Set(await this.listPackIds());
+    return this.index.packEntries().every(([id]) => here.has(id));
   }
 
   /** Indexes sealed packs and committed points the index does not know yet. */
@@ -156,6 +187,7 @@ export class Repository {
   async close(): Promise<void> {
     await this.packs.close();
     await this.index.close();
+    this.opened.dispose();
     await this.lock?.release();
   }
 }

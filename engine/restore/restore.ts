@@ -1,6 +1,7 @@
 // Restore: stream a restore point's chunks in disk order to a target.
 // Batches are fetched (and verified) in parallel, written in order.
 import { chunkIdBytes, zeroChunkId } from '../core/digest.js';
+import { interruptedError, whenAborted } from '../core/interrupt.js';
 import { batchBytes, batchesInFlightMax } from '../core/limits.js';
 import { ChunkFetcher, problemError } from '../read/chunk-fetcher.js';
 import type { PointEntry } from '../repo/chunk-index.js';
@@ -14,7 +15,7 @@ export interface RestoreResult { id: string; bytesTotal: number; bytesWritten: n
 interface BatchOut { firstChunk: number; count: number; data: Buffer | null; present: boolean[] }
 
 export async function runRestore(repo: Repository, entry: PointEntry, target: Target, pool: WorkerPool,
-  onProgress?: (p: RestoreProgress) => void): Promise<RestoreResult> {
+  onProgress?: (p: RestoreProgress) => void, signal?: AbortSignal): Promise<RestoreResult> {
   const started = process.hrtime.bigint();
   const point = await repo.points.open(entry);
   const { chunkBytes, sizeBytes, chunksTotal } = point.header;
@@ -67,19 +68,28 @@ export async function runRestore(repo: Repository, entry: PointEntry, target: Ta
     onProgress?.({ bytesDone: Math.min(sizeBytes, (out.firstChunk + out.count) * chunkBytes), bytesTotal: sizeBytes });
   };
 
+  const interrupted = rejectOnAbort(signal, target);
+  const next = async (queue: Promise<BatchOut>[]) => Promise.race([writeBatch(await queue.shift()!), interrupted]);
   try {
     const queue: Promise<BatchOut>[] = [];
     for (let first = 0; first < chunksTotal; first += batchChunks) {
       const p = fetchBatch(first);
       p.catch(() => undefined); // observed when its turn comes
       queue.push(p);
-      if (queue.length >= batchesInFlightMax) await writeBatch(await queue.shift()!);
+      if (queue.length >= batchesInFlightMax) await next(queue);
     }
-    while (queue.length > 0) await writeBatch(await queue.shift()!);
-    await target.finish(sizeBytes);
+    while (queue.length > 0) await next(queue);
+    await target.finish(sizeBytes); // not raced: once it runs, the restore completes
   } catch (err) {
     await target.abort();
     throw err;
   }
   return { id: entry.id, bytesTotal: sizeBytes, bytesWritten, chunksZero, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
+}
+
+/** Rejects when `signal` aborts: an interrupt wins over a write that waits on a stalled reader (stdout) or a slow device. */
+function rejectOnAbort(signal: AbortSignal | undefined, target: Target): Promise<never> {
+  const interrupted = whenAborted(signal).then((): never => { throw interruptedError(signal!, target.leftAfterAbort); });
+  interrupted.catch(() => undefined); // observed by the races that use it
+  return interrupted;
 }

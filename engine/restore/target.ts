@@ -14,12 +14,15 @@ export interface Target {
   zero(offset: number, length: number): Promise<void>;
   finish(sizeBytes: number): Promise<void>;
   abort(): Promise<void>;
+  /** What an aborted restore leaves at the target, in words (after abort()). */
+  readonly leftAfterAbort: string;
 }
 
 function targetError(description: string, err: unknown): BlockvaultError {
   const e = err as NodeJS.ErrnoException;
   if (err instanceof BlockvaultError) return err;
   if (e.code === 'ENOSPC' || e.code === 'EDQUOT') return new BlockvaultError('NO_SPACE', `no space left on device writing ${description}`, { cause: err });
+  if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') return new BlockvaultError('TARGET_IO', `cannot write ${description}: its reader closed the pipe (EPIPE)`, { cause: err });
   return new BlockvaultError('TARGET_IO', `cannot write ${description}: ${e.message}`, { cause: err });
 }
 
@@ -52,7 +55,11 @@ const syncEveryBytes = 256 * 1024 * 1024;
 class FileTarget implements Target {
   private unsyncedBytes = 0;
   private syncing: Promise<void> | null = null;
-  constructor(readonly description: string, private readonly file: fs.FileHandle, private readonly tmp: string, private readonly final: string, private readonly durable: boolean) {}
+  readonly leftAfterAbort: string;
+  constructor(readonly description: string, private readonly file: fs.FileHandle, private readonly tmp: string, private readonly final: string,
+    private readonly durable: boolean, replacing: boolean) {
+    this.leftAfterAbort = replacing ? `the partial file was removed; ${final} is as it was` : `the partial file was removed; ${final} was not created`;
+  }
   async write(data: Uint8Array, offset: number): Promise<void> {
     await writeAll(this.file.fd, data, offset).catch((err) => { throw targetError(this.description, err); });
     // Start writeback while we keep decoding, so the final fsync finds little left to flush.
@@ -86,6 +93,9 @@ class FileTarget implements Target {
 
 class DeviceTarget implements Target {
   private position = 0;
+  get leftAfterAbort(): string {
+    return `${this.description} holds a partial image (its first ${this.position} bytes were written)`;
+  }
   constructor(readonly description: string, private readonly fd: number, private readonly sequential: boolean, private readonly owned: fs.FileHandle | null) {}
   async write(data: Uint8Array, offset: number): Promise<void> {
     if (this.sequential && offset !== this.position) await this.zero(this.position, offset - this.position);
@@ -108,9 +118,40 @@ class DeviceTarget implements Target {
   }
 }
 
+/**
+ * A stream (standard output), every byte in order, through Node's stream
+ * machinery: a pipe to a slower reader (| ssh, | gzip, | pv) is waited on
+ * until it drains (libuv polls the pipe), never retried on a timer. Node makes
+ * a stdout pipe non-blocking, so plain fs.write() calls would see EAGAIN.
+ */
+export class StreamTarget implements Target {
+  readonly leftAfterAbort = 'the output is incomplete';
+  private position = 0;
+  constructor(private readonly stream: NodeJS.WritableStream, readonly description: string) {}
+  private put(data: Uint8Array): Promise<void> {
+    // The callback fires once the bytes are handed to the kernel: only then may the caller reuse `data`.
+    return new Promise((resolve, reject) => {
+      this.stream.write(data, (err) => (err ? reject(targetError(this.description, err)) : resolve()));
+    });
+  }
+  async write(data: Uint8Array, offset: number): Promise<void> {
+    if (offset > this.position) await this.zero(this.position, offset - this.position);
+    await this.put(data);
+    this.position = offset + data.length;
+  }
+  async zero(offset: number, length: number): Promise<void> {
+    for (let at = 0; at < length; at += zeros.length) await this.put(zeros.subarray(0, Math.min(zeros.length, length - at)));
+    this.position = offset + length;
+  }
+  async finish(sizeBytes: number): Promise<void> {
+    if (this.position < sizeBytes) await this.zero(this.position, sizeBytes - this.position);
+  }
+  async abort(): Promise<void> {}
+}
+
 /** '-' is stdout. A regular file must not exist unless force is set. */
 export async function openTarget(path: string, sizeBytes: number, force: boolean, durable = true): Promise<Target> {
-  if (path === '-') return new DeviceTarget('stdout', 1, true, null);
+  if (path === '-') return new StreamTarget(process.stdout, 'stdout');
   const stat = await fs.stat(path).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return null;
     throw targetError(path, err);
@@ -128,5 +169,5 @@ export async function openTarget(path: string, sizeBytes: number, force: boolean
   const tmp = join(dirname(path), `.${basename(path)}.blockvault-partial`);
   await fs.rm(tmp, { force: true });
   const file = await fs.open(tmp, 'wx', 0o644).catch((err) => { throw targetError(path, err); });
-  return new FileTarget(path, file, tmp, path, durable);
+  return new FileTarget(path, file, tmp, path, durable, stat !== null);
 }

@@ -1,5 +1,8 @@
-// Repository statistics from the index: what users logically have versus
-// what the packs hold.
+// Repository statistics: what users logically have versus what the packs
+// hold, and how much of that no restore point references (left by an
+// interrupted backup, or by two backups that stored the same chunk).
+import { chunkIdBytes, zeroChunkId } from '../core/digest.js';
+import { tmpDir } from '../repo/layout.js';
 import type { Repository } from '../repo/repository.js';
 
 export interface RepoStats {
@@ -7,17 +10,44 @@ export interface RepoStats {
   vms: number;
   logicalBytes: number; // sum of disk sizes over all restore points
   logicalDataBytes: number; // the same, without zero chunks
-  uniqueChunks: number;
+  uniqueChunks: number; // every chunk the packs hold
   uniqueRawBytes: number; // raw bytes of all stored chunks
   storedPayloadBytes: number; // their compressed size
+  referencedChunks: number; // chunks some restore point needs
+  referencedRawBytes: number;
+  referencedStoredBytes: number;
+  unreferencedChunks: number; // chunks no restore point needs
+  unreferencedStoredBytes: number;
   packs: number;
   packBytes: number; // pack files on disk, headers and trailers included
-  dedupRatio: number; // logicalDataBytes / uniqueRawBytes
+  tmpFiles: number; // in tmp/: a running backup's, or what a killed one left (the next backup removes those)
+  tmpBytes: number;
+  dedupRatio: number; // logicalDataBytes / referencedRawBytes
   compressionRatio: number; // uniqueRawBytes / storedPayloadBytes
   totalRatio: number; // logicalBytes / packBytes
 }
 
-export function repoStats(repo: Repository): RepoStats {
+/** Distinct non-zero chunk ids over every restore point's map, with their index sizes. */
+async function referenced(repo: Repository): Promise<{ chunks: number; rawBytes: number; storedBytes: number }> {
+  const seen = new Set<string>();
+  let rawBytes = 0;
+  let storedBytes = 0;
+  for (const entry of repo.points.list()) {
+    const { map } = await repo.points.open(entry);
+    for (let at = 0; at < map.length; at += chunkIdBytes) {
+      if (map.compare(zeroChunkId, 0, chunkIdBytes, at, at + chunkIdBytes) === 0) continue;
+      const key = map.toString('latin1', at, at + chunkIdBytes);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const location = repo.index.lookup(map.subarray(at, at + chunkIdBytes));
+      rawBytes += location?.rawBytes ?? 0; // a missing chunk is verify's to report
+      storedBytes += location?.storedBytes ?? 0;
+    }
+  }
+  return { chunks: seen.size, rawBytes, storedBytes };
+}
+
+export async function repoStats(repo: Repository): Promise<RepoStats> {
   const points = repo.points.list();
   const packs = repo.index.packEntries();
   const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
@@ -26,15 +56,22 @@ export function repoStats(repo: Repository): RepoStats {
   const uniqueRawBytes = sum(packs.map(([, p]) => p.rawBytes));
   const storedPayloadBytes = sum(packs.map(([, p]) => p.storedBytes));
   const packBytes = sum(packs.map(([, p]) => p.bytes));
+  const uniqueChunks = repo.index.chunkCount();
+  const used = await referenced(repo);
+  const tmpNames = await repo.storage.list(tmpDir);
+  const tmpSizes = await Promise.all(tmpNames.map((name) => repo.storage.sizeOf(`${tmpDir}/${name}`).catch(() => 0)));
   const div = (a: number, b: number) => (b > 0 ? a / b : 0);
   return {
     points: points.length,
     vms: new Set(points.map((p) => p.vm)).size,
     logicalBytes, logicalDataBytes,
-    uniqueChunks: repo.index.chunkCount(),
-    uniqueRawBytes, storedPayloadBytes,
+    uniqueChunks, uniqueRawBytes, storedPayloadBytes,
+    referencedChunks: used.chunks, referencedRawBytes: used.rawBytes, referencedStoredBytes: used.storedBytes,
+    unreferencedChunks: Math.max(0, uniqueChunks - used.chunks),
+    unreferencedStoredBytes: Math.max(0, storedPayloadBytes - used.storedBytes),
     packs: packs.length, packBytes,
-    dedupRatio: div(logicalDataBytes, uniqueRawBytes),
+    tmpFiles: tmpNames.length, tmpBytes: sum(tmpSizes),
+    dedupRatio: div(logicalDataBytes, used.rawBytes),
     compressionRatio: div(uniqueRawBytes, storedPayloadBytes),
     totalRatio: div(logicalBytes, packBytes),
   };

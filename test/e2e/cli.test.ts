@@ -85,15 +85,20 @@ describe('blockvault CLI end to end', () => {
 
   it('gives every bad input a clear message, the right exit code, and changes nothing', async () => {
     const before = await cliJson<unknown[]>(['list', '-r', root]);
+    writeFileSync(join(dir, 'empty.raw'), '');
     const cases: Array<[string[], number, RegExp]> = [
       [['backup', '-r', root, '--vm', 'x', '--disk', 'sda', join(dir, 'nope.raw')], 1, /source .*nope\.raw does not exist/],
       [['backup', '-r', root, '--vm', 'x', '--disk', 'sda', dir], 1, /is a directory/],
       [['backup', '-r', root, '--vm', 'a/b', '--disk', 'sda', disk.path], 1, /invalid vm name "a\/b"/],
       [['backup', '-r', root, '--vm', 'x', disk.path], 1, /--disk is required/],
-      [['backup', '-r', root, '--vm', 'x', '--disk', 'sda', '--bogus', disk.path], 1, /Unknown option '--bogus'/],
+      [['backup', '-r', root, '--vm', 'x', '--disk', 'sda', '--bogus', disk.path], 1, /^blockvault backup: unknown option --bogus \(see blockvault backup --help\) \[USAGE\]\n$/],
+      [['backup', '-r', root, '--vm', 'x', '--disk', 'sda', '--vm'], 1, /^blockvault backup: option --vm needs a value/],
+      [['backup', '-r', root, '--vm', 'x', '--disk', 'sda', join(dir, 'empty.raw')], 1, /source .*empty\.raw is empty \(0 bytes\): nothing was committed.*--allow-empty/],
+      [['init', '-r', disk.path], 1, /web01\.raw exists and is not a directory; init needs an empty or new directory \[BAD_INPUT\]/],
+      [['restore', '-r', root, 'web01/sda@latest'], 1, /^blockvault restore: expected <vm>\/<disk>@<id> and <target>, got 1 argument \(see/],
       [['backup', '-r', dir, '--vm', 'x', '--disk', 'sda', disk.path], 1, /is not a blockvault repository/],
       [['init', '-r', root], 1, /already holds a blockvault repository; nothing was changed/],
-      [['init', '-r', join(dir, 'r2'), '--chunk-size', '100K'], 1, /chunk size 102400 must be a power of two/],
+      [['init', '-r', join(dir, 'r2'), '--chunk-size', '100K'], 1, /chunk size 100 KiB must be a power of two from 64 KiB to 4 MiB/],
       [['restore', '-r', root, 'web01/sda@ffffffff', join(dir, 'x.raw')], 1, /no restore point web01\/sda@ffffffff/],
       [['restore', '-r', root, 'nosuch/sda', join(dir, 'x.raw')], 1, /no restore points for nosuch\/sda/],
       [['restore', '-r', root, 'web01/sda@latest', disk.path], 1, /exists; use --force/],
@@ -105,9 +110,24 @@ describe('blockvault CLI end to end', () => {
       const r = await cli(args);
       expect(r.code, args.join(' ')).toBe(code);
       expect(r.stderr, args.join(' ')).toMatch(message);
+      expect(r.stderr, args.join(' ')).not.toMatch(/\n\s+at |a bug; please report it/); // no stack traces
     }
+    // A producer that failed in a pipe: zero bytes on stdin.
+    const fromEmptyPipe = await cli(['backup', '-r', root, '--vm', 'x', '--disk', 'sda', '-'], { stdin: '' });
+    expect(fromEmptyPipe.code).toBe(1);
+    expect(fromEmptyPipe.stderr).toMatch(/source stdin is empty \(0 bytes\): nothing was committed/);
     expect(await cliJson<unknown[]>(['list', '-r', root])).toEqual(before);
     expect(existsSync(join(dir, 'x.raw'))).toBe(false);
+  });
+
+  it('commits an empty disk only when told to, and restores it', async () => {
+    const r5 = join(dir, 'r5');
+    await cli(['init', '-r', r5]);
+    const empty = await cliJson<Backup>(['backup', '-r', r5, '--vm', 'e', '--disk', 'sda', '--allow-empty', '-'], { stdin: '' });
+    expect(empty).toMatchObject({ bytesTotal: 0, chunksTotal: 0 });
+    const out = join(dir, 'empty.restored.raw');
+    expect((await cli(['restore', '-r', r5, 'e/sda@latest', out])).code).toBe(0);
+    expect(statSync(out).size).toBe(0);
   });
 
   it('refuses a repository of another format version by name', async () => {
@@ -133,10 +153,14 @@ describe('blockvault CLI end to end', () => {
     expect(JSON.parse(a.stdout).chunksNew + JSON.parse(b.stdout).chunksNew).toBe(Math.max(JSON.parse(a.stdout).chunksNew, JSON.parse(b.stdout).chunksNew));
     // A lock held by a live process.
     const holder = spawn('sleep', ['30']);
-    mkdirSync(join(r4, 'locks'), { recursive: true });
-    writeFileSync(join(r4, 'locks', 'writer.lock'), JSON.stringify({ pid: holder.pid, host: (await import('node:os')).hostname(), bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(), since: 'now', what: 'test holder' }));
-    const locked = await cli(['backup', '-r', r4, '--vm', 'web01', '--disk', 'sda', disk.path, '--lock-wait', '1']);
-    holder.kill();
+    let locked;
+    try {
+      mkdirSync(join(r4, 'locks'), { recursive: true });
+      writeFileSync(join(r4, 'locks', 'writer.lock'), JSON.stringify({ pid: holder.pid, host: (await import('node:os')).hostname(), bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(), since: 'now', what: 'test holder' }));
+      locked = await cli(['backup', '-r', r4, '--vm', 'web01', '--disk', 'sda', disk.path, '--lock-wait', '1']);
+    } finally {
+      holder.kill();
+    }
     expect(locked.code).toBe(3);
     expect(locked.stderr).toMatch(/is locked by pid \d+ .*test holder.*\[REPO_LOCKED\]/);
     await new Promise((r) => holder.on('close', r));
@@ -146,10 +170,11 @@ describe('blockvault CLI end to end', () => {
   });
 
   it('teaches with --help', async () => {
-    for (const command of ['init', 'backup', 'list', 'restore', 'verify', 'stats', 'index']) {
+    for (const command of ['init', 'backup', 'list', 'restore', 'verify', 'stats', 'index', 'mount', 'umount', 'files', 'boot', 'bench']) {
       const r = await cli([command, '--help']);
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`^Usage: blockvault ${command}`));
+      if (!['umount'].includes(command)) expect(r.stdout, command).toMatch(/\n(Options:|  -r, --repo)/); // every option is listed
     }
     const top = await cli(['--help']);
     expect(top.stdout).toMatch(/Exit codes/);

@@ -1,7 +1,7 @@
 // Real FUSE mounts of a repository, served by the CLI in its own process.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, copyFileSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isMounted } from '../../mount/fuse-mount.js';
@@ -11,6 +11,7 @@ import { tempDir } from '../helpers/temp.js';
 
 const MiB = 1024 * 1024;
 const mounted = isMounted;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const wait = async (what: () => boolean, ms = 10_000) => {
   for (const end = Date.now() + ms; Date.now() < end; ) {
     if (what()) return true;
@@ -62,6 +63,12 @@ describe('blockvault mount', () => {
     const b = await cliJson<{ id: string }>(['backup', '-r', root, '--vm', 'web01', '--disk', 'sda', disk.path]);
     images.set(b.id, join(dir, 'b.raw'));
     copyFileSync(disk.path, images.get(b.id)!);
+    // A disk with no partition table, holding an ext4 filesystem itself (a whole-disk image).
+    const flatStage = join(dir, 'flat-stage');
+    mkdirSync(join(flatStage, 'etc'), { recursive: true });
+    writeFileSync(join(flatStage, 'etc', 'hostname'), 'flat\n');
+    execFileSync('mkfs.ext4', ['-F', '-q', '-d', flatStage, join(dir, 'flat.raw'), '16M'], { stdio: 'ignore' });
+    await cliJson(['backup', '-r', root, '--vm', 'flat', '--disk', 'vda', join(dir, 'flat.raw')]);
     server = await startMount();
   });
   afterAll(async () => {
@@ -124,6 +131,23 @@ describe('blockvault mount', () => {
     expect(compared).toBeGreaterThan(100);
   });
 
+  it('serves the files of a disk that holds a filesystem without a partition table', () => {
+    const latest = join(mnt, 'flat', 'vda', 'latest');
+    expect(readdirSync(latest).sort()).toEqual(['disk.raw', 'files']);
+    expect(readdirSync(join(latest, 'files')).sort()).toEqual(['etc', 'lost+found']);
+    expect(readFileSync(join(latest, 'files', 'etc', 'hostname'), 'utf8')).toBe('flat\n');
+  });
+
+  it('refuses every write with EROFS, and the kernel has it mounted read-only', () => {
+    const latest = join(mnt, 'web01', 'sda', 'latest');
+    expect(() => writeFileSync(join(latest, 'new-file'), 'x')).toThrow(/EROFS/);
+    expect(() => mkdirSync(join(mnt, 'web01', 'new-dir'))).toThrow(/EROFS/);
+    expect(() => utimesSync(join(latest, 'disk.raw'), new Date(), new Date())).toThrow(/EROFS/); // touch
+    expect(() => unlinkSync(join(latest, 'part1.raw'))).toThrow(/EROFS/);
+    const line = readFileSync('/proc/mounts', 'utf8').split('\n').find((l) => l.split(' ')[1] === mnt);
+    expect(line?.split(' ')[3].split(',')).toContain('ro');
+  });
+
   it('is read-only and picks up restore points backed up while mounted', async () => {
     expect(() => openSync(join(mnt, 'web01', 'sda', 'latest', 'disk.raw'), 'r+')).toThrow(/EROFS|read-only/);
     const c = await cliJson<{ id: string }>(['backup', '-r', root, '--vm', 'db01', '--disk', 'vda', images.values().next().value!]);
@@ -143,24 +167,36 @@ describe('blockvault mount', () => {
   });
 
   it('recovers a mount point left stale by a process killed mid-read', async () => {
-    // Another process streams disk.raw over and over; the mount dies under it.
+    // Another process is reading disk.raw when the mount dies under it. It reads with
+    // O_DIRECT, so what it reads after the kill cannot come from the page cache
+    // (earlier tests read this whole file): its next read must fail, not hang.
     const file = join(mnt, 'web01', 'sda', 'latest', 'disk.raw');
-    const readerScript = `const fs = require('fs'); const fd = fs.openSync(${JSON.stringify(file)}, 'r'); const b = Buffer.alloc(1 << 20);
-      for (let pass = 0; ; pass++) for (let at = 0, n; (n = fs.readSync(fd, b, 0, b.length, at)) > 0; at += n) if (pass === 0 && at === 4 << 20) console.log('reading');`;
-    const reader = spawn(process.execPath, ['-e', readerScript], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let readerOut = '';
-    reader.stdout!.on('data', (d) => (readerOut += d));
-    reader.stderr!.on('data', (d) => (readerOut += d));
-    const readerExit = new Promise<number | null>((r) => reader.on('close', r));
-    expect(await wait(() => readerOut.includes('reading'))).toBe(true);
-    server.kill('SIGKILL');
-    await new Promise((r) => server.on('close', r));
-    expect(await readerExit).not.toBe(0); // its read failed (ENOTCONN/ECONNABORTED), it did not hang
-    expect(readerOut).toMatch(/ENOTCONN|ECONNABORTED|EIO/);
-    expect(() => statSync(mnt)).toThrow(/ENOTCONN/);
-    server = await startMount(['--verify-content']); // detects the stale mount and cleans it up; serves with SHA-256 checks too
-    expect((server as unknown as { log: () => string }).log()).toMatch(/stale mount/);
-    expect(sha256File(join(mnt, 'web01', 'sda', 'latest', 'disk.raw'))).toBe(sha256File([...images.values()][0]));
+    const readerScript = `const fs = require('fs'); const fd = fs.openSync(${JSON.stringify(file)}, fs.constants.O_RDONLY | fs.constants.O_DIRECT);
+      const b = Buffer.alloc(1 << 20); for (let at = 0; at < 4 << 20; at += b.length) fs.readSync(fd, b, 0, b.length, at);
+      console.log('reading');
+      process.stdin.once('data', () => { try { for (let at = 4 << 20, n; (n = fs.readSync(fd, b, 0, b.length, at)) > 0; at += n); console.log('read to the end'); process.exit(0); }
+        catch (err) { console.log(err.code); process.exit(3); } });`;
+    const reader = spawn(process.execPath, ['-e', readerScript], { stdio: ['pipe', 'pipe', 'pipe'] });
+    try {
+      let readerOut = '';
+      reader.stdout!.on('data', (d) => (readerOut += d));
+      reader.stderr!.on('data', (d) => (readerOut += d));
+      const readerExit = new Promise<number | null>((r) => reader.on('close', r));
+      expect(await wait(() => readerOut.includes('reading')), readerOut).toBe(true);
+      const serverGone = new Promise((r) => server.on('close', r));
+      server.kill('SIGKILL');
+      await serverGone;
+      reader.stdin!.write('go\n');
+      const exitCode = await Promise.race([readerExit, sleep(10_000).then(() => 'still reading after 10 s')]);
+      expect(exitCode, readerOut).toBe(3); // its read failed, it did not hang
+      expect(readerOut).toMatch(/ENOTCONN|ECONNABORTED|EIO/);
+      expect(() => statSync(mnt)).toThrow(/ENOTCONN/);
+      server = await startMount(['--verify-content']); // detects the stale mount and cleans it up; serves with SHA-256 checks too
+      expect((server as unknown as { log: () => string }).log()).toMatch(/stale mount/);
+      expect(sha256File(join(mnt, 'web01', 'sda', 'latest', 'disk.raw'))).toBe(sha256File([...images.values()][0]));
+    } finally {
+      reader.kill('SIGKILL');
+    }
   });
 
   it('gives clear errors for a missing or busy mount point; umount ends the mount process', async () => {

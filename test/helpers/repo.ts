@@ -24,11 +24,11 @@ export async function newRepo(options: InitOptions = { packBytesTarget: 1024 * 1
   return root;
 }
 
-export async function backupFile(root: string, vm: string, disk: string, path: string, storage?: Storage): Promise<BackupResult> {
+export async function backupFile(root: string, vm: string, disk: string, path: string, storage?: Storage, options: { allowEmpty?: boolean } = {}): Promise<BackupResult> {
   const repo = await Repository.open(root, { storage, writer: { what: 'test', lockWaitSeconds: 5 } });
   const source = await openSource(path);
   try {
-    return await runBackup(repo, { vm, disk, source, pool: sharedPool() });
+    return await runBackup(repo, { vm, disk, source, pool: sharedPool(), ...options });
   } finally {
     await source.close();
     await repo.close();

@@ -1,14 +1,15 @@
-import { runBackup } from '../../backup/backup.js';
+import { runBackup, type IncrementalPlan } from '../../backup/backup.js';
+import type { Source } from '../../source/source.js';
 import type { CommitHook } from '../../repo/pack-writer.js';
 import { BlockvaultError } from '../../core/errors.js';
 import { checkName } from '../../core/names.js';
-import { humanBytes, humanRate, humanSeconds, ratio } from '../../core/human.js';
+import { humanBytes, humanRate, humanSeconds, plural, ratio } from '../../core/human.js';
 import { Repository } from '../../repo/repository.js';
 import { openBackupSource } from '../../cbt/open-source.js';
 import { planBackup } from '../../cbt/plan.js';
 import { WorkerPool } from '../../workers/pool.js';
 import { intOption, onePositional, parse, repoPath } from '../args.js';
-import { note, printJson, say, type Command } from '../command.js';
+import { interruptSignal, note, printJson, say, testInterruptHook, type Command } from '../command.js';
 import { progressLine } from '../progress.js';
 
 /**
@@ -26,9 +27,22 @@ function killHookFromEnv(): CommitHook | undefined {
   };
 }
 
+/** What this backup is about to read, in words: the data regions of a sparse image, the changed chunks, or everything. */
+function readScope(source: Source, plan: IncrementalPlan | undefined, chunkBytes: number): string {
+  const size = source.sizeBytes;
+  if (size === null) return `reading ${source.description} to its end`;
+  if (plan) {
+    const chunks = plan.ranges.reduce((a, [first, end]) => a + end - first, 0);
+    return `reading ${plural(chunks, 'changed chunk')} (up to ${humanBytes(Math.min(size, chunks * chunkBytes))}) of a ${humanBytes(size)} disk`;
+  }
+  if (!source.dataExtents) return `reading all ${humanBytes(size)} of the disk`;
+  const data = source.dataExtents.reduce((a, [start, end]) => a + end - start, 0);
+  if (data === size) return `reading all ${humanBytes(size)} of the disk (it has no holes)`;
+  return `reading the ${humanBytes(data)} of data in a ${humanBytes(size)} disk; the ${humanBytes(size - data)} of holes are skipped`;
+}
+
 export const backupCommand: Command = {
   name: 'backup',
-  summary: 'back up a VM disk (raw image, block device or stdin)',
   help: `Usage: blockvault backup -r <repo> --vm <name> --disk <name> <source> [options]
 
 Reads a disk and stores a new restore point <vm>/<disk>@<id>. Chunks the
@@ -67,6 +81,8 @@ Options:
   --vm NAME              virtual machine name (letters, digits, . _ + -)
   --disk NAME            disk name within the VM, e.g. sda, vda, disk0
   --format FMT           image format of <source> for qemu-nbd (qcow2, vmdk, ...)
+  --allow-empty          commit a 0-byte disk; without it an empty source
+                         (a producer that failed in a pipe) is refused (exit 1)
   --lock-wait SECONDS    wait this long for another backup into the same
                          repository to finish (default 600), then fail (exit 3)
   --json                 print the result as one JSON object
@@ -85,7 +101,7 @@ Examples:
     const { values, positionals } = parse('backup', argv, {
       vm: { type: 'string' }, disk: { type: 'string' }, 'lock-wait': { type: 'string' }, format: { type: 'string' },
       changed: { type: 'string' }, bitmap: { type: 'string' }, parent: { type: 'string' },
-      'cbt-check': { type: 'string' }, 'cbt-fallback': { type: 'string' },
+      'cbt-check': { type: 'string' }, 'cbt-fallback': { type: 'string' }, 'allow-empty': { type: 'boolean' },
     });
     const root = repoPath(values);
     const vm = checkName('vm', values.vm as string);
@@ -110,11 +126,16 @@ Examples:
         bitmap: values.bitmap ? { name: values.bitmap as string, source: opened.bitmapSource, problem: opened.bitmapProblem } : undefined,
         cbtCheckPercent, cbtFallback,
       });
-      if (!values.json) note(`blockvault: ${decision.plan ? 'incremental' : 'full'} backup: ${decision.reason}`);
+      if (!values.json) note(`blockvault: ${decision.plan ? 'incremental' : 'full'} backup: ${decision.reason}; ${readScope(source, decision.plan, repo.config.chunkBytes)}`);
+      const interruptHook = testInterruptHook();
       const result = await runBackup(repo, {
         vm, disk, source, pool, hook: killHookFromEnv(), plan: decision.plan, reason: decision.reason,
+        allowEmpty: values['allow-empty'] === true, signal: interruptSignal(),
         sourceInfo: { ...opened.info, ...decision.basis },
-        onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal, `new ${humanBytes(p.bytesNew)}, dedup ${p.chunksDone ? Math.round((100 * p.chunksKnown) / Math.max(1, p.chunksKnown + p.chunksNew)) : 0}%`),
+        onProgress: (p) => {
+          interruptHook(p.bytesDone);
+          bar.update(p.bytesDone, p.bytesTotal, `new ${humanBytes(p.bytesNew)}, dedup ${p.chunksDone ? Math.round((100 * p.chunksKnown) / Math.max(1, p.chunksKnown + p.chunksNew)) : 0}%`);
+        },
       });
       bar.done();
       if (values.json) {

@@ -102,7 +102,6 @@ async function storagePaths(repoRoot: string, level: number): Promise<Row[]> {
 
 export const benchCommand: Command = {
   name: 'bench',
-  summary: "measure this machine's backup hot paths (and a repository's storage)",
   help: `Usage: blockvault bench [-r <repo>] [--seconds 20] [--json]
 
 Measures the hot paths of a backup on this machine, like

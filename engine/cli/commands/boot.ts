@@ -7,12 +7,14 @@ import { BlockvaultError } from '../../core/errors.js';
 import { Repository } from '../../repo/repository.js';
 import { WorkerPool } from '../../workers/pool.js';
 import { parse, repoPath } from '../args.js';
-import { note, onInterrupt, type Command } from '../command.js';
+import { interruptSignal, note, type Command } from '../command.js';
+import { interruptedError } from '../../core/interrupt.js';
 
 /** Runs a child without blocking the event loop (this process serves the mount it reads). */
-function run(cmd: string, args: string[], stdio: 'inherit' | 'pipe'): Promise<{ code: number; stderr: string }> {
+function run(cmd: string, args: string[], stdio: 'inherit' | 'pipe', signal?: AbortSignal): Promise<{ code: number; stderr: string }> {
   return new Promise((res, rej) => {
     const child = spawn(cmd, args, { stdio: stdio === 'inherit' ? 'inherit' : ['ignore', 'ignore', 'pipe'] });
+    signal?.addEventListener('abort', () => child.kill('SIGTERM'), { once: true }); // QEMU shuts down; then we unmount
     let stderr = '';
     child.stderr?.on('data', (d) => (stderr += d));
     child.on('error', (err) => rej(new BlockvaultError('USAGE', `cannot run ${cmd}: ${err.message} (install qemu-system-x86 and qemu-utils)`)));
@@ -31,7 +33,6 @@ function kvmUsable(): boolean {
 
 export const bootCommand: Command = {
   name: 'boot',
-  summary: 'instant recovery: boot a restore point in QEMU straight from the backup',
   help: `Usage: blockvault boot -r <repo> <vm>/<disk>@<id|latest> [--accel kvm|tcg] [--overlay FILE] [--memory 1G] [--verify-content] [-- extra qemu args]
 
 Boots the restore point's disk in QEMU without restoring it first: the
@@ -39,6 +40,8 @@ repository is served read-only through FUSE and QEMU runs on a qcow2 overlay
 backed by it. All the VM's writes go to the overlay, never to the repository.
 The VM's serial console is this terminal (-nographic; Ctrl-A X quits QEMU).
 
+Options:
+  -r, --repo PATH   repository (or BLOCKVAULT_REPO)
   --accel kvm|tcg   hardware virtualization (default when /dev/kvm is usable)
                     or emulation (slower; works anywhere, also nested)
   --overlay FILE    where the VM's writes go (default ./<vm>-<disk>-<id>.qcow2);
@@ -58,9 +61,10 @@ Example:
     const own = split < 0 ? argv : argv.slice(0, split);
     const extra = split < 0 ? [] : argv.slice(split + 1);
     const { values, positionals } = parse('boot', own, { accel: { type: 'string' }, overlay: { type: 'string' }, memory: { type: 'string' }, 'verify-content': { type: 'boolean' } });
-    if (positionals.length !== 1) throw new BlockvaultError('USAGE', 'boot: expected one restore point, <vm>/<disk>@<id|latest> (see blockvault boot --help)');
+    if (positionals.length !== 1) throw new BlockvaultError('USAGE', 'expected one restore point, <vm>/<disk>@<id|latest> (see blockvault boot --help)');
     const accel = (values.accel as string | undefined) ?? (kvmUsable() ? 'kvm' : 'tcg');
     if (accel !== 'kvm' && accel !== 'tcg') throw new BlockvaultError('USAGE', `--accel ${JSON.stringify(accel)}: expected kvm or tcg`);
+    const signal = interruptSignal(); // from here on, Ctrl-C stops the VM and unmounts cleanly
     const repo = await Repository.open(repoPath(values));
     const entry = repo.points.resolve(positionals[0]);
     const overlay = resolve((values.overlay as string | undefined) ?? `${entry.vm}-${entry.disk}-${entry.id.slice(0, 8)}.qcow2`);
@@ -87,11 +91,9 @@ Example:
       note(`blockvault: booting ${entry.vm}/${entry.disk}@${entry.id.slice(0, 8)} from the backup (accel ${accel}); the VM writes to ${basename(overlay)}, never to the repository`);
       const qemu = ['-accel', accel, '-m', (values.memory as string | undefined) ?? '1G', '-smp', '2', '-nographic',
         '-drive', `file=${overlay},format=qcow2,if=virtio`, ...extra];
-      let vm: Promise<{ code: number }> | null = null;
-      onInterrupt(async () => { await cleanup(); });
-      vm = run('qemu-system-x86_64', qemu, 'inherit');
-      const { code } = await vm;
-      onInterrupt(null);
+      if (signal.aborted) throw interruptedError(signal, 'the VM was not started');
+      const { code } = await run('qemu-system-x86_64', qemu, 'inherit', signal);
+      if (signal.aborted) throw interruptedError(signal, `the VM was stopped; its writes are in ${overlay}`);
       note(`blockvault: the VM stopped (qemu exit ${code}); its writes are in ${overlay} (delete it to discard them)`);
       return code === 0 ? 0 : 4;
     } finally {

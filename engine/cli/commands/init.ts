@@ -1,4 +1,4 @@
-import { humanBytes } from '../../core/human.js';
+import { exactBytes } from '../../core/human.js';
 import { chunkBytesDefault, packBytesDefault, zstdLevelDefault } from '../../core/limits.js';
 import { initRepository } from '../../repo/repository.js';
 import { intOption, parse, repoPath, sizeOption } from '../args.js';
@@ -6,7 +6,6 @@ import { printJson, say, type Command } from '../command.js';
 
 export const initCommand: Command = {
   name: 'init',
-  summary: 'create a new, empty repository',
   help: `Usage: blockvault init -r <repo> [--chunk-size 64K] [--zstd-level 1] [--pack-size 128M]
 
 Creates a repository in an empty or new directory. The chunk size is fixed
@@ -32,7 +31,7 @@ Example:
       packBytesTarget: sizeOption(values, 'pack-size', packBytesDefault),
     });
     if (values.json) printJson({ repo: root, ...config });
-    else say(`created repository ${root} (chunk size ${humanBytes(config.chunkBytes)}, zstd level ${config.zstdLevel}, packs of ${humanBytes(config.packBytesTarget)})`);
+    else say(`created repository ${root} (chunk size ${exactBytes(config.chunkBytes)}, zstd level ${config.zstdLevel}, packs of ${exactBytes(config.packBytesTarget)})`);
     return 0;
   },
 };

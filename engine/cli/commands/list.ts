@@ -6,7 +6,6 @@ import { printJson, say, type Command } from '../command.js';
 
 export const listCommand: Command = {
   name: 'list',
-  summary: 'list restore points, newest first',
   help: `Usage: blockvault list -r <repo> [--vm <name>] [--disk <name>] [--json]
 
 Shows every restore point as <vm>/<disk>@<short id>. Any unique prefix of an

@@ -1,15 +1,14 @@
-import { statSync } from 'node:fs';
-import { isMounted, mountReadaheadBytes, mountTree, mountWorkerCount, prepareMountPoint, unmountPath } from '../../../mount/fuse-mount.js';
+import { isMounted, mountReadaheadBytes, mountTree, mountWorkerCount, prepareMountPoint } from '../../../mount/fuse-mount.js';
+import { whenAborted } from '../../core/interrupt.js';
 import { MountTree } from '../../../mount/tree.js';
 import { humanBytes } from '../../core/human.js';
 import { Repository } from '../../repo/repository.js';
 import { WorkerPool } from '../../workers/pool.js';
 import { onePositional, parse, repoPath, sizeOption } from '../args.js';
-import { note, onInterrupt, type Command } from '../command.js';
+import { interruptSignal, note, type Command } from '../command.js';
 
 export const mountCommand: Command = {
   name: 'mount',
-  summary: 'browse every restore point as files: whole disks, partitions, files',
   help: `Usage: blockvault mount -r <repo> <mountpoint> [--cache-size 256M] [--readahead 1M] [--verify-content]
 
 Serves the repository read-only through FUSE, in the foreground, until Ctrl-C
@@ -43,6 +42,7 @@ Options:
     const mnt = onePositional('mount', positionals, 'mount point');
     const cacheBytes = sizeOption(values, 'cache-size', 256 * 1024 * 1024);
     const readaheadBytes = sizeOption(values, 'readahead', mountReadaheadBytes);
+    const interrupted = whenAborted(interruptSignal()); // from here on, Ctrl-C unmounts cleanly
     prepareMountPoint(mnt);
     const repo = await Repository.open(repoPath(values));
     const pool = new WorkerPool(mountWorkerCount());
@@ -56,48 +56,17 @@ Options:
       throw err;
     }
     note(`blockvault: mounted ${repo.root} at ${mnt} (read-only, chunk cache ${humanBytes(cacheBytes)}); Ctrl-C or \`blockvault umount ${mnt}\` to unmount`);
-    const stop = async () => {
-      await handle.unmount();
-      await pool.close();
-      await repo.close();
-    };
-    onInterrupt(stop);
-    // Serve until unmounted from outside (blockvault umount / fusermount -u), then exit.
-    await new Promise<void>((resolve) => {
-      const timer = setInterval(() => {
-        if (!isMounted(mnt)) {
-          clearInterval(timer);
-          resolve();
-        }
-      }, 500);
+    // Serve until unmounted from outside (blockvault umount / fusermount -u) or interrupted (Ctrl-C, SIGTERM).
+    let timer: NodeJS.Timeout | undefined;
+    const unmounted = new Promise<void>((resolve) => {
+      timer = setInterval(() => { if (!isMounted(mnt)) resolve(); }, 500);
     });
-    onInterrupt(null);
-    await handle.unmount(); // unmounted from outside: still release fuse-native's thread, or the process lingers
+    await Promise.race([unmounted, interrupted]);
+    clearInterval(timer);
+    await handle.unmount(); // also when unmounted from outside: release fuse-native's thread, or the process lingers
     await pool.close();
     await repo.close();
     note(`blockvault: ${mnt} unmounted`);
-    return 0;
-  },
-};
-
-export const umountCommand: Command = {
-  name: 'umount',
-  summary: 'unmount a blockvault mount (also cleans up a stale one)',
-  help: `Usage: blockvault umount <mountpoint>
-
-Unmounts a mount made by \`blockvault mount\`; the serving process then exits.
-A mount point left stale by a killed process (ENOTCONN) is cleaned up too.`,
-  async run(argv) {
-    const { positionals } = parse('umount', argv, {});
-    const mnt = onePositional('umount', positionals, 'mount point');
-    let stale = false;
-    try {
-      statSync(mnt);
-    } catch (err) {
-      stale = (err as NodeJS.ErrnoException).code === 'ENOTCONN';
-    }
-    unmountPath(mnt, stale);
-    note(`blockvault: unmounted ${mnt}${stale ? ' (it was stale)' : ''}`);
     return 0;
   },
 };

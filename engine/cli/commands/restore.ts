@@ -1,16 +1,15 @@
-import { humanBytes, humanRate, humanSeconds } from '../../core/human.js';
+import { humanBytes, humanRate, humanSeconds, plural } from '../../core/human.js';
 import { Repository } from '../../repo/repository.js';
 import { runRestore } from '../../restore/restore.js';
 import { openTarget } from '../../restore/target.js';
 import { WorkerPool } from '../../workers/pool.js';
 import { parse, repoPath } from '../args.js';
-import { note, printJson, type Command } from '../command.js';
+import { interruptSignal, note, printJson, testInterruptHook, type Command } from '../command.js';
 import { progressLine } from '../progress.js';
 import { BlockvaultError } from '../../core/errors.js';
 
 export const restoreCommand: Command = {
   name: 'restore',
-  summary: 'write a restore point back out as a raw disk image',
   help: `Usage: blockvault restore -r <repo> <vm>/<disk>@<id|latest> <target> [--force]
 
 Writes the disk of a restore point to <target>:
@@ -33,7 +32,7 @@ Example:
   blockvault restore -r /srv/bv web01/sda@latest /tmp/web01.raw`,
   async run(argv) {
     const { values, positionals } = parse('restore', argv, { force: { type: 'boolean' }, 'no-sync': { type: 'boolean' } });
-    if (positionals.length !== 2) throw new BlockvaultError('USAGE', `restore: expected <vm>/<disk>@<id> and <target>, got ${positionals.length} arguments (see blockvault restore --help)`);
+    if (positionals.length !== 2) throw new BlockvaultError('USAGE', `expected <vm>/<disk>@<id> and <target>, got ${plural(positionals.length, 'argument')} (see blockvault restore --help)`);
     const [spec, targetPath] = positionals;
     const repo = await Repository.open(repoPath(values));
     const pool = new WorkerPool();
@@ -41,7 +40,8 @@ Example:
     try {
       const entry = repo.points.resolve(spec);
       const target = await openTarget(targetPath, entry.sizeBytes, Boolean(values.force), !values['no-sync']);
-      const result = await runRestore(repo, entry, target, pool, (p) => bar.update(p.bytesDone, p.bytesTotal));
+      const interruptHook = testInterruptHook();
+      const result = await runRestore(repo, entry, target, pool, (p) => { bar.update(p.bytesDone, p.bytesTotal); interruptHook(p.bytesDone); }, interruptSignal());
       bar.done();
       const summary = { ...result, vm: entry.vm, disk: entry.disk, target: targetPath };
       if (values.json && targetPath !== '-') printJson(summary);

@@ -1,4 +1,4 @@
-import { humanBytes } from '../../core/human.js';
+import { humanBytes, plural } from '../../core/human.js';
 import { Repository } from '../../repo/repository.js';
 import { repoStats } from '../../verify/stats.js';
 import { parse, repoPath } from '../args.js';
@@ -6,27 +6,39 @@ import { printJson, say, type Command } from '../command.js';
 
 export const statsCommand: Command = {
   name: 'stats',
-  summary: 'logical versus stored bytes, dedup and compression ratios',
   help: `Usage: blockvault stats -r <repo> [--json]
 
-  logical      sum of the disk sizes of all restore points
-  data         the same without zero chunks
-  unique       raw bytes of the distinct chunks stored
-  stored       their size after compression; packs = files on disk
-  dedup        data / unique        compression   unique / stored`,
+What the restore points hold against what the repository stores:
+  logical       sum of the disk sizes of all restore points (data: without zero chunks)
+  referenced    the distinct chunks restore points need, raw and as stored
+  unreferenced  chunks in packs that no restore point needs: left by an
+                interrupted backup (a later backup of the same data reuses
+                them) or stored twice by concurrent writers
+  tmp           files in tmp/: a running backup's, or what a killed one left
+                (the next backup removes those)
+  dedup         data / referenced raw bytes; compression: raw / stored bytes
+  overall       logical bytes / bytes of pack files on disk
+
+Options:
+  -r, --repo PATH   repository (or BLOCKVAULT_REPO)
+  --json            every figure as one JSON object (bytes as numbers)
+
+Reads every restore point's chunk map: on a large repository this takes a while.`,
   async run(argv) {
     const { values } = parse('stats', argv, {});
     const repo = await Repository.open(repoPath(values));
     try {
-      const s = repoStats(repo);
+      const s = await repoStats(repo);
       if (values.json) {
         printJson(s);
         return 0;
       }
-      say(`restore points  ${s.points} (${s.vms} VMs)`);
+      say(`restore points  ${s.points} (${plural(s.vms, 'VM')})`);
       say(`logical         ${humanBytes(s.logicalBytes)} (data ${humanBytes(s.logicalDataBytes)})`);
-      say(`unique chunks   ${s.uniqueChunks}, ${humanBytes(s.uniqueRawBytes)}`);
-      say(`stored          ${humanBytes(s.storedPayloadBytes)} in ${s.packs} packs (${humanBytes(s.packBytes)} on disk)`);
+      say(`referenced      ${plural(s.referencedChunks, 'chunk')}, ${humanBytes(s.referencedRawBytes)} (${humanBytes(s.referencedStoredBytes)} stored)`);
+      say(`unreferenced    ${plural(s.unreferencedChunks, 'chunk')}, ${humanBytes(s.unreferencedStoredBytes)} stored${s.unreferencedChunks ? ' (left by an interrupted backup; a later backup of the same data reuses them)' : ''}`);
+      say(`stored          ${humanBytes(s.storedPayloadBytes)} in ${plural(s.packs, 'pack')} (${humanBytes(s.packBytes)} on disk)`);
+      if (s.tmpFiles) say(`tmp             ${plural(s.tmpFiles, 'file')}, ${humanBytes(s.tmpBytes)} (a running backup's, or a killed one's: the next backup removes those)`);
       say(`dedup ratio     ${s.dedupRatio.toFixed(2)}x`);
       say(`compression     ${s.compressionRatio.toFixed(2)}x`);
       say(`overall         ${s.totalRatio.toFixed(2)}x logical / on disk`);

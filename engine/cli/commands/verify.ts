@@ -1,4 +1,4 @@
-import { humanBytes, humanRate, humanSeconds } from '../../core/human.js';
+import { humanBytes, humanRate, humanSeconds, plural } from '../../core/human.js';
 import { Repository } from '../../repo/repository.js';
 import { runVerify } from '../../verify/verify.js';
 import { WorkerPool } from '../../workers/pool.js';
@@ -8,7 +8,6 @@ import { progressLine } from '../progress.js';
 
 export const verifyCommand: Command = {
   name: 'verify',
-  summary: 'check that restore points can be restored, bit for bit',
   help: `Usage: blockvault verify -r <repo> [<vm>/<disk>@<id> ...] [--json]
 
 Reads every chunk the given restore points need (all restore points when none
@@ -40,7 +39,7 @@ Options:
           }
           if (p.problems.length > 20) say(`      ... and ${p.problems.length - 20} more`);
         }
-        say(`${result.ok ? 'verified' : 'FAILED'}: ${result.points.length} restore points, ${result.chunksChecked} unique chunks, ${humanBytes(result.bytesChecked)} in ${humanSeconds(result.seconds)} (${humanRate(result.bytesChecked, result.seconds)})`);
+        say(`${result.ok ? 'verified' : 'FAILED'}: ${plural(result.points.length, 'restore point')}, ${plural(result.chunksChecked, 'unique chunk')}, ${humanBytes(result.bytesChecked)} in ${humanSeconds(result.seconds)} (${humanRate(result.bytesChecked, result.seconds)})`);
       }
       return result.ok ? 0 : 2;
     } finally {

@@ -62,7 +62,7 @@ describe('repository', () => {
     const clone = await backupFile(root, 'clone', 'vda', image);
     expect(clone.chunksNew).toBe(0);
     const repo = await Repository.open(root);
-    const stats = repoStats(repo);
+    const stats = await repoStats(repo);
     await repo.close();
     expect(stats.points).toBe(2);
     expect(stats.dedupRatio).toBeCloseTo(2, 1);
@@ -98,11 +98,11 @@ describe('repository', () => {
     makeImage(image, 6 * 1024 * 1024, 4);
     const r = await backupFile(root, 'vm', 'sda', image);
     let repo = await Repository.open(root);
-    const before = repoStats(repo);
+    const before = await repoStats(repo);
     await repo.close();
     rmSync(join(root, 'index'), { recursive: true, force: true });
     repo = await Repository.open(root);
-    expect(repoStats(repo)).toEqual(before);
+    expect(await repoStats(repo)).toEqual(before);
     const verdict = await runVerify(repo, repo.points.list(), sharedPool());
     await repo.close();
     expect(verdict.ok).toBe(true);
@@ -131,7 +131,8 @@ describe('repository', () => {
     expect(r.bytesStored).toBe(0);
     const empty = join(dir, 'empty.raw');
     writeFileSync(empty, '');
-    expect((await backupFile(root, 'vm', 'empty', empty)).chunksTotal).toBe(0);
+    await expect(backupFile(root, 'vm', 'empty', empty)).rejects.toMatchObject({ code: 'BAD_INPUT', message: expect.stringMatching(/empty\.raw is empty \(0 bytes\): nothing was committed/) });
+    expect((await backupFile(root, 'vm', 'empty', empty, undefined, { allowEmpty: true })).chunksTotal).toBe(0);
     await restoreTo(root, 'vm/zero@latest', join(dir, 'zero.out'));
     expect(readFileSync(join(dir, 'zero.out'))).toEqual(readFileSync(zero));
     await restoreTo(root, 'vm/empty@latest', join(dir, 'empty.out'));
