@@ -62,17 +62,17 @@ export async function runMicro(seconds = 0.5): Promise<MicroResult[]> {
   const repo = await Repository.open(join(dir, 'repo'), { writer: { what: 'bench', lockWaitSeconds: 0 } });
   const pool = new WorkerPool();
   const ids = Array.from({ length: 100_000 }, (_, k) => sha256(Buffer.from(`chunk${k}`)));
-  const writer = new PackWriter(repo.storage, repo.index, 64 * 1024 * 1024);
+  const writer = new PackWriter(repo.storage, repo.sessionId, repo.index, 64 * 1024 * 1024);
   for (let k = 0; k < ids.length; k += 1000) {
     await writer.append(ids.slice(k, k + 1000).map((id, j) => ({ id, rawBytes: 100, storedBytes: 100, codec: 0 as const, storedXxh64: xxh64(Buffer.alloc(100, j)), payload: Buffer.alloc(100, j) })));
   }
   await writer.seal();
   const real = system.map((c) => ({ id: sha256(c), rawBytes: c.length, storedBytes: 0, codec: 1 as const, storedXxh64: 0n, payload: c }));
-  const realWriter = new PackWriter(repo.storage, repo.index, 64 * 1024 * 1024);
+  const realWriter = new PackWriter(repo.storage, repo.sessionId, repo.index, 64 * 1024 * 1024);
   await realWriter.append(real.map((r, k) => ({ ...r, payload: compressed[k], storedBytes: compressed[k].length, storedXxh64: xxh64(compressed[k]) })));
   await realWriter.seal();
   const fetcher = new ChunkFetcher(repo, pool);
-  const appendWriter = new PackWriter(repo.storage, repo.index, 1024 * 1024 * 1024);
+  const appendWriter = new PackWriter(repo.storage, repo.sessionId, repo.index, 1024 * 1024 * 1024);
   const map = Buffer.concat(ids.slice(0, 65536));
   const header: PointHeader = { id: 'ab'.repeat(16), vm: 'v', disk: 'd', time: 't', sizeBytes: 65536 * chunkBytes, chunkBytes, chunksTotal: 65536, parent: null, base: null, chainDepth: 0, mapSha256: sha256(map).toString('hex'), source: {}, stats: {} };
   const pointBytes = encodePoint(header, { kind: 'full', map });

@@ -90,7 +90,7 @@ export async function runScale(diskBytes = TiB): Promise<ScaleResult> {
     });
     const ids = Array.from({ length: 16 }, (_, i) => i.toString(16).padStart(32, '0'));
     let prev = header(ids[0], map, null);
-    await repo.points.write(prev, { kind: 'full', map });
+    await repo.points.write(prev, { kind: 'full', map }, repo.sessionId);
     const fullMapBytes = statSync(join(root, 'points/scale/sda', `${ids[0]}.point`)).size;
     let diffSeconds = 0;
     let scatteredDeltaBytes = 0;
@@ -102,7 +102,7 @@ export async function runScale(diskBytes = TiB): Promise<ScaleResult> {
       const delta = diffMaps(map, next);
       diffSeconds = Number(process.hrtime.bigint() - t) / 1e9;
       const h = header(ids[i], next, prev);
-      await repo.points.write(h, { kind: 'delta', ...delta });
+      await repo.points.write(h, { kind: 'delta', ...delta }, repo.sessionId);
       const size = statSync(join(root, 'points/scale/sda', `${ids[i]}.point`)).size;
       if (clustered) clusteredDeltaBytes = size;
       else scatteredDeltaBytes = size;

@@ -68,7 +68,7 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
   const started = process.hrtime.bigint();
   const time = new Date().toISOString();
   const { chunkBytes, zstdLevel, packBytesTarget } = repo.config;
-  const writer = new PackWriter(repo.storage, repo.index, packBytesTarget, options.hook);
+  const writer = new PackWriter(repo.storage, repo.sessionId, repo.index, packBytesTarget, options.hook);
   const counters: Counters = { bytesRead: 0, bytesNew: 0, chunksNew: 0, chunksZero: 0, chunksKnown: 0, bytesDone: 0, chunksDone: 0 };
   // The chunk map: known size -> filled in place (an increment starts from its
   // parent's map); a stream -> collected per batch and joined at the end.
@@ -179,7 +179,7 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
       chunksNew: result.chunksNew, chunksZero: result.chunksZero, seconds,
       bytesNonZero: sizeBytes - counters.chunksZero * chunkBytes + zeroTailSlack(header, map),
     };
-    await repo.points.write(header, body);
+    await repo.points.write(header, body, repo.sessionId);
     options.hook?.('point-written');
     return result;
   } catch (err) {

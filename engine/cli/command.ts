@@ -53,3 +53,18 @@ export function testInterruptHook(): (bytesDone: number) => void {
     process.kill(process.pid, 'SIGINT');
   };
 }
+
+/**
+ * Test hook: with BLOCKVAULT_TEST_EXCLUSIVE_PROBE=<file>, a command holding
+ * the exclusive lock appends "enter <pid>", holds it for
+ * BLOCKVAULT_TEST_EXCLUSIVE_HOLD_MS (default 200), then appends "leave <pid>",
+ * so a test can see that no two holders ever overlap.
+ */
+export async function testExclusiveProbe(): Promise<void> {
+  const file = process.env.BLOCKVAULT_TEST_EXCLUSIVE_PROBE;
+  if (!file) return;
+  const { appendFileSync } = await import('node:fs');
+  appendFileSync(file, `enter ${process.pid}\n`);
+  await new Promise((r) => setTimeout(r, Number(process.env.BLOCKVAULT_TEST_EXCLUSIVE_HOLD_MS ?? 200)));
+  appendFileSync(file, `leave ${process.pid}\n`);
+}

@@ -8,7 +8,13 @@ import {
 import { asBuffer, needBytes } from './binary.js';
 
 export const configMagicPrefix = Buffer.from('BVREPO\x00', 'latin1');
-export const repoFormatVersion = 1;
+/**
+ * 2: writers are sessions with lock objects of their own and per-session
+ * staging (docs/FORMAT.md "Sessions and locks"). Version 1 repositories are
+ * read as they are; writing to one needs `blockvault upgrade` first.
+ */
+export const repoFormatVersion = 2;
+export const repoFormatVersionsReadable = [1, 2];
 
 export interface RepoConfig {
   repoId: string;
@@ -51,8 +57,8 @@ export function decodeConfig(bytes: Uint8Array, what: string): RepoConfig {
     throw new BlockvaultError('NOT_A_REPO', `${what}: not a blockvault repository config (bad magic)`);
   }
   const version = b.readUInt8(7);
-  if (version !== repoFormatVersion) {
-    throw new BlockvaultError('FORMAT_VERSION', `${what}: repository format version ${version}; this blockvault reads version ${repoFormatVersion}`);
+  if (!repoFormatVersionsReadable.includes(version)) {
+    throw new BlockvaultError('FORMAT_VERSION', `${what}: repository format version ${version}; this blockvault reads versions ${repoFormatVersionsReadable.join(' and ')}`);
   }
   const jsonBytes = b.readUInt32LE(8);
   if (jsonBytes > configBytesMax || b.length !== 12 + jsonBytes + 32) {
@@ -63,5 +69,6 @@ export function decodeConfig(bytes: Uint8Array, what: string): RepoConfig {
   }
   const config = JSON.parse(b.toString('utf8', 12, 12 + jsonBytes)) as RepoConfig;
   checkConfig(config, what);
+  if (config.formatVersion !== version) throw new BlockvaultError('CORRUPT', `${what}: the version byte (${version}) and the JSON (${config.formatVersion}) disagree`);
   return config;
 }

@@ -1,5 +1,5 @@
 // Where a repository's LMDB index lives. Normally in the repository
-// (index/). A reader of a repository it cannot write (a write-protected
+// (index/, when the store is a local directory). A reader of a repository it cannot write (a write-protected
 // offsite disk, a read-only NFS export, another user's repository) keeps its
 // own copy in a cache directory instead: the index is only a cache of the
 // packs and restore points, so it can be rebuilt anywhere, and LMDB cannot
@@ -9,6 +9,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlockvaultError } from '../core/errors.js';
 import { ChunkIndex } from './chunk-index.js';
+import type { ObjectStore } from '../storage/storage.js';
 import { indexDir } from './layout.js';
 
 export interface OpenedIndex {
@@ -44,11 +45,14 @@ function cacheIndexDir(repoId: string): { dir: string; temporary: boolean } {
 }
 
 /** Opens the repository's index; a reader falls back to a cache directory when the repository is not writable. */
-export function openIndex(root: string, repoId: string, reader: boolean): OpenedIndex {
-  try {
-    return { index: ChunkIndex.open(join(root, indexDir)), cacheDir: null, dispose: () => undefined };
-  } catch (err) {
-    if (!reader || !isUnwritable(err)) throw err;
+export function openIndex(store: ObjectStore, root: string, repoId: string, reader: boolean): OpenedIndex {
+  const local = store.localDir(indexDir);
+  if (local) {
+    try {
+      return { index: ChunkIndex.open(local), cacheDir: null, dispose: () => undefined };
+    } catch (err) {
+      if (!reader || !isUnwritable(err)) throw err;
+    }
   }
   const { dir, temporary } = cacheIndexDir(repoId);
   try {

@@ -3,7 +3,7 @@
 export const configPath = 'config';
 export const packsDir = 'packs';
 export const pointsDir = 'points';
-export const tmpDir = 'tmp';
+/** The LMDB cache, for a repository on a local filesystem (index-location.ts). */
 export const indexDir = 'index';
 export const locksDir = 'locks';
 

@@ -1,30 +1,44 @@
-// The writer lock: one backup at a time per repository. A second writer
-// waits (up to lockWaitSeconds) for the first to finish. A lock left by a
-// dead process on this host, or by an earlier boot, is stale and removed.
-// Readers (restore, verify, list) take no lock: everything they read is
-// immutable once committed.
-//
-// The lock file appears with its contents or not at all: the holder's record
-// is written to a file of its own, then hard-linked to writer.lock (link
-// fails if the lock exists). Creating writer.lock and then writing it left,
-// when a backup was killed in between, an empty lock nobody could judge
-// stale. A kill before the link leaves only the private file, which the next
-// writer on this host removes once its process is gone. Filesystems without
-// hard links (exFAT) fall back to creating writer.lock exclusively and
-// writing it; there a lock still empty after emptyLockStaleMs is stale.
-import { promises as fs, readFileSync, rmSync } from 'node:fs';
+// Locks as objects (docs/FORMAT.md "Sessions and locks"). Every writer is a
+// session with its own id, registered by a lock object of its own under
+// locks/, refreshed while it runs and deleted when it ends:
+//   locks/session-<id>.json     a backup: many may run at once
+//   locks/exclusive-<id>.json   an operation that deletes or rewrites (index rebuild; later gc)
+//   locks/intent-<id>.json      an exclusive operation waiting: keeps new sessions out
+// Taking a lock: create our own object (a conditional create), then list
+// locks/. A session backs off (deletes its object, waits, retries) while any
+// live exclusive or intent exists; an exclusive backs off while any other
+// live session or exclusive exists. Safety: of two conflicting holders, the
+// one whose object was created second listed after the first's creation,
+// saw it, and backed off. Names are unique, so deleting a stale object can
+// never delete a fresh one (no takeover race, however many waiters).
+// Stale: on this host, a dead pid or another boot; from another host, no
+// refresh for staleAfterMs.
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { BlockvaultError } from '../core/errors.js';
+import type { ObjectInfo, ObjectStore } from '../storage/storage.js';
+import { locksDir } from './layout.js';
 
-interface LockInfo { pid: number; host: string; bootId: string; since: string; what: string }
+export type LockKind = 'session' | 'exclusive' | 'intent';
+export interface LockRecord { id: string; kind: LockKind; pid: number; host: string; bootId: string; started: string; refreshed: string; what: string }
 
+/** A live holder refreshes its lock this often; one from another host unrefreshed for staleAfterMs is stale. */
+export const lockRefreshMs = Number(process.env.BLOCKVAULT_LOCK_REFRESH_MS ?? 60_000);
+export const lockStaleAfterMs = 10 * lockRefreshMs;
+/** A staging area with no lock object is left alone this long: its session may be just starting. */
+export const stagingGraceMs = Number(process.env.BLOCKVAULT_STAGING_GRACE_MS ?? 60_000);
+const lockRecordBytesMax = 4096;
+
+let cachedBootId: string | null = null;
 function bootId(): string {
+  if (cachedBootId) return cachedBootId;
   try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    cachedBootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
   } catch {
-    return 'unknown';
+    cachedBootId = 'unknown';
   }
+  return cachedBootId;
 }
 
 function isAlive(pid: number): boolean {
@@ -36,111 +50,150 @@ function isAlive(pid: number): boolean {
   }
 }
 
-function isStale(info: LockInfo): boolean {
-  if (info.host !== hostname()) return false; // cannot tell for another host
-  return info.bootId !== bootId() || !isAlive(info.pid);
+/** Session ids sort by start time: `<ms since epoch, base 36>-<random>`. */
+export function newSessionId(): string {
+  return `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
 }
 
-const pendingPrefix = 'writer.lock.pending-';
-/** A holder writes its record microseconds after creating the lock; empty for this long, it died first. */
-const emptyLockStaleMs = 10_000;
-const noHardLinks = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
-
-/** Puts our record at `path` unless a lock exists there (EEXIST). */
-async function createLock(pending: string, path: string, record: string): Promise<void> {
-  try {
-    await fs.link(pending, path);
-  } catch (err) {
-    if (!noHardLinks.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
-    await fs.writeFile(path, record, { flag: 'wx', mode: 0o644 });
-  }
+export function lockKey(kind: LockKind, id: string): string {
+  return `${locksDir}/${kind}-${id}.json`;
 }
 
-/** The holder's record; null if the lock vanished or is being written; 'dead' if it stayed unwritten too long. */
-async function readHolder(path: string): Promise<LockInfo | null | 'dead'> {
-  try {
-    const text = await fs.readFile(path, 'utf8');
-    try {
-      return JSON.parse(text) as LockInfo;
-    } catch {
-      // Empty or partly written: only the fallback path creates before it writes.
-      return Date.now() - (await fs.stat(path)).mtimeMs > emptyLockStaleMs ? 'dead' : null;
-    }
-  } catch {
+function parseLockKey(key: string): { kind: LockKind; id: string } | null {
+  const m = /^locks\/(session|exclusive|intent)-([0-9a-z]+-[0-9a-f]+)\.json$/.exec(key);
+  return m ? { kind: m[1] as LockKind, id: m[2] } : null;
+}
+
+/** Why a lock is stale, or null while its holder may be alive. */
+export function staleness(record: LockRecord | null, info: ObjectInfo, now = Date.now()): string | null {
+  if (!record) return now - info.modifiedMs > lockStaleAfterMs ? 'unreadable and not refreshed' : null;
+  if (record.host === hostname()) {
+    if (record.bootId !== bootId()) return `its host rebooted since ${record.started}`;
+    if (!isAlive(record.pid)) return `pid ${record.pid} is gone`;
     return null;
   }
+  const age = now - Date.parse(record.refreshed);
+  return Number.isFinite(age) && age <= lockStaleAfterMs ? null : `not refreshed since ${record.refreshed} (host ${record.host})`;
 }
 
-/** `writer.lock.pending-<host>-<pid>`: one would-be holder's record before it is linked into place. */
-function pendingName(pid: number): string {
-  return `${pendingPrefix}${hostname()}-${pid}`;
+export function describeHolder(r: LockRecord): string {
+  return `pid ${r.pid} on ${r.host} (${r.what}, since ${r.started})`;
 }
 
-/** Removes records left by would-be holders on this host that were killed before they took the lock. */
-async function removeDeadPending(locks: string): Promise<void> {
-  const mine = `${pendingPrefix}${hostname()}-`;
-  for (const name of await fs.readdir(locks).catch(() => [] as string[])) {
-    const pid = Number(name.slice(mine.length));
-    if (name.startsWith(mine) && Number.isInteger(pid) && pid !== process.pid && !isAlive(pid)) await fs.rm(join(locks, name), { force: true });
-  }
-}
-
-export interface WriterLock { release(): Promise<void> }
-
-export async function acquireWriterLock(repoRoot: string, what: string, lockWaitSeconds: number,
-  onWait?: (holder: string) => void): Promise<WriterLock> {
-  const locks = join(repoRoot, 'locks');
-  const path = join(locks, 'writer.lock');
-  const pending = join(locks, pendingName(process.pid));
-  const mine: LockInfo = { pid: process.pid, host: hostname(), bootId: bootId(), since: new Date().toISOString(), what };
-  const record = JSON.stringify(mine);
-  await removeDeadPending(locks);
+async function readRecord(store: ObjectStore, key: string): Promise<LockRecord | null> {
   try {
-    await fs.writeFile(pending, record, { mode: 0o644 });
-  } catch (err) {
-    throw new BlockvaultError('REPO_UNAVAILABLE', `cannot create lock ${pending}: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    return await takeLock(repoRoot, path, pending, record, lockWaitSeconds, onWait);
-  } finally {
-    await fs.rm(pending, { force: true });
+    const r = JSON.parse((await store.get(key, lockRecordBytesMax)).toString('utf8')) as LockRecord;
+    return typeof r?.pid === 'number' && typeof r?.host === 'string' ? r : null;
+  } catch {
+    return null; // gone, being written, or garbage: judged by its age
   }
 }
 
-async function takeLock(repoRoot: string, path: string, pending: string, record: string, lockWaitSeconds: number,
-  onWait?: (holder: string) => void): Promise<WriterLock> {
-  const deadline = Date.now() + lockWaitSeconds * 1000;
-  let told = false;
-  for (;;) {
-    try {
-      await createLock(pending, path, record);
-      // Ctrl-C or kill: the process exits without unwinding; drop the lock on the way out.
-      const onExit = () => rmSync(path, { force: true });
-      process.once('exit', onExit);
-      return {
-        release: async () => {
-          process.off('exit', onExit);
-          await fs.rm(path, { force: true });
-        },
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new BlockvaultError('REPO_UNAVAILABLE', `cannot create lock ${path}: ${(err as Error).message}`, { cause: err });
-      }
-    }
-    const holder = await readHolder(path);
-    if (holder === 'dead' || (holder && isStale(holder))) {
-      process.stderr.write(holder === 'dead' ? `blockvault: removing stale lock ${path} (never fully written: its writer died taking it)\n`
-        : `blockvault: removing stale lock of pid ${holder.pid} (${holder.what}, since ${holder.since})\n`);
-      await fs.rm(path, { force: true });
+export interface LiveLock { key: string; kind: LockKind; id: string; record: LockRecord | null }
+
+/**
+ * The live locks, after removing stale ones (and their staging areas). A
+ * stale object's name is never reused, so deleting it is safe whoever else
+ * is doing the same.
+ */
+export async function liveLocks(store: ObjectStore, onStale?: (line: string) => void): Promise<LiveLock[]> {
+  const live: LiveLock[] = [];
+  for (const info of await store.list(`${locksDir}/`)) {
+    const parsed = parseLockKey(info.key);
+    if (!parsed) continue;
+    const record = await readRecord(store, info.key);
+    const why = staleness(record, info);
+    if (why) {
+      onStale?.(`blockvault: removing stale lock ${info.key} (${record ? `${record.what}: ` : ''}${why})`);
+      await store.delete(info.key);
+      await store.removeStaging(parsed.id);
       continue;
     }
-    const who = holder ? `pid ${holder.pid} on ${holder.host} (${holder.what}, since ${holder.since})` : 'another process';
-    if (Date.now() >= deadline) {
-      throw new BlockvaultError('REPO_LOCKED', `repository ${repoRoot} is locked by ${who}; waited ${lockWaitSeconds}s (see --lock-wait)`);
-    }
-    if (!told && onWait) onWait(who);
-    told = true;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    live.push({ key: info.key, ...parsed, record });
   }
+  return live;
+}
+
+/** Removes staging areas no live lock owns (a dead session's temporary objects). */
+export async function removeDeadStaging(store: ObjectStore, live: LiveLock[], now = Date.now()): Promise<void> {
+  const owned = new Set(live.map((l) => l.id));
+  for (const area of await store.listStaging()) {
+    if (owned.has(area.id) || now - area.modifiedMs < stagingGraceMs) continue;
+    await store.removeStaging(area.id);
+  }
+}
+
+export interface HeldLock {
+  readonly id: string;
+  release(): Promise<void>;
+}
+
+export interface LockRequest {
+  kind: 'session' | 'exclusive';
+  what: string;
+  waitSeconds: number;
+  onWait?: (holder: string) => void;
+  onStale?: (line: string) => void;
+}
+
+function recordFor(id: string, kind: LockKind, what: string): LockRecord {
+  const now = new Date().toISOString();
+  return { id, kind, pid: process.pid, host: hostname(), bootId: bootId(), started: now, refreshed: now, what };
+}
+
+const jitter = (attempt: number) => new Promise((r) => setTimeout(r, 20 + Math.random() * Math.min(400, 25 * 2 ** Math.min(attempt, 4))));
+
+/** Takes a session (shared) or exclusive lock; waits up to waitSeconds for conflicting holders. */
+export async function acquireLock(store: ObjectStore, id: string, req: LockRequest): Promise<HeldLock> {
+  const encode = (r: LockRecord) => Buffer.from(JSON.stringify(r));
+  const own = lockKey(req.kind, id);
+  const intent = req.kind === 'exclusive' ? lockKey('intent', id) : null;
+  const record = recordFor(id, req.kind, req.what);
+  const deadline = Date.now() + req.waitSeconds * 1000;
+  const fail = (err: unknown, key: string) => {
+    if (typeof (err as NodeJS.ErrnoException)?.code !== 'string' || err instanceof BlockvaultError) return err; // a bug, or a test's simulated crash
+    return new BlockvaultError('REPO_UNAVAILABLE', `cannot create lock ${key} in ${store.description}: ${(err as Error).message}`, { cause: err });
+  };
+  if (intent) await store.put(intent, encode(recordFor(id, 'intent', req.what)), id).catch((err) => { throw fail(err, intent); });
+  let told = false;
+  for (let attempt = 0; ; attempt++) {
+    await store.putIfAbsent(own, encode(record), id).catch((err) => { throw fail(err, own); });
+    const live = await liveLocks(store, req.onStale);
+    const conflicts = live.filter((l) => l.id !== id && (req.kind === 'session' ? l.kind !== 'session' : l.kind !== 'intent'));
+    if (conflicts.length === 0) {
+      await removeDeadStaging(store, live);
+      return holdLock(store, id, [own, ...(intent ? [intent] : [])], record, encode);
+    }
+    await store.delete(own);
+    const who = conflicts.map((c) => (c.record ? describeHolder(c.record) : c.key)).join('; ');
+    if (Date.now() >= deadline) {
+      await store.removeStaging(id);
+      if (intent) await store.delete(intent);
+      throw new BlockvaultError('REPO_LOCKED', `repository ${store.description} is locked by ${who}; waited ${req.waitSeconds}s (see --lock-wait)`);
+    }
+    if (!told) req.onWait?.(who);
+    told = true;
+    await jitter(attempt);
+  }
+}
+
+/** Keeps a taken lock fresh until released. */
+function holdLock(store: ObjectStore, id: string, keys: string[], record: LockRecord, encode: (r: LockRecord) => Buffer): HeldLock {
+  const timer = setInterval(() => {
+    record.refreshed = new Date().toISOString();
+    void store.put(keys[0], encode(record), id).catch(() => undefined); // a missed refresh is retried at the next tick
+  }, lockRefreshMs);
+  timer.unref();
+  let released = false;
+  return {
+    id,
+    async release() {
+      if (released) return;
+      released = true;
+      clearInterval(timer);
+      // Staging first: a crash in between leaves a lock naming a dead holder, and whoever removes it removes its staging too.
+      await store.removeStaging(id);
+      for (const key of keys) await store.delete(key);
+    },
+  };
 }

@@ -1,27 +1,27 @@
 // Reads sealed packs: trailers (to rebuild the index) and record payloads
 // (for restore and verify). Open read handles are cached, a few at a time.
-import { BlockvaultError } from '../core/errors.js';
+import { BlockvaultError, storageError } from '../core/errors.js';
 import {
   decodeFooter, decodePackHeader, decodeTrailerEntries, packFooterBytes, packHeaderBytes, type PackRecord,
 } from '../format/pack-format.js';
-import type { ReadHandle, Storage } from '../storage/storage.js';
+import type { ObjectStore, RangeReader } from '../storage/storage.js';
 import { packPath } from './layout.js';
 
 const openPacksMax = 32;
 
 export class PackReader {
-  private readonly handles = new Map<string, Promise<ReadHandle>>();
+  private readonly handles = new Map<string, Promise<RangeReader>>();
 
-  constructor(private readonly storage: Storage) {}
+  constructor(private readonly store: ObjectStore) {}
 
-  private handle(packIdHex: string): Promise<ReadHandle> {
+  private handle(packIdHex: string): Promise<RangeReader> {
     let handle = this.handles.get(packIdHex);
     if (handle) {
       this.handles.delete(packIdHex); // re-insert: most recently used last
       this.handles.set(packIdHex, handle);
       return handle;
     }
-    handle = this.storage.open(packPath(packIdHex)).catch((err: NodeJS.ErrnoException) => {
+    handle = this.store.openRange(packPath(packIdHex)).catch((err: NodeJS.ErrnoException) => {
       this.handles.delete(packIdHex);
       if (err.code === 'ENOENT') {
         throw new BlockvaultError('CHUNK_MISSING', `pack ${packPath(packIdHex)} is missing`, { cause: err });
@@ -30,7 +30,7 @@ export class PackReader {
     });
     this.handles.set(packIdHex, handle);
     if (this.handles.size > openPacksMax) {
-      const [oldest, old] = this.handles.entries().next().value as [string, Promise<ReadHandle>];
+      const [oldest, old] = this.handles.entries().next().value as [string, Promise<RangeReader>];
       this.handles.delete(oldest);
       void old.then((h) => h.close()).catch(() => undefined);
     }
@@ -47,7 +47,7 @@ export class PackReader {
     if (offset + length > handle.sizeBytes) {
       throw new BlockvaultError('CORRUPT', `pack ${packPath(packIdHex)}: range ${offset}+${length} is past its end (${handle.sizeBytes} bytes)`);
     }
-    const bytes = await handle.readAt(offset, length, into);
+    const bytes = await handle.readAt(offset, length, into).catch((err) => { throw storageError(err, `pack ${packPath(packIdHex)}`); });
     if (dropCache) handle.dropCache(offset, length);
     return bytes;
   }

@@ -1,15 +1,15 @@
-// Appends stored chunks to a pack in tmp/, then seals it:
-//   append records -> trailer -> fsync -> rename into packs/ -> fsync dir
+// Streams stored chunks into a pack object, then seals it:
+//   records -> trailer -> commit (the object appears whole and durable)
 //   -> one index transaction for all its records.
 // Only after that may a restore point reference the chunks (docs/FORMAT.md
-// "Commit order"). An unsealed pack left by a crash stays in tmp/ and is
-// removed by the next writer.
+// "Commit order"). An unsealed pack left by a crash is staged bytes in its
+// session's staging area, removed with that area once the session is dead.
 import { randomBytes } from 'node:crypto';
 import { storageError } from '../core/errors.js';
 import { encodePackHeader, encodeRecordHeader, encodeTrailer, packHeaderBytes, recordHeaderBytes, type PackRecord } from '../format/pack-format.js';
-import type { AppendHandle, Storage } from '../storage/storage.js';
+import type { ObjectStore, ObjectWriter } from '../storage/storage.js';
 import type { ChunkIndex } from './chunk-index.js';
-import { packDir, packPath, tmpDir } from './layout.js';
+import { packPath } from './layout.js';
 
 /** Test hook: named points in the commit sequence (see test/faults). */
 export type CommitEvent = 'pack-appended' | 'pack-sealed' | 'pack-indexed' | 'point-written';
@@ -18,7 +18,7 @@ export type CommitHook = (event: CommitEvent) => void;
 export interface StoredChunk extends Omit<PackRecord, 'offset'> { payload: Uint8Array }
 
 export class PackWriter {
-  private handle: AppendHandle | null = null;
+  private handle: ObjectWriter | null = null;
   private packIdHex = '';
   private records: PackRecord[] = [];
   /** Chunks appended to the open pack, not yet indexed: dedup must see them. */
@@ -29,7 +29,9 @@ export class PackWriter {
   bytesAppended = 0;
 
   constructor(
-    private readonly storage: Storage,
+    private readonly store: ObjectStore,
+    /** The session whose staging area holds the pack until it is sealed. */
+    private readonly sessionId: string,
     private readonly index: ChunkIndex,
     private readonly packBytesTarget: number,
     private readonly hook: CommitHook = () => undefined,
@@ -54,24 +56,24 @@ export class PackWriter {
       offset += recordHeaderBytes + c.payload.byteLength;
     }
     try {
-      await handle.append(parts);
+      await handle.write(parts);
     } catch (err) {
-      throw storageError(err, `pack ${tmpDir}/${this.packIdHex}.pack`);
+      throw storageError(err, `pack ${packPath(this.packIdHex)}`);
     }
     this.bytesAppended += offset - start;
     this.hook('pack-appended');
     if (handle.bytes >= this.packBytesTarget) await this.seal();
   }
 
-  private async openPack(): Promise<AppendHandle> {
+  private async openPack(): Promise<ObjectWriter> {
     if (this.handle) return this.handle;
     this.packIdHex = randomBytes(16).toString('hex');
     this.records = [];
     try {
-      this.handle = await this.storage.create(`${tmpDir}/${this.packIdHex}.pack`);
-      await this.handle.append(encodePackHeader(Buffer.from(this.packIdHex, 'hex'), Date.now()));
+      this.handle = await this.store.writer(packPath(this.packIdHex), this.sessionId);
+      await this.handle.write(encodePackHeader(Buffer.from(this.packIdHex, 'hex'), Date.now()));
     } catch (err) {
-      throw storageError(err, `new pack in ${tmpDir}/`);
+      throw storageError(err, `new pack ${packPath(this.packIdHex)}`);
     }
     this.bytesAppended += packHeaderBytes;
     return this.handle;
@@ -81,23 +83,14 @@ export class PackWriter {
   async seal(): Promise<void> {
     const handle = this.handle;
     if (!handle) return;
-    const tmp = `${tmpDir}/${this.packIdHex}.pack`;
     try {
       const trailer = encodeTrailer(this.records);
-      await handle.append(trailer);
+      await handle.write(trailer);
       this.bytesAppended += trailer.length;
-      await handle.sync();
-      await handle.close();
+      await handle.commit();
       this.handle = null;
-      const dir = packDir(this.packIdHex);
-      if (!(await this.storage.exists(dir))) {
-        await this.storage.mkdirs(dir);
-        await this.storage.syncDir('packs');
-      }
-      await this.storage.rename(tmp, packPath(this.packIdHex));
-      await this.storage.syncDir(dir);
     } catch (err) {
-      throw storageError(err, `pack ${tmp}`);
+      throw storageError(err, `pack ${packPath(this.packIdHex)}`);
     }
     this.hook('pack-sealed');
     this.index.addPack(this.packIdHex, handle.bytes, this.records);
@@ -113,7 +106,6 @@ export class PackWriter {
     const handle = this.handle;
     this.handle = null;
     if (!handle) return;
-    await handle.close().catch(() => undefined);
-    await this.storage.remove(`${tmpDir}/${this.packIdHex}.pack`).catch(() => undefined);
+    await handle.abort().catch(() => undefined);
   }
 }

@@ -1,13 +1,13 @@
-// Restore-point files: written durably (tmp, fsync, rename, fsync dir) as
-// the last step of a backup; read back as a full chunk map, following a
+// Restore-point files: put whole and durably (one object) as the last step
+// of a backup; read back as a full chunk map, following a
 // bounded chain of delta maps to the nearest full map.
-import { BlockvaultError } from '../core/errors.js';
+import { BlockvaultError, storageError } from '../core/errors.js';
 import { sha256 } from '../core/digest.js';
 import { pointChainDepthMax } from '../core/limits.js';
 import { applyDelta, decodePoint, encodePoint, type DecodedBody, type PointBody, type PointHeader } from '../format/point-format.js';
-import { dirOf, writeDurably, type Storage } from '../storage/storage.js';
+import type { ObjectStore } from '../storage/storage.js';
 import type { ChunkIndex, PointEntry } from './chunk-index.js';
-import { pointPath, pointsDir, tmpDir } from './layout.js';
+import { pointPath } from './layout.js';
 
 /** A restore point opened for reading: its header and materialized chunk map. */
 export interface OpenPoint { header: PointHeader; map: Buffer }
@@ -23,30 +23,24 @@ export function catalogEntry(header: PointHeader, kind: PointBody['kind']): Poin
 }
 
 export class PointStore {
-  constructor(private readonly storage: Storage, private readonly index: ChunkIndex) {}
+  constructor(private readonly store: ObjectStore, private readonly index: ChunkIndex) {}
 
-  async write(header: PointHeader, body: PointBody): Promise<void> {
+  /** Commits a restore point (the backup's last step), staged in the writing session's area. */
+  async write(header: PointHeader, body: PointBody, sessionId: string): Promise<void> {
     const path = pointPath(header.vm, header.disk, header.id);
-    const dir = dirOf(path);
-    if (!(await this.storage.exists(dir))) {
-      // New vm or disk: its directory entries must be durable too.
-      await this.storage.mkdirs(dir);
-      await this.storage.syncDir(pointsDir);
-      await this.storage.syncDir(dirOf(dir));
-    }
-    await writeDurably(this.storage, `${tmpDir}/${header.id}.point`, path, encodePoint(header, body));
+    await this.store.put(path, encodePoint(header, body), sessionId).catch((err) => { throw storageError(err, `restore point ${path}`); });
     this.index.addPoint(catalogEntry(header, body.kind));
   }
 
   async readFile(path: string): Promise<{ header: PointHeader; body: DecodedBody }> {
     let bytes: Buffer;
     try {
-      bytes = await this.storage.readAll(path, pointFileBytesMax);
+      bytes = await this.store.get(path, pointFileBytesMax);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new BlockvaultError('POINT_NOT_FOUND', `restore point file ${path} is missing`, { cause: err });
       }
-      throw err;
+      throw storageError(err, `restore point ${path}`);
     }
     return decodePoint(bytes, path);
   }

@@ -1,74 +1,42 @@
-// A repository on disk: config, packs, restore points, and the LMDB index
-// that caches them. Opening reconciles the index with the packs and points
-// directories (a crash can leave a sealed pack or a committed point not yet
-// indexed), or rebuilds it when it is missing or of another version.
-import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { BlockvaultError, storageError } from '../core/errors.js';
-import { chunkBytesDefault, configBytesMax, packBytesDefault, zstdLevelDefault } from '../core/limits.js';
-import { checkConfig, decodeConfig, encodeConfig, repoFormatVersion, type RepoConfig } from '../format/config-format.js';
-import { FsStorage } from '../storage/fs-storage.js';
-import { writeDurably, type Storage } from '../storage/storage.js';
+// A repository: config, packs, restore points, and the LMDB index that
+// caches them, all reached through one ObjectStore. Opening reconciles the
+// index with the packs and points (a crash can leave a sealed pack or a
+// committed point not yet indexed), or rebuilds it when it is missing or of
+// another version. A writer opens as a session (many at once) or, to delete
+// or rewrite, exclusively (lock.ts).
+import { resolve } from 'node:path';
+import { BlockvaultError } from '../core/errors.js';
+import { repoFormatVersion, type RepoConfig } from '../format/config-format.js';
+import { FsObjectStore } from '../storage/fs-storage.js';
+import type { ObjectStore } from '../storage/storage.js';
 import type { ChunkIndex } from './chunk-index.js';
 import { openIndex, type OpenedIndex } from './index-location.js';
-import { configPath, locksDir, packsDir, pointsDir, tmpDir } from './layout.js';
-import { acquireWriterLock, type WriterLock } from './lock.js';
+import { createRepository, readConfig, type InitOptions } from './init.js';
+import { packsDir, pointsDir } from './layout.js';
+import { acquireLock, newSessionId, type HeldLock } from './lock.js';
 import { PackReader } from './pack-reader.js';
 import { catalogEntry, PointStore } from './point-store.js';
 
-export interface InitOptions { chunkBytes?: number; zstdLevel?: number; packBytesTarget?: number }
+export type { InitOptions } from './init.js';
+
+interface LockOptions { what: string; lockWaitSeconds: number; onWait?: (holder: string) => void }
 export interface OpenOptions {
-  storage?: Storage;
-  /** Take the writer lock (backups). */
-  writer?: { what: string; lockWaitSeconds: number; onWait?: (holder: string) => void };
+  storage?: ObjectStore;
+  /** Open as a backup session (shared: many may run at once). */
+  writer?: LockOptions;
+  /** Open for an operation that deletes or rewrites (index rebuild): waits for sessions to end, keeps new ones out. */
+  exclusive?: LockOptions;
 }
 
-export async function initRepository(root: string, options: InitOptions = {}, storage?: Storage): Promise<RepoConfig> {
-  const config: RepoConfig = {
-    repoId: randomBytes(16).toString('hex'),
-    formatVersion: repoFormatVersion,
-    chunkBytes: options.chunkBytes ?? chunkBytesDefault,
-    zstdLevel: options.zstdLevel ?? zstdLevelDefault,
-    packBytesTarget: options.packBytesTarget ?? packBytesDefault,
-    createdAt: new Date().toISOString(),
-  };
-  checkConfig(config, 'init');
-  const existing = await emptyOrNewDirectory(root);
-  if (existing.includes(configPath)) {
-    throw new BlockvaultError('REPO_EXISTS', `${root} already holds a blockvault repository; nothing was changed`);
-  }
-  if (existing.length > 0) {
-    throw new BlockvaultError('BAD_INPUT', `${root} is not empty; init needs an empty or new directory`);
-  }
-  const store = storage ?? new FsStorage(root);
-  try {
-    for (const dir of [packsDir, pointsDir, tmpDir, locksDir]) await store.mkdirs(dir);
-    await writeDurably(store, `${tmpDir}/config`, configPath, encodeConfig(config));
-  } catch (err) {
-    throw storageError(err, `repository ${root}`);
-  }
-  return config;
+export async function initRepository(root: string, options: InitOptions = {}, storage?: ObjectStore): Promise<RepoConfig> {
+  return createRepository(storage ?? new FsObjectStore(resolve(root)), options);
 }
 
-/** Creates `root` if needed and lists what it holds; a path that cannot be a repository directory is bad input. */
-async function emptyOrNewDirectory(root: string): Promise<string[]> {
-  try {
-    await fs.mkdir(root, { recursive: true });
-    return await fs.readdir(root);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST' || code === 'ENOTDIR') {
-      throw new BlockvaultError('BAD_INPUT', `${root} exists and is not a directory; init needs an empty or new directory`, { cause: err });
-    }
-    throw storageError(err, `repository ${root}`);
-  }
-}
+const onStale = (line: string) => process.stderr.write(`${line}\n`);
 
 export class Repository {
   readonly packs: PackReader;
   readonly points: PointStore;
-
   readonly index: ChunkIndex;
   /** Where the index lives when the repository is not writable (index-location.ts); null: in the repository. */
   readonly indexCacheDir: string | null;
@@ -76,9 +44,9 @@ export class Repository {
   private constructor(
     readonly root: string,
     readonly config: RepoConfig,
-    readonly storage: Storage,
+    readonly storage: ObjectStore,
     private readonly opened: OpenedIndex,
-    private readonly lock: WriterLock | null,
+    private readonly lock: HeldLock | null,
   ) {
     this.index = opened.index;
     this.indexCacheDir = opened.cacheDir;
@@ -86,17 +54,26 @@ export class Repository {
     this.points = new PointStore(storage, this.index);
   }
 
+  /** This writer's session id (its lock object and staging area); writers only. */
+  get sessionId(): string {
+    if (!this.lock) throw new BlockvaultError('USAGE', 'this repository was opened for reading');
+    return this.lock.id;
+  }
+
   static async open(rootArg: string, options: OpenOptions = {}): Promise<Repository> {
     const root = resolve(rootArg);
-    const storage = options.storage ?? new FsStorage(root);
-    const config = await readConfig(root, storage);
-    const lock = options.writer
-      ? await acquireWriterLock(root, options.writer.what, options.writer.lockWaitSeconds, options.writer.onWait)
+    const storage = options.storage ?? new FsObjectStore(root);
+    const config = await readConfig(storage);
+    const want = options.exclusive ? { kind: 'exclusive' as const, ...options.exclusive } : options.writer ? { kind: 'session' as const, ...options.writer } : null;
+    if (want && config.formatVersion !== repoFormatVersion) {
+      throw new BlockvaultError('FORMAT_VERSION', `${root} is a version-${config.formatVersion} repository: blockvault reads it as it is, and writes to it once upgraded with: blockvault upgrade -r ${root}`);
+    }
+    const lock = want
+      ? await acquireLock(storage, newSessionId(), { kind: want.kind, what: want.what, waitSeconds: want.lockWaitSeconds, onWait: want.onWait, onStale })
       : null;
     let opened: OpenedIndex | null = null;
     try {
-      if (lock) await clearTmp(storage);
-      opened = openIndex(root, config.repoId, !lock);
+      opened = openIndex(storage, root, config.repoId, !lock);
       const repo = new Repository(root, config, storage, opened, lock);
       if (!opened.index.isCurrent() || (opened.cacheDir && !(await repo.cacheInStep()))) await repo.rebuildIndex();
       else await repo.reconcile();
@@ -164,24 +141,15 @@ export class Repository {
 
   async listPackIds(): Promise<string[]> {
     const ids: string[] = [];
-    for (const dir of await this.storage.list(packsDir)) {
-      for (const name of await this.storage.list(`${packsDir}/${dir}`)) {
-        if (/^[0-9a-f]{32}\.pack$/.test(name)) ids.push(name.slice(0, 32));
-      }
+    for (const { key } of await this.storage.list(`${packsDir}/`)) {
+      const m = /^packs\/[0-9a-f]{2}\/([0-9a-f]{32})\.pack$/.exec(key);
+      if (m) ids.push(m[1]);
     }
     return ids;
   }
 
   async listPointPaths(): Promise<string[]> {
-    const paths: string[] = [];
-    for (const vm of await this.storage.list(pointsDir)) {
-      for (const disk of await this.storage.list(`${pointsDir}/${vm}`)) {
-        for (const name of await this.storage.list(`${pointsDir}/${vm}/${disk}`)) {
-          if (/^[0-9a-f]{32}\.point$/.test(name)) paths.push(`${pointsDir}/${vm}/${disk}/${name}`);
-        }
-      }
-    }
-    return paths;
+    return (await this.storage.list(`${pointsDir}/`)).map((o) => o.key).filter((key) => /^points\/[^/]+\/[^/]+\/[0-9a-f]{32}\.point$/.test(key));
   }
 
   async close(): Promise<void> {
@@ -190,24 +158,4 @@ export class Repository {
     this.opened.dispose();
     await this.lock?.release();
   }
-}
-
-async function readConfig(root: string, storage: Storage): Promise<RepoConfig> {
-  let bytes: Buffer;
-  try {
-    bytes = await storage.readAll(configPath, configBytesMax);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') {
-      throw new BlockvaultError('NOT_A_REPO', `${root} is not a blockvault repository (no ${configPath} file); create one with: blockvault init -r ${root}`);
-    }
-    if (err instanceof BlockvaultError) throw err;
-    throw new BlockvaultError('REPO_UNAVAILABLE', `cannot read ${join(root, configPath)}: ${(err as Error).message}`, { cause: err });
-  }
-  return decodeConfig(bytes, join(root, configPath));
-}
-
-/** Removes what a crashed writer left in tmp/ (never referenced by anything). */
-async function clearTmp(storage: Storage): Promise<void> {
-  for (const name of await storage.list(tmpDir)) await storage.remove(`${tmpDir}/${name}`);
 }

@@ -1,15 +1,15 @@
-// A Storage wrapper that injects faults, for tests (after kopia's
-// fault-injecting storage):
-//  - failWith(): make a chosen operation fail with an errno (ENOSPC, EIO).
-//  - crashAfter(n): the n-th mutating operation "kills the process": it and
-//    every later call throw CrashError.
-//  - powerLoss(): then drop what a real power cut would: bytes appended
-//    since the file's last fsync, and directory entries (creates, renames)
-//    since the directory's last fsync. kill -9 never loses the page cache,
-//    so only this catches a missing fsync.
-import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
-import { dirOf, type AppendHandle, type ReadHandle, type Storage } from './storage.js';
+// An ObjectStore wrapper that injects faults, for tests (after kopia's
+// FaultyStorage). Per operation (optionally only for keys containing a
+// string, and only at the n-th matching call):
+//  - failWith(): fail with an errno (ENOSPC, EIO); nothing happens.
+//  - crashAfter(n): the n-th mutating call "kills the process": it and every
+//    later call throw CrashError. Puts are atomic, so whatever had not
+//    returned is lost whole (a streamed object not yet committed never
+//    appears; its staged bytes stay behind, as after a real crash).
+//  - latency(ms): every call waits this long first.
+//  - pauseAt(): the matching call waits until the test releases it, so two
+//    writers' calls can be interleaved at a chosen point.
+import type { ObjectInfo, ObjectStore, ObjectWriter, RangeReader, StagingArea } from './storage.js';
 
 export class CrashError extends Error {
   constructor(op: string) {
@@ -18,152 +18,131 @@ export class CrashError extends Error {
   }
 }
 
-type Op = 'create' | 'append' | 'sync' | 'rename' | 'syncDir' | 'remove' | 'open' | 'read';
-interface FileState { path: string; syncedBytes: number }
-type DirOp = { dir: string; kind: 'create'; path: string; file: FileState } | { dir: string; kind: 'rename'; from: string; to: string; file?: FileState };
+export type Op = 'put' | 'putIfAbsent' | 'writer' | 'write' | 'commit' | 'abort' | 'get' | 'read' | 'list' | 'delete' | 'removeStaging';
+const mutating = new Set<Op>(['put', 'putIfAbsent', 'writer', 'write', 'commit', 'delete', 'removeStaging']);
 
-export interface FaultRule { op: Op; pathIncludes?: string; nth?: number; errno: string }
+export interface Match { op: Op; keyIncludes?: string; nth?: number }
+export interface FaultRule extends Match { errno: string }
+export interface Pause { /** Resolves when the paused call is reached. */ reached: Promise<void>; release(): void }
 
-export class FaultStorage implements Storage {
-  readonly root: string;
+interface Armed<T> { rule: T; seen: number }
+
+export class FaultStorage implements ObjectStore {
   private mutations = 0;
   private crashAt = Infinity;
   private crashed = false;
-  private readonly files = new Map<string, FileState>();
-  private pending: DirOp[] = [];
-  private rules: (FaultRule & { seen: number })[] = [];
+  private delayMs = 0;
+  private readonly rules: Armed<FaultRule>[] = [];
+  private readonly pauses: Array<Armed<Match> & { hit: () => void; gate: Promise<void> }> = [];
 
-  constructor(private readonly inner: Storage) {
-    this.root = inner.root;
-  }
+  constructor(private readonly inner: ObjectStore) {}
 
-  /** Makes the rule's nth matching call (default the first) fail with errno. */
+  get description(): string { return this.inner.description; }
+  get mutationCount(): number { return this.mutations; }
+  get hasCrashed(): boolean { return this.crashed; }
+
   failWith(rule: FaultRule): void {
-    this.rules.push({ ...rule, seen: 0 });
+    this.rules.push({ rule, seen: 0 });
   }
   crashAfter(mutations: number): void {
     this.crashAt = mutations;
   }
-  get mutationCount(): number {
-    return this.mutations;
+  latency(ms: number): void {
+    this.delayMs = ms;
   }
-  get hasCrashed(): boolean {
-    return this.crashed;
+  pauseAt(match: Match): Pause {
+    let hit!: () => void;
+    let release!: () => void;
+    const reached = new Promise<void>((r) => (hit = r));
+    const gate = new Promise<void>((r) => (release = r));
+    this.pauses.push({ rule: match, seen: 0, hit, gate });
+    return { reached, release };
   }
 
-  private check(op: Op, path: string, mutating: boolean): void {
-    if (this.crashed) throw new CrashError(`${op} ${path} (after crash)`);
-    if (mutating) {
+  private matches(m: Armed<Match>, op: Op, key: string): boolean {
+    if (m.rule.op !== op || (m.rule.keyIncludes && !key.includes(m.rule.keyIncludes))) return false;
+    m.seen += 1;
+    return m.seen === (m.rule.nth ?? 1);
+  }
+
+  private async check(op: Op, key: string): Promise<void> {
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+    for (const p of this.pauses) {
+      if (this.matches(p, op, key)) {
+        p.hit();
+        await p.gate;
+      }
+    }
+    if (this.crashed) throw new CrashError(`${op} ${key} (after crash)`);
+    if (mutating.has(op)) {
       this.mutations += 1;
       if (this.mutations >= this.crashAt) {
         this.crashed = true;
-        throw new CrashError(`${op} ${path}`);
+        throw new CrashError(`${op} ${key}`);
       }
     }
-    for (const rule of this.rules) {
-      if (rule.op !== op || (rule.pathIncludes && !path.includes(rule.pathIncludes))) continue;
-      rule.seen += 1;
-      if (rule.seen === (rule.nth ?? 1)) {
-        const err = new Error(`${rule.errno}: injected fault, ${op} '${path}'`) as NodeJS.ErrnoException;
-        err.code = rule.errno;
-        throw err;
-      }
+    for (const r of this.rules) {
+      if (!this.matches(r, op, key)) continue;
+      const err = new Error(`${r.rule.errno}: injected fault, ${op} '${key}'`) as NodeJS.ErrnoException;
+      err.code = r.rule.errno;
+      throw err;
     }
   }
 
-  /** Reverts the directory to what survives a power cut at the crash point. */
-  async powerLoss(): Promise<void> {
-    for (const op of this.pending.reverse()) {
-      if (op.kind === 'create') {
-        if (op.file.path !== op.path) continue; // renamed since; that rename decides
-        await fs.rm(join(this.root, op.path), { force: true });
-        this.files.delete(op.path);
-      } else {
-        await fs.rename(join(this.root, op.to), join(this.root, op.from)).catch(() => undefined);
-        if (op.file) op.file.path = op.from;
-      }
-    }
-    this.pending = [];
-    for (const file of this.files.values()) {
-      await fs.truncate(join(this.root, file.path), file.syncedBytes).catch(() => undefined);
-    }
+  async prepareEmpty(): Promise<'ready' | 'holds-config' | 'not-empty'> {
+    await this.check('put', '');
+    return this.inner.prepareEmpty();
   }
-
-  exists(path: string): Promise<boolean> {
-    this.check('read', path, false);
-    return this.inner.exists(path);
+  async put(key: string, data: Uint8Array, stagingId: string): Promise<void> {
+    await this.check('put', key);
+    return this.inner.put(key, data, stagingId);
   }
-  mkdirs(path: string): Promise<void> {
-    this.check('create', path, true);
-    return this.inner.mkdirs(path); // directories are modeled as durable
+  async putIfAbsent(key: string, data: Uint8Array, stagingId: string): Promise<void> {
+    await this.check('putIfAbsent', key);
+    return this.inner.putIfAbsent(key, data, stagingId);
   }
-  async create(path: string): Promise<AppendHandle> {
-    this.check('create', path, true);
-    const handle = await this.inner.create(path);
-    const file: FileState = { path, syncedBytes: 0 };
-    this.files.set(path, file);
-    this.pending.push({ dir: dirOf(path), kind: 'create', path, file });
+  async writer(key: string, stagingId: string): Promise<ObjectWriter> {
+    await this.check('writer', key);
+    const w = await this.inner.writer(key, stagingId);
     const outer = this;
     return {
-      get bytes() {
-        return handle.bytes;
-      },
-      async append(data) {
-        outer.check('append', file.path, true);
-        await handle.append(data);
-      },
-      async sync() {
-        outer.check('sync', file.path, true);
-        await handle.sync();
-        file.syncedBytes = handle.bytes;
-      },
-      close: () => handle.close(),
+      get bytes() { return w.bytes; },
+      async write(data) { await outer.check('write', key); await w.write(data); },
+      async commit() { await outer.check('commit', key); await w.commit(); },
+      async abort() { if (!outer.crashed) await w.abort(); }, // a dead process cleans nothing up
     };
   }
-  async open(path: string): Promise<ReadHandle> {
-    this.check('open', path, false);
-    const handle = await this.inner.open(path);
+  async get(key: string, bytesMax: number): Promise<Buffer> {
+    await this.check('get', key);
+    return this.inner.get(key, bytesMax);
+  }
+  async openRange(key: string): Promise<RangeReader> {
+    await this.check('get', key);
+    const r = await this.inner.openRange(key);
     return {
-      sizeBytes: handle.sizeBytes,
-      readAt: (offset, length, into) => {
-        this.check('read', path, false);
-        return handle.readAt(offset, length, into);
-      },
-      dropCache: (offset, length) => handle.dropCache(offset, length),
-      close: () => handle.close(),
+      sizeBytes: r.sizeBytes,
+      readAt: async (offset, length, into) => { await this.check('read', key); return r.readAt(offset, length, into); },
+      dropCache: (offset, length) => r.dropCache(offset, length),
+      close: () => r.close(),
     };
   }
-  readAll(path: string, bytesMax: number): Promise<Buffer> {
-    this.check('read', path, false);
-    return this.inner.readAll(path, bytesMax);
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    await this.check('list', prefix);
+    return this.inner.list(prefix);
   }
-  async rename(from: string, to: string): Promise<void> {
-    this.check('rename', to, true);
-    await this.inner.rename(from, to);
-    const file = this.files.get(from);
-    if (file) {
-      this.files.delete(from);
-      file.path = to;
-      this.files.set(to, file);
-    }
-    this.pending.push({ dir: dirOf(to), kind: 'rename', from, to, file });
+  async delete(key: string): Promise<void> {
+    await this.check('delete', key);
+    return this.inner.delete(key);
   }
-  async syncDir(path: string): Promise<void> {
-    this.check('syncDir', path, true);
-    await this.inner.syncDir(path);
-    this.pending = this.pending.filter((op) => op.dir !== path);
+  async listStaging(): Promise<StagingArea[]> {
+    await this.check('list', 'tmp/');
+    return this.inner.listStaging();
   }
-  async remove(path: string): Promise<void> {
-    this.check('remove', path, true);
-    await this.inner.remove(path);
-    this.files.delete(path);
+  async removeStaging(stagingId: string): Promise<void> {
+    await this.check('removeStaging', stagingId);
+    return this.inner.removeStaging(stagingId);
   }
-  list(path: string): Promise<string[]> {
-    this.check('read', path, false);
-    return this.inner.list(path);
-  }
-  sizeOf(path: string): Promise<number> {
-    this.check('read', path, false);
-    return this.inner.sizeOf(path);
+  localDir(name: string): string | null {
+    return this.inner.localDir(name);
   }
 }

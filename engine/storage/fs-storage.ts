@@ -1,9 +1,19 @@
-// Storage on a local filesystem through node:fs.
-import { constants, promises as fs } from 'node:fs';
+// The object store on a local filesystem, through node:fs. Atomic and
+// durable puts the POSIX way, all inside this file: write a staged file in
+// tmp/<staging id>/, fsync it, make the key's directories (fsyncing each
+// parent that gained an entry), rename into place, fsync the directory.
+// A conditional create links the staged file to the key (link fails if the
+// key exists), so the object appears whole or not at all.
+import { randomBytes } from 'node:crypto';
+import { constants, promises as fs, type Dirent } from 'node:fs';
 import { join } from 'node:path';
 import { BlockvaultError } from '../core/errors.js';
 import { nativeApi } from '../source/native.js';
-import type { AppendHandle, ReadHandle, Storage } from './storage.js';
+import { dirOf, type ObjectInfo, type ObjectStore, type ObjectWriter, type RangeReader, type StagingArea } from './storage.js';
+
+export const stagingDir = 'tmp';
+/** Filesystems without hard links (exFAT): a conditional create falls back to O_EXCL, written in place. */
+const noHardLinks = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
 
 /** Drops the first `n` bytes from a list of parts (after a short writev). */
 function skipBytes(parts: Uint8Array[], n: number): Uint8Array[] {
@@ -19,37 +29,36 @@ function skipBytes(parts: Uint8Array[], n: number): Uint8Array[] {
   return out;
 }
 
-class FsAppendHandle implements AppendHandle {
-  bytes = 0;
-  constructor(private readonly file: fs.FileHandle) {}
-  async append(data: Uint8Array | readonly Uint8Array[]): Promise<void> {
-    let parts = (data instanceof Uint8Array ? [data] : [...data]).filter((p) => p.byteLength > 0);
-    const total = parts.reduce((a, p) => a + p.byteLength, 0);
-    let done = 0;
-    while (parts.length > 0) {
-      const { bytesWritten } = await this.file.writev(parts.slice(0, 1024), this.bytes + done);
-      done += bytesWritten;
-      parts = skipBytes(parts, bytesWritten);
-    }
-    this.bytes += total;
+async function writeAllAt(file: fs.FileHandle, data: Uint8Array | readonly Uint8Array[], position: number): Promise<number> {
+  let parts = (data instanceof Uint8Array ? [data] : [...data]).filter((p) => p.byteLength > 0);
+  const total = parts.reduce((a, p) => a + p.byteLength, 0);
+  let done = 0;
+  while (parts.length > 0) {
+    const { bytesWritten } = await file.writev(parts.slice(0, 1024), position + done);
+    done += bytesWritten;
+    parts = skipBytes(parts, bytesWritten);
   }
-  sync(): Promise<void> {
-    return this.file.sync();
-  }
-  close(): Promise<void> {
-    return this.file.close();
+  return total;
+}
+
+async function syncDirectory(path: string): Promise<void> {
+  const dir = await fs.open(path, 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
   }
 }
 
-class FsReadHandle implements ReadHandle {
-  constructor(private readonly file: fs.FileHandle, readonly sizeBytes: number, private readonly path: string) {}
+class FsRangeReader implements RangeReader {
+  constructor(private readonly file: fs.FileHandle, readonly sizeBytes: number, private readonly key: string) {}
   async readAt(offset: number, length: number, into?: Uint8Array): Promise<Buffer> {
     const out = into ? Buffer.from(into.buffer, into.byteOffset, length) : Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
       const { bytesRead } = await this.file.read(out, done, length - done, offset + done);
       if (bytesRead === 0) {
-        throw new BlockvaultError('CORRUPT', `${this.path}: unexpected end of file at offset ${offset + done} (wanted ${length} bytes at ${offset})`);
+        throw new BlockvaultError('CORRUPT', `${this.key}: unexpected end of file at offset ${offset + done} (wanted ${length} bytes at ${offset})`);
       }
       done += bytesRead;
     }
@@ -67,65 +76,177 @@ class FsReadHandle implements ReadHandle {
   }
 }
 
-export class FsStorage implements Storage {
+export class FsObjectStore implements ObjectStore {
   constructor(readonly root: string) {}
 
-  private abs(path: string): string {
-    return join(this.root, path);
+  get description(): string {
+    return this.root;
   }
-  async exists(path: string): Promise<boolean> {
+  private abs(key: string): string {
+    return join(this.root, key);
+  }
+
+  async prepareEmpty(): Promise<'ready' | 'holds-config' | 'not-empty'> {
+    await fs.mkdir(this.root, { recursive: true });
+    const existing = await fs.readdir(this.root);
+    if (existing.length === 0) return 'ready';
+    return existing.includes('config') ? 'holds-config' : 'not-empty';
+  }
+
+  /** A new staged file in the session's staging area. */
+  private async stage(stagingId: string): Promise<{ path: string; file: fs.FileHandle }> {
+    const dir = join(this.root, stagingDir, stagingId);
+    await fs.mkdir(dir, { recursive: true }).catch(async (err) => {
+      await fs.access(this.root, constants.W_OK); // on read-only storage, say so (EROFS/EACCES) rather than what mkdir reports
+      throw err;
+    });
+    const path = join(dir, randomBytes(8).toString('hex'));
+    return { path, file: await fs.open(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644) };
+  }
+
+  /** Creates the key's directories, each new entry made durable in its parent. */
+  private async ensureDir(dir: string): Promise<void> {
+    if (dir === '') return;
     try {
-      await fs.stat(this.abs(path));
-      return true;
+      await fs.access(this.abs(dir));
+      return;
+    } catch {
+      await this.ensureDir(dirOf(dir));
+    }
+    await fs.mkdir(this.abs(dir), { recursive: true });
+    await syncDirectory(this.abs(dirOf(dir)));
+  }
+
+  private async staged(data: Uint8Array, stagingId: string): Promise<string> {
+    const { path, file } = await this.stage(stagingId);
+    try {
+      await writeAllAt(file, data, 0);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    return path;
+  }
+
+  async put(key: string, data: Uint8Array, stagingId: string): Promise<void> {
+    const path = await this.staged(data, stagingId);
+    try {
+      await this.ensureDir(dirOf(key));
+      await fs.rename(path, this.abs(key));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      await fs.rm(path, { force: true });
       throw err;
     }
+    await syncDirectory(this.abs(dirOf(key)));
   }
-  async mkdirs(path: string): Promise<void> {
-    await fs.mkdir(this.abs(path), { recursive: true });
-  }
-  async create(path: string): Promise<AppendHandle> {
-    const flags = constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY;
-    return new FsAppendHandle(await fs.open(this.abs(path), flags, 0o644));
-  }
-  async open(path: string): Promise<ReadHandle> {
-    const file = await fs.open(this.abs(path), 'r');
+
+  async putIfAbsent(key: string, data: Uint8Array, stagingId: string): Promise<void> {
+    const path = await this.staged(data, stagingId);
     try {
-      return new FsReadHandle(file, (await file.stat()).size, path);
+      await this.ensureDir(dirOf(key));
+      await fs.link(path, this.abs(key));
+    } catch (err) {
+      if (!noHardLinks.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+      await fs.writeFile(this.abs(key), data, { flag: 'wx', mode: 0o644 });
+    } finally {
+      await fs.rm(path, { force: true });
+    }
+    await syncDirectory(this.abs(dirOf(key)));
+  }
+
+  async writer(key: string, stagingId: string): Promise<ObjectWriter> {
+    const { path, file } = await this.stage(stagingId);
+    const store = this;
+    let bytes = 0;
+    let closed = false;
+    const close = async () => {
+      if (!closed) await file.close();
+      closed = true;
+    };
+    return {
+      get bytes() { return bytes; },
+      async write(data) {
+        bytes += await writeAllAt(file, data, bytes);
+      },
+      async commit() {
+        await file.sync();
+        await close();
+        await store.ensureDir(dirOf(key));
+        await fs.rename(path, store.abs(key));
+        await syncDirectory(store.abs(dirOf(key)));
+      },
+      async abort() {
+        await close().catch(() => undefined);
+        await fs.rm(path, { force: true });
+      },
+    };
+  }
+
+  async get(key: string, bytesMax: number): Promise<Buffer> {
+    const size = (await fs.stat(this.abs(key))).size;
+    if (size > bytesMax) throw new BlockvaultError('CORRUPT', `${key}: ${size} bytes exceeds the limit of ${bytesMax}`);
+    return fs.readFile(this.abs(key));
+  }
+
+  async openRange(key: string): Promise<RangeReader> {
+    const file = await fs.open(this.abs(key), 'r');
+    try {
+      return new FsRangeReader(file, (await file.stat()).size, key);
     } catch (err) {
       await file.close();
       throw err;
     }
   }
-  async readAll(path: string, bytesMax: number): Promise<Buffer> {
-    const size = await this.sizeOf(path);
-    if (size > bytesMax) throw new BlockvaultError('CORRUPT', `${path}: ${size} bytes exceeds the limit of ${bytesMax}`);
-    return fs.readFile(this.abs(path));
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    const dir = dirOf(prefix);
+    const out: ObjectInfo[] = [];
+    const walk = async (rel: string): Promise<void> => {
+      let entries: Dirent[];
+      try {
+        entries = await fs.readdir(this.abs(rel), { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
+        throw err;
+      }
+      for (const e of entries) {
+        const key = rel ? `${rel}/${e.name}` : e.name;
+        if (!key.startsWith(prefix) && !prefix.startsWith(`${key}/`)) continue;
+        if (e.isDirectory()) await walk(key);
+        else if (e.isFile()) {
+          const st = await fs.stat(this.abs(key)).catch(() => null); // deleted meanwhile
+          if (st) out.push({ key, sizeBytes: st.size, modifiedMs: st.mtimeMs });
+        }
+      }
+    };
+    await walk(dir);
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
-  rename(from: string, to: string): Promise<void> {
-    return fs.rename(this.abs(from), this.abs(to));
+
+  async delete(key: string): Promise<void> {
+    await fs.rm(this.abs(key), { force: true });
   }
-  async syncDir(path: string): Promise<void> {
-    const dir = await fs.open(this.abs(path), 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
+
+  async listStaging(): Promise<StagingArea[]> {
+    const base = join(this.root, stagingDir);
+    const names = await fs.readdir(base).catch(() => [] as string[]);
+    const out: StagingArea[] = [];
+    for (const id of names) {
+      const files = await fs.readdir(join(base, id)).catch(() => null);
+      const st = await fs.stat(join(base, id)).catch(() => null);
+      if (!st) continue;
+      let sizeBytes = st.isFile() ? st.size : 0;
+      for (const f of files ?? []) sizeBytes += (await fs.stat(join(base, id, f)).catch(() => ({ size: 0 }))).size;
+      out.push({ id, sizeBytes, modifiedMs: st.mtimeMs });
     }
+    return out;
   }
-  async remove(path: string): Promise<void> {
-    await fs.rm(this.abs(path), { force: true });
+
+  async removeStaging(stagingId: string): Promise<void> {
+    await fs.rm(join(this.root, stagingDir, stagingId), { recursive: true, force: true });
   }
-  async list(path: string): Promise<string[]> {
-    try {
-      return (await fs.readdir(this.abs(path))).sort();
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
-  }
-  async sizeOf(path: string): Promise<number> {
-    return (await fs.stat(this.abs(path))).size;
+
+  localDir(name: string): string {
+    return join(this.root, name);
   }
 }

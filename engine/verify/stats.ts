@@ -2,7 +2,6 @@
 // hold, and how much of that no restore point references (left by an
 // interrupted backup, or by two backups that stored the same chunk).
 import { chunkIdBytes, zeroChunkId } from '../core/digest.js';
-import { tmpDir } from '../repo/layout.js';
 import type { Repository } from '../repo/repository.js';
 
 export interface RepoStats {
@@ -20,7 +19,7 @@ export interface RepoStats {
   unreferencedStoredBytes: number;
   packs: number;
   packBytes: number; // pack files on disk, headers and trailers included
-  tmpFiles: number; // in tmp/: a running backup's, or what a killed one left (the next backup removes those)
+  tmpFiles: number; // staging areas (tmp/<session>/): running sessions', or what a killed one left (the next session removes those)
   tmpBytes: number;
   dedupRatio: number; // logicalDataBytes / referencedRawBytes
   compressionRatio: number; // uniqueRawBytes / storedPayloadBytes
@@ -58,8 +57,7 @@ export async function repoStats(repo: Repository): Promise<RepoStats> {
   const packBytes = sum(packs.map(([, p]) => p.bytes));
   const uniqueChunks = repo.index.chunkCount();
   const used = await referenced(repo);
-  const tmpNames = await repo.storage.list(tmpDir);
-  const tmpSizes = await Promise.all(tmpNames.map((name) => repo.storage.sizeOf(`${tmpDir}/${name}`).catch(() => 0)));
+  const staging = await repo.storage.listStaging();
   const div = (a: number, b: number) => (b > 0 ? a / b : 0);
   return {
     points: points.length,
@@ -70,7 +68,7 @@ export async function repoStats(repo: Repository): Promise<RepoStats> {
     unreferencedChunks: Math.max(0, uniqueChunks - used.chunks),
     unreferencedStoredBytes: Math.max(0, storedPayloadBytes - used.storedBytes),
     packs: packs.length, packBytes,
-    tmpFiles: tmpNames.length, tmpBytes: sum(tmpSizes),
+    tmpFiles: staging.length, tmpBytes: sum(staging.map((a) => a.sizeBytes)),
     dedupRatio: div(logicalDataBytes, used.rawBytes),
     compressionRatio: div(uniqueRawBytes, storedPayloadBytes),
     totalRatio: div(logicalBytes, packBytes),

@@ -4,7 +4,7 @@ import { initDigests } from '../../engine/core/digest.js';
 import { runBackup, type BackupResult } from '../../engine/backup/backup.js';
 import { initRepository, Repository, type InitOptions } from '../../engine/repo/repository.js';
 import { openSource } from '../../engine/source/source.js';
-import type { Storage } from '../../engine/storage/storage.js';
+import type { ObjectStore } from '../../engine/storage/storage.js';
 import { WorkerPool } from '../../engine/workers/pool.js';
 import { tempDir } from './temp.js';
 
@@ -24,7 +24,7 @@ export async function newRepo(options: InitOptions = { packBytesTarget: 1024 * 1
   return root;
 }
 
-export async function backupFile(root: string, vm: string, disk: string, path: string, storage?: Storage, options: { allowEmpty?: boolean } = {}): Promise<BackupResult> {
+export async function backupFile(root: string, vm: string, disk: string, path: string, storage?: ObjectStore, options: { allowEmpty?: boolean } = {}): Promise<BackupResult> {
   const repo = await Repository.open(root, { storage, writer: { what: 'test', lockWaitSeconds: 5 } });
   const source = await openSource(path);
   try {

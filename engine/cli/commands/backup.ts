@@ -83,8 +83,9 @@ Options:
   --format FMT           image format of <source> for qemu-nbd (qcow2, vmdk, ...)
   --allow-empty          commit a 0-byte disk; without it an empty source
                          (a producer that failed in a pipe) is refused (exit 1)
-  --lock-wait SECONDS    wait this long for another backup into the same
-                         repository to finish (default 600), then fail (exit 3)
+  --lock-wait SECONDS    backups run at once, each a session of its own; an
+                         operation that must run alone (index rebuild) makes
+                         them wait this long (default 600), then fail (exit 3)
   --json                 print the result as one JSON object
 
 Exit codes: 0 ok, 1 bad usage or input, 2 data integrity problem, 3 repository
@@ -116,7 +117,7 @@ Examples:
     const opened = await openBackupSource(sourcePath, { format: values.format as string | undefined, bitmap: values.bitmap as string | undefined });
     const source = opened.source;
     const repo = await Repository.open(root, {
-      writer: { what: `backup ${vm}/${disk}`, lockWaitSeconds, onWait: (who) => note(`blockvault: waiting for the repository lock held by ${who}`) },
+      writer: { what: `backup ${vm}/${disk}`, lockWaitSeconds, onWait: (who) => note(`blockvault: waiting for ${who} to finish (it runs alone)`) },
     }).catch(async (err) => { await opened.close(); throw err; });
     const pool = new WorkerPool();
     const bar = progressLine(`backup ${vm}/${disk}`);

@@ -1,7 +1,7 @@
 import { plural } from '../../core/human.js';
 import { Repository } from '../../repo/repository.js';
 import { intOption, onePositional, parse, repoPath } from '../args.js';
-import { printJson, say, type Command } from '../command.js';
+import { note, printJson, say, testExclusiveProbe, type Command } from '../command.js';
 import { BlockvaultError } from '../../core/errors.js';
 
 export const indexCommand: Command = {
@@ -11,19 +11,21 @@ export const indexCommand: Command = {
 The index (index/ in the repository) is only a cache: pack files and restore
 point files are the truth. 'rebuild' drops it and reads every pack trailer
 and restore point again. Packs that cannot be read are listed; run
-'blockvault verify' to see which restore points they affect. It takes the
-writer lock (waiting up to --lock-wait seconds for a running backup).
+'blockvault verify' to see which restore points they affect. It runs alone:
+it waits up to --lock-wait seconds for running backups to finish, and keeps
+new ones waiting until it is done.
 
 Options:
   -r, --repo PATH       repository (or BLOCKVAULT_REPO)
-  --lock-wait SECONDS   wait this long for the writer lock (default 60)
+  --lock-wait SECONDS   wait this long for running backups (default 60)
   --json                counts of packs and restore points indexed, packs skipped`,
   async run(argv) {
     const { values, positionals } = parse('index', argv, { 'lock-wait': { type: 'string' } });
     const action = onePositional('index', positionals, 'action (rebuild)');
     if (action !== 'rebuild') throw new BlockvaultError('USAGE', `unknown action ${JSON.stringify(action)}; try: blockvault index rebuild`);
-    const repo = await Repository.open(repoPath(values), { writer: { what: 'index rebuild', lockWaitSeconds: intOption(values, 'lock-wait', 60) } });
+    const repo = await Repository.open(repoPath(values), { exclusive: { what: 'index rebuild', lockWaitSeconds: intOption(values, 'lock-wait', 60), onWait: (who) => note(`blockvault: waiting for ${who} to finish`) } });
     try {
+      await testExclusiveProbe();
       const result = await repo.rebuildIndex();
       if (values.json) printJson(result);
       else {

@@ -14,8 +14,8 @@ What the restore points hold against what the repository stores:
   unreferenced  chunks in packs that no restore point needs: left by an
                 interrupted backup (a later backup of the same data reuses
                 them) or stored twice by concurrent writers
-  tmp           files in tmp/: a running backup's, or what a killed one left
-                (the next backup removes those)
+  staging       tmp/<session>/ areas: a running backup's temporary objects, or
+                what a killed one left (the next backup removes those)
   dedup         data / referenced raw bytes; compression: raw / stored bytes
   overall       logical bytes / bytes of pack files on disk
 
@@ -38,7 +38,7 @@ Reads every restore point's chunk map: on a large repository this takes a while.
       say(`referenced      ${plural(s.referencedChunks, 'chunk')}, ${humanBytes(s.referencedRawBytes)} (${humanBytes(s.referencedStoredBytes)} stored)`);
       say(`unreferenced    ${plural(s.unreferencedChunks, 'chunk')}, ${humanBytes(s.unreferencedStoredBytes)} stored${s.unreferencedChunks ? ' (left by an interrupted backup; a later backup of the same data reuses them)' : ''}`);
       say(`stored          ${humanBytes(s.storedPayloadBytes)} in ${plural(s.packs, 'pack')} (${humanBytes(s.packBytes)} on disk)`);
-      if (s.tmpFiles) say(`tmp             ${plural(s.tmpFiles, 'file')}, ${humanBytes(s.tmpBytes)} (a running backup's, or a killed one's: the next backup removes those)`);
+      if (s.tmpFiles) say(`staging         ${plural(s.tmpFiles, 'area')}, ${humanBytes(s.tmpBytes)} (a running backup's, or a killed one's: the next backup removes those)`);
       say(`dedup ratio     ${s.dedupRatio.toFixed(2)}x`);
       say(`compression     ${s.compressionRatio.toFixed(2)}x`);
       say(`overall         ${s.totalRatio.toFixed(2)}x logical / on disk`);

@@ -22,7 +22,7 @@ describe('ChunkFetcher', async () => {
   {
     // A writer bug: `stored` filed under the id of `claimed`, every stored checksum consistent.
     const repo = await Repository.open(root, { writer: { what: 'test', lockWaitSeconds: 5 } });
-    const writer = new PackWriter(repo.storage, repo.index, 1024 * 1024);
+    const writer = new PackWriter(repo.storage, repo.sessionId, repo.index, 1024 * 1024);
     const raw = (id: Buffer, payload: Buffer) => ({ id, codec: codecRaw, rawBytes: payload.length, storedBytes: payload.length, storedXxh64: xxh64(payload), payload });
     await writer.append([raw(sha256(good), good), raw(sha256(claimed), stored)]);
     await writer.seal();
@@ -57,7 +57,7 @@ describe('ChunkFetcher with dropPackCache (the mount)', async () => {
   const chunks = Array.from({ length: 32 }, () => randomBytes(64 * 1024));
   {
     const repo = await Repository.open(root, { writer: { what: 'test', lockWaitSeconds: 5 } });
-    const writer = new PackWriter(repo.storage, repo.index, 64 * 1024 * 1024);
+    const writer = new PackWriter(repo.storage, repo.sessionId, repo.index, 64 * 1024 * 1024);
     await writer.append(chunks.map((c) => ({ id: sha256(c), codec: codecRaw, rawBytes: c.length, storedBytes: c.length, storedXxh64: xxh64(c), payload: c })));
     await writer.seal(); // fsynced: its pages are clean, so they can be dropped
     await repo.close();

@@ -1,0 +1,78 @@
+// Creating a repository, and upgrading one of an older format version.
+import { randomBytes } from 'node:crypto';
+import { BlockvaultError, storageError } from '../core/errors.js';
+import { chunkBytesDefault, configBytesMax, packBytesDefault, zstdLevelDefault } from '../core/limits.js';
+import { checkConfig, decodeConfig, encodeConfig, repoFormatVersion, type RepoConfig } from '../format/config-format.js';
+import type { ObjectStore } from '../storage/storage.js';
+import { configPath } from './layout.js';
+import { acquireLock, newSessionId } from './lock.js';
+
+export interface InitOptions { chunkBytes?: number; zstdLevel?: number; packBytesTarget?: number }
+
+export async function createRepository(store: ObjectStore, options: InitOptions = {}): Promise<RepoConfig> {
+  const config: RepoConfig = {
+    repoId: randomBytes(16).toString('hex'),
+    formatVersion: repoFormatVersion,
+    chunkBytes: options.chunkBytes ?? chunkBytesDefault,
+    zstdLevel: options.zstdLevel ?? zstdLevelDefault,
+    packBytesTarget: options.packBytesTarget ?? packBytesDefault,
+    createdAt: new Date().toISOString(),
+  };
+  checkConfig(config, 'init');
+  const where = store.description;
+  let state: Awaited<ReturnType<ObjectStore['prepareEmpty']>>;
+  try {
+    state = await store.prepareEmpty();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR') throw new BlockvaultError('BAD_INPUT', `${where} exists and is not a directory; init needs an empty or new directory`, { cause: err });
+    throw storageError(err, `repository ${where}`);
+  }
+  if (state === 'holds-config') throw new BlockvaultError('REPO_EXISTS', `${where} already holds a blockvault repository; nothing was changed`);
+  if (state === 'not-empty') throw new BlockvaultError('BAD_INPUT', `${where} is not empty; init needs an empty or new directory`);
+  const staging = newSessionId();
+  try {
+    await store.putIfAbsent(configPath, encodeConfig(config), staging);
+  } catch (err) {
+    throw storageError(err, `repository ${where}`);
+  } finally {
+    await store.removeStaging(staging).catch(() => undefined);
+  }
+  return config;
+}
+
+export async function readConfig(store: ObjectStore): Promise<RepoConfig> {
+  let bytes: Buffer;
+  try {
+    bytes = await store.get(configPath, configBytesMax);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new BlockvaultError('NOT_A_REPO', `${store.description} is not a blockvault repository (no ${configPath} file); create one with: blockvault init -r ${store.description}`);
+    }
+    if (err instanceof BlockvaultError) throw err;
+    throw new BlockvaultError('REPO_UNAVAILABLE', `cannot read ${store.description}/${configPath}: ${(err as Error).message}`, { cause: err });
+  }
+  return decodeConfig(bytes, `${store.description}/${configPath}`);
+}
+
+/**
+ * Version 1 -> 2: the layout of packs and points is the same; what changes is
+ * how writers lock (one writer.lock then, a lock object per session now). The
+ * upgrade waits out a version-1 writer (its writer.lock), then rewrites the
+ * config. Returns the version it found.
+ */
+export async function upgradeRepository(store: ObjectStore, lockWaitSeconds: number): Promise<number> {
+  const config = await readConfig(store);
+  if (config.formatVersion === repoFormatVersion) return config.formatVersion;
+  const session = newSessionId();
+  const lock = await acquireLock(store, session, { kind: 'exclusive', what: 'upgrade', waitSeconds: lockWaitSeconds });
+  try {
+    const v1Lock = (await store.list('locks/writer.lock')).length > 0;
+    if (v1Lock) throw new BlockvaultError('REPO_LOCKED', `${store.description}/locks/writer.lock exists: a version-1 blockvault is writing (or died writing: remove the file if no backup runs)`);
+    await store.put(configPath, encodeConfig({ ...config, formatVersion: repoFormatVersion }), session);
+  } finally {
+    await lock.release();
+  }
+  return config.formatVersion;
+}
