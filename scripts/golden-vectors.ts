@@ -5,6 +5,7 @@ import { initDigests, sha256 } from '../engine/core/digest.js';
 import { encodeConfig } from '../engine/format/config-format.js';
 import { codecZstd, encodePackHeader, encodeRecordHeader, encodeTrailer } from '../engine/format/pack-format.js';
 import { encodePoint, diffMaps } from '../engine/format/point-format.js';
+import { encodeIndexObject } from '../engine/format/index-object-format.js';
 
 export async function goldenVectors(): Promise<Record<string, Buffer>> {
   await initDigests();
@@ -27,7 +28,8 @@ export async function goldenVectors(): Promise<Record<string, Buffer>> {
     'pack-trailer': encodeTrailer([{ ...record, offset: 32 }]),
     'point-full': encodePoint(header, { kind: 'full', map }),
     'point-delta': delta,
-    config: encodeConfig({ repoId: '0'.repeat(32), formatVersion: 1, chunkBytes: 65536, zstdLevel: 1, packBytesTarget: 134217728, createdAt: '2026-11-22T00:00:00.000Z' }),
+    'index-object': encodeIndexObject([{ packId: '000102030405060708090a0b0c0d0e0f', packBytes: 32 + 64 + 1234 + 64 + 32, records: [{ ...record, offset: 32 }] }]),
+    config: encodeConfig({ repoId: '0'.repeat(32), formatVersion: 2, chunkBytes: 65536, zstdLevel: 1, packBytesTarget: 134217728, createdAt: '2026-11-22T00:00:00.000Z' }),
   };
 }
 

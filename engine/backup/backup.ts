@@ -152,6 +152,7 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
         'A producer that failed in a pipe gives this; if the disk really is empty, pass --allow-empty');
     }
     await writer.seal();
+    await writer.flushIndex();
     const map = fullMap ?? Buffer.concat([...mapParts.entries()].sort((a, b) => a[0] - b[0]).map(([, part]) => part));
     if (map.length / chunkIdBytes > chunksPerPointMax) throw new BlockvaultError('BAD_INPUT', `source ${options.source.description} is too large`);
     counters.chunksZero = countZeroChunks(map);

@@ -112,6 +112,36 @@ export class ChunkIndex {
     });
   }
 
+  /**
+   * Ingests index objects: every pack they list that the index does not know
+   * yet, and the marks that the objects were read, in one write transaction
+   * (a crash leaves all of it or none). Returns the packs added.
+   */
+  addIndexObjects(objects: ReadonlyArray<{ key: string; packs: ReadonlyArray<{ packId: string; packBytes: number; records: readonly PackRecord[] }> }>): number {
+    let added = 0;
+    this.chunks.transactionSync(() => {
+      for (const { key, packs } of objects) {
+        for (const p of packs) {
+          if (this.packs.doesExist(p.packId)) continue;
+          let rawBytes = 0;
+          let storedBytes = 0;
+          for (const r of p.records) {
+            this.chunks.put(r.id, encodeLocation(p.packId, r));
+            rawBytes += r.rawBytes;
+            storedBytes += r.storedBytes;
+          }
+          this.packs.put(p.packId, { bytes: p.packBytes, records: p.records.length, rawBytes, storedBytes });
+          added += 1;
+        }
+        this.meta.put(`idx:${key}`, true);
+      }
+    });
+    return added;
+  }
+  hasIndexObject(key: string): boolean {
+    return this.meta.doesExist(`idx:${key}`);
+  }
+
   hasPack(packIdHex: string): boolean {
     return this.packs.doesExist(packIdHex);
   }
@@ -124,6 +154,13 @@ export class ChunkIndex {
 
   addPoint(entry: PointEntry): void {
     this.points.putSync(entry.id, entry);
+  }
+  /** Catalogs many restore points in one write transaction (opening a repository: one fsync, not one per point). */
+  addPoints(entries: readonly PointEntry[]): void {
+    if (entries.length === 0) return;
+    this.points.transactionSync(() => {
+      for (const e of entries) this.points.put(e.id, e);
+    });
   }
   hasPoint(id: string): boolean {
     return this.points.doesExist(id);

@@ -4,7 +4,7 @@
 // own copy in a cache directory instead: the index is only a cache of the
 // packs and restore points, so it can be rebuilt anywhere, and LMDB cannot
 // open a database it cannot lock.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlockvaultError } from '../core/errors.js';
@@ -44,21 +44,73 @@ function cacheIndexDir(repoId: string): { dir: string; temporary: boolean } {
   }
 }
 
+/** LMDB's meta pages start with its magic 0xBEEFC0DE (at byte 24 of page 0 and page 1); LMDB would crash on a file without it. */
+const lmdbMagic = 0xbeefc0de;
+function lmdbFileDamage(path: string): string | null {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return null; // no file yet: LMDB makes it
+  }
+  try {
+    const head = Buffer.alloc(4096 + 32);
+    const n = readSync(fd, head, 0, head.length, 0);
+    if (n === 0) return null;
+    if (n < 32 || head.readUInt32LE(24) !== lmdbMagic) return `${path} is not an LMDB file (no magic in its first meta page)`;
+    if (n >= 4096 + 32 && head.readUInt32LE(4096 + 24) !== lmdbMagic) return `${path}: its second meta page is damaged`;
+    return null;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Opens an LMDB cache; one that LMDB cannot open (damaged, or written by an
+ * incompatible LMDB) is only a cache: it is removed and made anew, and the
+ * caller rebuilds it from the repository. Permission problems are not damage.
+ */
+function openOrReplace(dir: string): ChunkIndex {
+  try {
+    const damage = lmdbFileDamage(join(dir, 'data.mdb'));
+    if (damage) throw new BlockvaultError('CORRUPT', damage);
+    return ChunkIndex.open(dir);
+  } catch (err) {
+    if (isUnwritable(err)) throw err;
+    process.stderr.write(`blockvault: the index cache ${dir} cannot be opened (${(err as Error).message}); rebuilding it from the repository\n`);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    return ChunkIndex.open(dir);
+  }
+}
+
 /** Opens the repository's index; a reader falls back to a cache directory when the repository is not writable. */
 export function openIndex(store: ObjectStore, root: string, repoId: string, reader: boolean): OpenedIndex {
   const local = store.localDir(indexDir);
   if (local) {
     try {
-      return { index: ChunkIndex.open(local), cacheDir: null, dispose: () => undefined };
+      return { index: openOrReplace(local), cacheDir: null, dispose: () => undefined };
     } catch (err) {
       if (!reader || !isUnwritable(err)) throw err;
     }
   }
-  const { dir, temporary } = cacheIndexDir(repoId);
+  const cache = cacheIndexDir(repoId);
   try {
-    return { index: ChunkIndex.open(dir), cacheDir: dir, dispose: () => { if (temporary) rmSync(dir, { recursive: true, force: true }); } };
+    return opened(openOrReplace(cache.dir), cache.dir, cache.temporary);
   } catch (err) {
-    if (temporary) rmSync(dir, { recursive: true, force: true });
+    if (cache.temporary) rmSync(cache.dir, { recursive: true, force: true });
+    if (cache.temporary || !isUnwritable(err)) throw err;
+  }
+  // The cache directory exists but is not writable (read-only home, another user's): a temporary one.
+  const dir = mkdtempSync(join(tmpdir(), `blockvault-index-${repoId.slice(0, 8)}-`));
+  try {
+    return opened(openOrReplace(dir), dir, true);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
     throw err;
   }
+}
+
+function opened(index: ChunkIndex, dir: string, temporary: boolean): OpenedIndex {
+  return { index, cacheDir: dir, dispose: () => { if (temporary) rmSync(dir, { recursive: true, force: true }); } };
 }

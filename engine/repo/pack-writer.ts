@@ -1,6 +1,8 @@
 // Streams stored chunks into a pack object, then seals it:
 //   records -> trailer -> commit (the object appears whole and durable)
-//   -> one index transaction for all its records.
+//   -> one index transaction for all its records;
+// and every indexObjectPacks sealed packs (and before a restore point uses
+// them: flushIndex) one index object naming them (index-objects.ts).
 // Only after that may a restore point reference the chunks (docs/FORMAT.md
 // "Commit order"). An unsealed pack left by a crash is staged bytes in its
 // session's staging area, removed with that area once the session is dead.
@@ -9,10 +11,16 @@ import { storageError } from '../core/errors.js';
 import { encodePackHeader, encodeRecordHeader, encodeTrailer, packHeaderBytes, recordHeaderBytes, type PackRecord } from '../format/pack-format.js';
 import type { ObjectStore, ObjectWriter } from '../storage/storage.js';
 import type { ChunkIndex } from './chunk-index.js';
+import type { IndexedPack } from '../format/index-object-format.js';
+import { putIndexObject } from './index-objects.js';
 import { packPath } from './layout.js';
 
+/** Sealed packs per index object (and records: 2^18 entries are 16 MiB): bounds the writer's memory and the object's size. */
+const indexObjectPacks = 64;
+const indexObjectRecords = 1 << 18;
+
 /** Test hook: named points in the commit sequence (see test/faults). */
-export type CommitEvent = 'pack-appended' | 'pack-sealed' | 'pack-indexed' | 'point-written';
+export type CommitEvent = 'pack-appended' | 'pack-sealed' | 'pack-indexed' | 'index-written' | 'point-written';
 export type CommitHook = (event: CommitEvent) => void;
 
 export interface StoredChunk extends Omit<PackRecord, 'offset'> { payload: Uint8Array }
@@ -23,6 +31,10 @@ export class PackWriter {
   private records: PackRecord[] = [];
   /** Chunks appended to the open pack, not yet indexed: dedup must see them. */
   private readonly pending = new Set<string>();
+  /** Sealed packs no index object names yet. */
+  private unindexed: IndexedPack[] = [];
+  private unindexedRecords = 0;
+  private indexObjects = 0;
   packsSealed = 0;
   /** Bytes of the packs sealed so far, whole files. */
   bytesSealed = 0;
@@ -98,7 +110,25 @@ export class PackWriter {
     this.packsSealed += 1;
     this.bytesSealed += handle.bytes;
     for (const r of this.records) this.pending.delete(r.id.toString('hex'));
+    this.unindexed.push({ packId: this.packIdHex, packBytes: handle.bytes, records: this.records });
+    this.unindexedRecords += this.records.length;
     this.records = [];
+    if (this.unindexed.length >= indexObjectPacks || this.unindexedRecords >= indexObjectRecords) await this.flushIndex();
+  }
+
+  /** Puts an index object naming the packs sealed since the last one. Before a restore point refers to them. */
+  async flushIndex(): Promise<void> {
+    if (this.unindexed.length === 0) return;
+    try {
+      const key = await putIndexObject(this.store, this.sessionId, this.indexObjects, this.unindexed);
+      this.index.addIndexObjects([{ key, packs: this.unindexed }]); // its packs are indexed already: this marks it read
+    } catch (err) {
+      throw storageError(err, 'an index object');
+    }
+    this.indexObjects += 1;
+    this.unindexed = [];
+    this.unindexedRecords = 0;
+    this.hook('index-written');
   }
 
   /** Drops the unsealed pack; its chunks were never indexed or referenced. */

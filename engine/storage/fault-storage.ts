@@ -130,6 +130,10 @@ export class FaultStorage implements ObjectStore {
     await this.check('list', prefix);
     return this.inner.list(prefix);
   }
+  async listKeys(prefix: string): Promise<string[]> {
+    await this.check('list', prefix);
+    return this.inner.listKeys(prefix);
+  }
   async delete(key: string): Promise<void> {
     await this.check('delete', key);
     return this.inner.delete(key);

@@ -52,6 +52,8 @@ export interface ObjectStore {
   openRange(key: string): Promise<RangeReader>;
   /** Every object whose key starts with `prefix`, sorted by key. */
   list(prefix: string): Promise<ObjectInfo[]>;
+  /** The same keys without sizes or times: what opening a repository needs, and cheaper on a filesystem (no stat per object). */
+  listKeys(prefix: string): Promise<string[]>;
   /** Removes an object; absent is fine. */
   delete(key: string): Promise<void>;
   /** Staging areas holding anything (a live session's, or what a dead one left). */

@@ -100,6 +100,13 @@ describe('a repository the reader cannot write', () => {
     expect(restore.code, restore.stderr).toBe(0);
     expect(sha256File(join(work, 'out.raw'))).toBe(sha256File(disk.path));
 
+    // A cache directory that exists but nobody may write (root's): a temporary index instead.
+    const roCache = join(dir, 'ro-cache');
+    mkdirSync(join(roCache, 'blockvault'), { recursive: true, mode: 0o755 });
+    const roCached = await asNobody(['list', '-r', root], { XDG_CACHE_HOME: roCache, HOME: work });
+    expect(roCached.code, roCached.stderr).toBe(0);
+    expect(readdirSync(join(roCache, 'blockvault'))).toEqual([]);
+
     // No writable cache directory at all (nobody's home does not exist): a temporary index, removed afterwards.
     const before = readdirSync(tmpdir()).filter((n) => n.startsWith('blockvault-index-'));
     const homeless = await asNobody(['list', '-r', root], { HOME: '/nonexistent' });

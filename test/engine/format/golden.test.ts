@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { decodePoint } from '../../../engine/format/point-format.js';
 import { decodeConfig } from '../../../engine/format/config-format.js';
 import { decodeRecordHeader } from '../../../engine/format/pack-format.js';
+import { decodeIndexObject } from '../../../engine/format/index-object-format.js';
 import { goldenVectors, hexDump } from '../../../scripts/golden-vectors.js';
 
 const doc = readFileSync(new URL('../../../docs/FORMAT.md', import.meta.url), 'utf8');
@@ -22,5 +23,6 @@ describe('docs/FORMAT.md golden vectors', () => {
     expect(decodePoint(v['point-full'], 'golden').header.vm).toBe('web01');
     expect(decodePoint(v['point-delta'], 'golden').body.kind).toBe('delta');
     expect(decodeConfig(v.config, 'golden').chunkBytes).toBe(65536);
+    expect(decodeIndexObject(v['index-object'], 'golden')[0].records[0].rawBytes).toBe(65536);
   });
 });
