@@ -4,8 +4,10 @@ import { BlockvaultError, storageError } from '../core/errors.js';
 import { chunkBytesDefault, configBytesMax, packBytesDefault, zstdLevelDefault } from '../core/limits.js';
 import { checkConfig, decodeConfig, encodeConfig, repoFormatVersion, type RepoConfig } from '../format/config-format.js';
 import type { ObjectStore } from '../storage/storage.js';
+import { putIndexObject } from './index-objects.js';
 import { configPath } from './layout.js';
 import { acquireLock, newSessionId } from './lock.js';
+import { PackReader } from './pack-reader.js';
 
 export interface InitOptions { chunkBytes?: number; zstdLevel?: number; packBytesTarget?: number }
 
@@ -70,9 +72,32 @@ export async function upgradeRepository(store: ObjectStore, lockWaitSeconds: num
   try {
     const v1Lock = (await store.list('locks/writer.lock')).length > 0;
     if (v1Lock) throw new BlockvaultError('REPO_LOCKED', `${store.description}/locks/writer.lock exists: a version-1 blockvault is writing (or died writing: remove the file if no backup runs)`);
+    await writeIndexObjectsForAllPacks(store, session);
     await store.put(configPath, encodeConfig({ ...config, formatVersion: repoFormatVersion }), session);
   } finally {
     await lock.release();
   }
   return config.formatVersion;
+}
+
+/** Version 1 has no index objects: write them from the trailers, so a cold open need not read every pack. */
+async function writeIndexObjectsForAllPacks(store: ObjectStore, session: string): Promise<void> {
+  const reader = new PackReader(store);
+  try {
+    const ids = (await store.listKeys('packs/')).map((key) => /^packs\/[0-9a-f]{2}\/([0-9a-f]{32})\.pack$/.exec(key)?.[1]).filter((id): id is string => Boolean(id));
+    for (let i = 0, seq = 0; i < ids.length; i += 64, seq++) {
+      const packs = [];
+      for (const packId of ids.slice(i, i + 64)) {
+        try {
+          const { records, packBytes } = await reader.readTrailer(packId);
+          packs.push({ packId, packBytes, records });
+        } catch (err) {
+          if (!(err instanceof BlockvaultError)) throw err; // a damaged pack stays for verify to name; it is read from its trailer again
+        }
+      }
+      await putIndexObject(store, session, seq, packs);
+    }
+  } finally {
+    await reader.close();
+  }
 }

@@ -1,7 +1,7 @@
 // A repository written by the version-1 blockvault (one writer.lock): read as
 // it is; a backup into it is refused by name with the command that upgrades
 // it; after `blockvault upgrade` backups run as sessions.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeConfig, encodeConfig } from '../../engine/format/config-format.js';
@@ -21,6 +21,7 @@ describe('format version 1 repositories', () => {
     // Make it what version 1 wrote: the config says 1, and a locks/ directory for writer.lock.
     const config = decodeConfig(readFileSync(join(root, 'config')), 'config');
     writeFileSync(join(root, 'config'), encodeConfig({ ...config, formatVersion: 1 }));
+    rmSync(join(root, 'idx'), { recursive: true }); // version 1 had no index objects
     mkdirSync(join(root, 'locks'), { recursive: true });
 
     expect((await cliJson<Array<{ id: string }>>(['list', '-r', root])).map((p) => p.id)).toEqual([first.id]);
@@ -39,6 +40,7 @@ describe('format version 1 repositories', () => {
     rmSync(join(root, 'locks', 'writer.lock')); // it finished
 
     expect(await cliJson(['upgrade', '-r', root])).toMatchObject({ from: 1, to: 2 });
+    expect(readdirSync(join(root, 'idx'))).toHaveLength(1); // index objects written for the existing packs
     expect((await cli(['upgrade', '-r', root])).stdout).toMatch(/already format version 2; nothing to do/);
     const second = await cli(['backup', '-r', root, '--vm', 'vm', '--disk', 'sda', image]);
     expect(second.code, second.stderr).toBe(0);

@@ -11,8 +11,9 @@ export const upgradeCommand: Command = {
 
 Upgrades a repository written by an older blockvault to format version ${repoFormatVersion},
 in place. Packs and restore points stay as they are: version 2 changes how
-writers lock (a lock object per backup session, so backups run at once), so
-a version-1 blockvault must not write to it afterwards. Reading (list,
+writers lock (a lock object per backup session, so backups run at once) and
+adds index objects, which the upgrade writes from the pack trailers. A
+version-1 blockvault must not write to it afterwards. Reading (list,
 restore, verify, mount) works on version 1 without upgrading.
 
 Options:
