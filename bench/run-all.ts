@@ -16,6 +16,8 @@ import { mountTable, runMount } from './mount.js';
 import { bootLine, runBoot } from './boot.js';
 import { barChart } from './chart.js';
 import { cliPathsTable, runCliPaths } from './cli-paths.js';
+import { openScaleTable, runOpenScale } from './open-scale.js';
+import { concurrentCbtTable, runConcurrentCbt } from './concurrent-cbt.js';
 import { sha256File } from '../scripts/vm-disk.js';
 
 const top = new URL('../..', import.meta.url).pathname;
@@ -186,6 +188,9 @@ async function main(): Promise<void> {
   const boot = await runBoot();
   process.stderr.write('bench: start-up and restore into a pipe\n');
   const cliPaths = [runCliPaths(false), ...(process.getuid?.() === 0 ? [runCliPaths(true)] : [])];
+  process.stderr.write('bench: many writers (opening 10,000 packs; concurrent CBT increments)\n');
+  const openScale = [await runOpenScale(10_000, 1_000, false), ...(process.getuid?.() === 0 ? [await runOpenScale(10_000, 1_000, true)] : [])];
+  const concurrentCbt = await runConcurrentCbt();
   process.stderr.write('bench: chunk sizes\n');
   const chunkRows = await chunkSizeExperiment(c);
   rmSync(work, { recursive: true, force: true });
@@ -228,6 +233,12 @@ Start-up and restore into a slower reader (\`node dist/bench/cli-paths.js --cold
 
 ${cliPaths.map(cliPathsTable).join('\n\n')}
 
+Many writers (\`node dist/bench/open-scale.js\`, \`node dist/bench/concurrent-cbt.js\`; see docs/BENCHMARKS.md "Many writers"):
+
+${openScaleTable(openScale)}
+
+${concurrentCbtTable(concurrentCbt)}
+
 Chunk size (blockvault, same corpus; "day-2 stored / changed" is the write amplification of scattered 64 KiB guest writes):
 
 ${chunkTable(chunkRows)}
@@ -241,7 +252,7 @@ Micro-benchmarks (tinybench, medians, one core):
 ${microTable(micro)}
 `;
   mkdirSync(join(top, 'bench', 'results'), { recursive: true });
-  const record = JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, resticRuns, borgRuns, cbt, mount: mountResult, boot, cliPaths, chunkRows, scale, indexScale, micro }, null, 2);
+  const record = JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, resticRuns, borgRuns, cbt, mount: mountResult, boot, cliPaths, openScale, concurrentCbt, chunkRows, scale, indexScale, micro }, null, 2);
   writeFileSync(join(top, 'bench', 'results', `${date.slice(0, 19).replace(/:/g, '')}.json`), record); // one file per run
   writeFileSync(join(top, 'bench', 'results', 'latest.json'), record);
   writeFileSync(join(top, 'bench', 'results', 'latest.md'), markdown);

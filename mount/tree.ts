@@ -4,11 +4,13 @@
 //   /<vm>/<disk>/<UTC time>_<short id>/files/part<N>/   files of ext2/3/4 and FAT partitions
 //   /<vm>/<disk>/<UTC time>_<short id>/files/           or the filesystem itself, on a disk with no partition table
 //   /<vm>/<disk>/latest -> the newest restore point directory
+//   /<vm>/@groups/<UTC time>_<short id>/<disk> -> ../../<disk>/<its point>   a VM restore point of several disks
+//   ('@' starts no disk name, so '@groups' never collides with one)
 // Restore points are opened lazily and kept open (a few at a time).
 import { BlockvaultError } from '../engine/core/errors.js';
 import { ChunkCache } from '../engine/read/chunk-cache.js';
 import { PointReader } from '../engine/read/point-reader.js';
-import type { PointEntry } from '../engine/repo/chunk-index.js';
+import type { GroupEntry, PointEntry } from '../engine/repo/chunk-index.js';
 import type { Repository } from '../engine/repo/repository.js';
 import type { WorkerPool } from '../engine/workers/pool.js';
 import type { FileStat } from './ext-files.js';
@@ -27,6 +29,8 @@ interface OpenedPoint { reader: PointReader; partitions: Partition[]; ext: Map<n
 const openPointsMax = 16;
 const catalogRefreshMs = 1000;
 const stableNodesMax = 100_000;
+
+const groupsDirName = '@groups';
 
 export function pointDirName(p: PointEntry): string {
   return `${p.time.slice(0, 19)}Z_${p.id.slice(0, 8)}`;
@@ -105,6 +109,19 @@ export class MountTree {
     }
   }
 
+  /** /<vm>/@groups/...: a directory per VM restore point, a symlink per disk to that disk's restore point directory. */
+  private groupNode(rest: string[], groups: GroupEntry[], points: PointEntry[]): Node | null {
+    const name = (g: GroupEntry) => `${g.time.slice(0, 19)}Z_${g.id.slice(0, 8)}`;
+    if (rest.length === 0) return { kind: 'dir', time: this.mountedAt, entries: async () => groups.map(name).sort() };
+    const group = groups.find((g) => name(g) === rest[0]);
+    if (!group) return null;
+    const time = new Date(group.time);
+    if (rest.length === 1) return { kind: 'dir', time, entries: async () => group.disks.map((d) => d.disk).sort() };
+    const member = rest.length === 2 ? group.disks.find((d) => d.disk === rest[1]) : undefined;
+    const entry = member && points.find((p) => p.id === member.point);
+    return entry ? { kind: 'symlink', time, target: `../../${entry.disk}/${pointDirName(entry)}` } : null;
+  }
+
   /** The node at a path, or null (ENOENT). */
   async lookup(path: string): Promise<Node | null> {
     const known = this.stable.get(path);
@@ -126,7 +143,9 @@ export class MountTree {
     const [vm, disk, pointName, leaf, partName, ...inner] = parts;
     const ofVm = points.filter((p) => p.vm === vm);
     if (ofVm.length === 0) return null;
-    if (parts.length === 1) return dir(this.mountedAt, async () => [...new Set(ofVm.map((p) => p.disk))].sort());
+    const groups = this.repo.index.allGroups().filter((g) => g.vm === vm);
+    if (parts.length === 1) return dir(this.mountedAt, async () => [...[...new Set(ofVm.map((p) => p.disk))].sort(), ...(groups.length ? [groupsDirName] : [])]);
+    if (disk === groupsDirName) return this.groupNode(parts.slice(2), groups, points);
     const ofDisk = ofVm.filter((p) => p.disk === disk);
     if (ofDisk.length === 0) return null;
     if (parts.length === 2) return dir(new Date(ofDisk[0].time), async () => [...ofDisk.map(pointDirName).sort(), 'latest']);

@@ -64,7 +64,23 @@ export interface BackupResult {
 
 interface Counters { bytesRead: number; bytesNew: number; chunksNew: number; chunksZero: number; chunksKnown: number; bytesDone: number; chunksDone: number }
 
+/** A backup whose data is sealed and indexed, its restore point not yet written (the last step). */
+export interface PreparedPoint { result: BackupResult; header: PointHeader; body: PointBody }
+
+/** A whole backup: everything, then its restore point. */
 export async function runBackup(repo: Repository, options: BackupOptions): Promise<BackupResult> {
+  const prepared = await prepareBackup(repo, options);
+  await repo.points.write(prepared.header, prepared.body, repo.sessionId);
+  options.hook?.('point-written');
+  return prepared.result;
+}
+
+/**
+ * Reads, dedups and stores a disk, seals its packs and writes their index
+ * objects: everything but the restore point, so that a group of disks can
+ * commit its points only once every disk has come this far.
+ */
+export async function prepareBackup(repo: Repository, options: BackupOptions): Promise<PreparedPoint> {
   const started = process.hrtime.bigint();
   const time = new Date().toISOString();
   const { chunkBytes, zstdLevel, packBytesTarget } = repo.config;
@@ -180,9 +196,7 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
       chunksNew: result.chunksNew, chunksZero: result.chunksZero, seconds,
       bytesNonZero: sizeBytes - counters.chunksZero * chunkBytes + zeroTailSlack(header, map),
     };
-    await repo.points.write(header, body, repo.sessionId);
-    options.hook?.('point-written');
-    return result;
+    return { result, header, body };
   } catch (err) {
     await writer.abort();
     throw err;

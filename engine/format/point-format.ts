@@ -33,6 +33,8 @@ export interface PointHeader {
   mapSha256: string; // hex SHA-256 of the materialized full map
   source: Record<string, unknown>;
   stats: Record<string, number>;
+  /** Set when the point is one disk of a VM restore point of several (a group object names it); absent otherwise. */
+  group?: string;
 }
 
 /** What a writer encodes. */
@@ -55,7 +57,8 @@ function checkHeader(h: PointHeader, what: string): void {
     Number.isSafeInteger(h.chunkBytes) && h.chunkBytes >= chunkBytesMin && h.chunkBytes <= chunkBytesMax &&
     h.chunksTotal === chunksFor(h.sizeBytes, h.chunkBytes) && h.chunksTotal <= chunksPerPointMax &&
     typeof h.id === 'string' && /^[0-9a-f]{32}$/.test(h.id) &&
-    (h.chainDepth === 0) === (h.base === null) && /^[0-9a-f]{64}$/.test(h.mapSha256);
+    (h.chainDepth === 0) === (h.base === null) && /^[0-9a-f]{64}$/.test(h.mapSha256) &&
+    (h.group === undefined || /^[0-9a-f]{32}$/.test(h.group));
   if (!ok) throw new BlockvaultError('CORRUPT', `${what}: header fields out of range`);
 }
 

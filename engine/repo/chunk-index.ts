@@ -8,7 +8,8 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { assert, BlockvaultError } from '../core/errors.js';
 import type { Codec, PackRecord } from '../format/pack-format.js';
 
-export const indexFormatVersion = 1;
+/** 2: catalog entries carry their group, and a groups database. An index of another version is rebuilt. */
+export const indexFormatVersion = 2;
 export const locationBytes = 41;
 
 export interface ChunkLocation {
@@ -31,7 +32,11 @@ export interface PointEntry {
   kind: 'full' | 'delta';
   path: string;
   stats: Record<string, number>;
+  /** The VM restore point (group) this point is one disk of, or null. */
+  group: string | null;
 }
+
+export interface GroupEntry { id: string; vm: string; time: string; disks: Array<{ disk: string; point: string }> }
 
 export interface PackEntry { bytes: number; records: number; rawBytes: number; storedBytes: number }
 
@@ -65,6 +70,7 @@ export class ChunkIndex {
     private readonly packs: Database<PackEntry, string>,
     private readonly points: Database<PointEntry, string>,
     private readonly meta: Database<unknown, string>,
+    private readonly groups: Database<GroupEntry, string>,
   ) {}
 
   static open(path: string): ChunkIndex {
@@ -80,6 +86,7 @@ export class ChunkIndex {
       env.openDB<PackEntry, string>({ name: 'packs' }),
       env.openDB<PointEntry, string>({ name: 'points' }),
       env.openDB<unknown, string>({ name: 'meta' }),
+      env.openDB<GroupEntry, string>({ name: 'groups' }),
     );
   }
 
@@ -172,6 +179,16 @@ export class ChunkIndex {
     return [...this.points.getRange()].map(({ value }) => value);
   }
 
+  addGroup(entry: GroupEntry): void {
+    this.groups.putSync(entry.id, entry);
+  }
+  hasGroup(id: string): boolean {
+    return this.groups.doesExist(id);
+  }
+  allGroups(): GroupEntry[] {
+    return [...this.groups.getRange()].map(({ value }) => value);
+  }
+
   /** Verification outcome per restore point, consulted by later backups. */
   setVerified(pointId: string, ok: boolean, time: string): void {
     this.meta.putSync(`verify:${pointId}`, { ok, time });
@@ -185,6 +202,7 @@ export class ChunkIndex {
     this.packs.clearSync();
     this.points.clearSync();
     this.meta.clearSync();
+    this.groups.clearSync();
   }
   markCurrent(): void {
     this.meta.putSync('formatVersion', indexFormatVersion);

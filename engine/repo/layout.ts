@@ -19,3 +19,7 @@ export function pointDir(vm: string, disk: string): string {
 export function pointPath(vm: string, disk: string, id: string): string {
   return `${pointDir(vm, disk)}/${id}.point`;
 }
+export const groupsDir = 'groups';
+export function groupPath(vm: string, id: string): string {
+  return `${groupsDir}/${vm}/${id}.group`;
+}

@@ -18,7 +18,7 @@ export function catalogEntry(header: PointHeader, kind: PointBody['kind']): Poin
   return {
     id: header.id, vm: header.vm, disk: header.disk, time: header.time, sizeBytes: header.sizeBytes,
     chunkBytes: header.chunkBytes, parent: header.parent, kind, path: pointPath(header.vm, header.disk, header.id),
-    stats: header.stats,
+    stats: header.stats, group: header.group ?? null,
   };
 }
 
@@ -79,11 +79,15 @@ export class PointStore {
     return entry;
   }
 
-  /** Lists restore points newest first, optionally for one vm (and disk). */
+  /**
+   * Lists restore points newest first, optionally for one vm (and disk). A
+   * disk of a group whose group object is not there (a group backup that
+   * failed or died before its last step) is no restore point: left out.
+   */
   list(vm?: string, disk?: string): PointEntry[] {
     return this.index
       .allPoints()
-      .filter((p) => (!vm || p.vm === vm) && (!disk || p.disk === disk))
+      .filter((p) => (!vm || p.vm === vm) && (!disk || p.disk === disk) && (!p.group || this.index.hasGroup(p.group)))
       .sort((a, b) => (a.time === b.time ? b.id.localeCompare(a.id) : b.time.localeCompare(a.time)));
   }
 
@@ -91,7 +95,7 @@ export class PointStore {
   resolve(spec: string): PointEntry {
     const match = /^([^/@]+)\/([^/@]+)(?:@([0-9a-f]+|latest))?$/.exec(spec);
     if (!match) {
-      throw new BlockvaultError('USAGE', `restore point ${JSON.stringify(spec)}: expected <vm>/<disk>@<id> or <vm>/<disk>@latest`);
+      throw new BlockvaultError('USAGE', `restore point ${JSON.stringify(spec)}: expected <vm>/<disk>@<id> or <vm>/<disk>@latest (a VM restore point of several disks: <vm>@<id>)`);
     }
     const [, vm, disk, ref = 'latest'] = match;
     const candidates = this.list(vm, disk);

@@ -13,6 +13,7 @@ import type { ObjectStore } from '../storage/storage.js';
 import type { ChunkIndex } from './chunk-index.js';
 import { openIndex, type OpenedIndex } from './index-location.js';
 import { ingestIndexObjects } from './index-objects.js';
+import { reconcileGroups } from './group-store.js';
 import { createRepository, readConfig, type InitOptions } from './init.js';
 import { packsDir, pointsDir } from './layout.js';
 import { acquireLock, newSessionId, type HeldLock } from './lock.js';
@@ -114,6 +115,7 @@ export class Repository {
       await this.indexPack(packId);
       packsAdded += 1;
     }
+    await reconcileGroups(this.storage, this.index, onStale);
     const fresh = (await this.listPointPaths()).filter((path) => !this.index.hasPoint(path.slice(path.lastIndexOf('/') + 1, -'.point'.length)));
     // Read in parallel (latency-bound small reads), cataloged a few thousand per transaction.
     for (let i = 0; i < fresh.length; i += 4096) {

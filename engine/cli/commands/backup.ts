@@ -44,6 +44,7 @@ function readScope(source: Source, plan: IncrementalPlan | undefined, chunkBytes
 export const backupCommand: Command = {
   name: 'backup',
   help: `Usage: blockvault backup -r <repo> --vm <name> --disk <name> <source> [options]
+       blockvault backup -r <repo> --vm <name> --disk <name>=<source> --disk <name>=<source> ... [options]
 
 Reads a disk and stores a new restore point <vm>/<disk>@<id>. Chunks the
 repository already holds (from any VM) are not stored again; holes in a sparse
@@ -80,6 +81,10 @@ Options:
   -r, --repo PATH        repository (or BLOCKVAULT_REPO)
   --vm NAME              virtual machine name (letters, digits, . _ + -)
   --disk NAME            disk name within the VM, e.g. sda, vda, disk0
+  --disk NAME=SOURCE     several disks of one VM (repeat it): backed up in
+                         parallel and committed as one VM restore point
+                         <vm>@<id>, all disks or none (restore/mount/verify it
+                         whole); --bitmap then applies to each source
   --format FMT           image format of <source> for qemu-nbd (qcow2, vmdk, ...)
   --allow-empty          commit a 0-byte disk; without it an empty source
                          (a producer that failed in a pipe) is refused (exit 1)
@@ -97,23 +102,31 @@ Examples:
   blockvault backup -r /srv/bv --vm web01 --disk sda - < /dev/vg0/web01-snap
   blockvault backup -r /srv/bv --vm web01 --disk sda --changed changed.json /dev/vg0/web01-snap
   blockvault backup -r /srv/bv --vm web01 --disk sda --bitmap nightly 'nbd+unix:///?socket=/run/web01.sock'
-  blockvault backup -r /srv/bv --vm web01 --disk sda --bitmap nightly web01.qcow2`,
+  blockvault backup -r /srv/bv --vm web01 --disk sda --bitmap nightly web01.qcow2
+  blockvault backup -r /srv/bv --vm web01 --disk sda=/var/lib/images/web01-a.raw --disk sdb=/var/lib/images/web01-b.qcow2`,
   async run(argv) {
     const { values, positionals } = parse('backup', argv, {
-      vm: { type: 'string' }, disk: { type: 'string' }, 'lock-wait': { type: 'string' }, format: { type: 'string' },
+      vm: { type: 'string' }, disk: { type: 'string', multiple: true }, 'lock-wait': { type: 'string' }, format: { type: 'string' },
       changed: { type: 'string' }, bitmap: { type: 'string' }, parent: { type: 'string' },
       'cbt-check': { type: 'string' }, 'cbt-fallback': { type: 'string' }, 'allow-empty': { type: 'boolean' },
     });
     const root = repoPath(values);
     const vm = checkName('vm', values.vm as string);
-    const disk = checkName('disk', values.disk as string);
-    const sourcePath = onePositional('backup', positionals, 'source (image file, block device or -)');
+    const diskArgs = (values.disk as string[] | undefined) ?? [];
     const lockWaitSeconds = intOption(values, 'lock-wait', 600);
     const cbtCheckPercent = intOption(values, 'cbt-check', 0);
     if (cbtCheckPercent > 100) throw new BlockvaultError('USAGE', `--cbt-check ${cbtCheckPercent}: a percentage from 0 to 100`);
     const cbtFallback = (values['cbt-fallback'] as string | undefined) ?? 'refuse';
     if (cbtFallback !== 'full' && cbtFallback !== 'refuse') throw new BlockvaultError('USAGE', `--cbt-fallback ${JSON.stringify(cbtFallback)}: expected full or refuse`);
     if (values.changed && values.bitmap) throw new BlockvaultError('USAGE', 'give --changed or --bitmap, not both');
+    if (diskArgs.some((d) => d.includes('='))) {
+      if (positionals.length > 0) throw new BlockvaultError('USAGE', `with --disk NAME=SOURCE the sources are in the --disk options; ${JSON.stringify(positionals[0])} is one too many`);
+      const { backupGroup } = await import('./backup-group.js');
+      return backupGroup({ root, vm, diskArgs, values, lockWaitSeconds, cbtCheckPercent, cbtFallback });
+    }
+    if (diskArgs.length > 1) throw new BlockvaultError('USAGE', `--disk is given ${diskArgs.length} times: back up several disks of a VM as --disk NAME=SOURCE --disk NAME=SOURCE ...`);
+    const disk = checkName('disk', diskArgs[0]);
+    const sourcePath = onePositional('backup', positionals, 'source (image file, block device or -)');
     const opened = await openBackupSource(sourcePath, { format: values.format as string | undefined, bitmap: values.bitmap as string | undefined });
     const source = opened.source;
     const repo = await Repository.open(root, {

@@ -2,21 +2,43 @@ import { humanBytes, humanRate, humanSeconds, plural } from '../../core/human.js
 import { Repository } from '../../repo/repository.js';
 import { runRestore } from '../../restore/restore.js';
 import { openTarget } from '../../restore/target.js';
+import { runGroupRestore } from '../../restore/group-restore.js';
+import { resolveGroup } from '../../repo/group-store.js';
 import { WorkerPool } from '../../workers/pool.js';
 import { parse, repoPath } from '../args.js';
 import { interruptSignal, note, printJson, testInterruptHook, type Command } from '../command.js';
 import { progressLine } from '../progress.js';
 import { BlockvaultError } from '../../core/errors.js';
 
+/** `restore <vm>@<id> <dir>`: every disk of a VM restore point into <dir>/<disk>.raw. */
+async function restoreGroup(spec: string, dir: string, values: Record<string, unknown>): Promise<number> {
+  const repo = await Repository.open(repoPath(values));
+  const pool = new WorkerPool();
+  try {
+    const group = resolveGroup(repo.index, spec);
+    const result = await runGroupRestore(repo, group, dir, pool, { force: Boolean(values.force), durable: !values['no-sync'], signal: interruptSignal() });
+    if (values.json) printJson(result);
+    else for (const d of result.disks) note(`restored ${group.vm}/${d.disk}@${d.id.slice(0, 8)} to ${d.target}: ${humanBytes(d.bytesTotal)} (${humanBytes(d.bytesWritten)} data) in ${humanSeconds(d.seconds)}`);
+    return 0;
+  } finally {
+    await pool.close();
+    await repo.close();
+  }
+}
+
 export const restoreCommand: Command = {
   name: 'restore',
   help: `Usage: blockvault restore -r <repo> <vm>/<disk>@<id|latest> <target> [--force]
+       blockvault restore -r <repo> <vm>@<id|latest> <directory> [--force]
 
 Writes the disk of a restore point to <target>:
   a file path   a new sparse raw image (zero chunks become holes); written
                 under a temporary name and renamed when complete
   a block device  written in place (zero chunks written as zeros)
   -             standard output, every byte in order
+A VM restore point of several disks (<vm>@<id>, from backup --disk NAME=SOURCE
+...) is restored into a directory, one <disk>.raw per disk; if any disk
+fails, the disks already restored are removed again.
 Every chunk is checked against its SHA-256 id as it is read: a damaged or
 missing chunk stops the restore (exit 2) naming the chunk, pack and offset,
 and no partial file is left behind.
@@ -34,6 +56,7 @@ Example:
     const { values, positionals } = parse('restore', argv, { force: { type: 'boolean' }, 'no-sync': { type: 'boolean' } });
     if (positionals.length !== 2) throw new BlockvaultError('USAGE', `expected <vm>/<disk>@<id> and <target>, got ${plural(positionals.length, 'argument')} (see blockvault restore --help)`);
     const [spec, targetPath] = positionals;
+    if (!spec.includes('/') && spec.includes('@')) return restoreGroup(spec, targetPath, values);
     const repo = await Repository.open(repoPath(values));
     const pool = new WorkerPool();
     const bar = progressLine(`restore ${spec}`);

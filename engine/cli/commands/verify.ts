@@ -1,14 +1,25 @@
 import { humanBytes, humanRate, humanSeconds, plural } from '../../core/human.js';
 import { Repository } from '../../repo/repository.js';
+import { resolveGroup } from '../../repo/group-store.js';
+import { BlockvaultError } from '../../core/errors.js';
 import { runVerify } from '../../verify/verify.js';
 import { WorkerPool } from '../../workers/pool.js';
 import { parse, repoPath } from '../args.js';
 import { printJson, say, type Command } from '../command.js';
 import { progressLine } from '../progress.js';
 
+function groupPoints(repo: Repository, spec: string) {
+  const group = resolveGroup(repo.index, spec);
+  return group.disks.map((d) => {
+    const entry = repo.index.point(d.point);
+    if (!entry) throw new BlockvaultError('CHUNK_MISSING', `VM restore point ${group.vm}@${group.id}: its disk ${d.disk} (restore point ${d.point}) is missing`);
+    return entry;
+  });
+}
+
 export const verifyCommand: Command = {
   name: 'verify',
-  help: `Usage: blockvault verify -r <repo> [<vm>/<disk>@<id> ...] [--json]
+  help: `Usage: blockvault verify -r <repo> [<vm>/<disk>@<id> | <vm>@<id> ...] [--json]
 
 Reads every chunk the given restore points need (all restore points when none
 is given), checks each stored record's XXH64, decompresses it and checks its
@@ -25,7 +36,8 @@ Options:
     const pool = new WorkerPool();
     const bar = progressLine('verify');
     try {
-      const entries = positionals.length > 0 ? positionals.map((s) => repo.points.resolve(s)) : repo.points.list();
+      // <vm>@<id> is a VM restore point: every one of its disks.
+      const entries = positionals.length > 0 ? positionals.flatMap((s) => (!s.includes('/') && s.includes('@') ? groupPoints(repo, s) : [repo.points.resolve(s)])) : repo.points.list();
       const result = await runVerify(repo, entries, pool, (done, total) => bar.update(done, total));
       bar.done();
       if (values.json) {

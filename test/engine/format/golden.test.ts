@@ -5,6 +5,7 @@ import { decodePoint } from '../../../engine/format/point-format.js';
 import { decodeConfig } from '../../../engine/format/config-format.js';
 import { decodeRecordHeader } from '../../../engine/format/pack-format.js';
 import { decodeIndexObject } from '../../../engine/format/index-object-format.js';
+import { decodeGroup } from '../../../engine/format/group-format.js';
 import { goldenVectors, hexDump } from '../../../scripts/golden-vectors.js';
 
 const doc = readFileSync(new URL('../../../docs/FORMAT.md', import.meta.url), 'utf8');
@@ -24,5 +25,6 @@ describe('docs/FORMAT.md golden vectors', () => {
     expect(decodePoint(v['point-delta'], 'golden').body.kind).toBe('delta');
     expect(decodeConfig(v.config, 'golden').chunkBytes).toBe(65536);
     expect(decodeIndexObject(v['index-object'], 'golden')[0].records[0].rawBytes).toBe(65536);
+    expect(decodeGroup(v.group, 'golden').disks.map((d) => d.disk)).toEqual(['sda', 'sdb']);
   });
 });
