@@ -145,6 +145,17 @@ const jitter = (attempt: number) => new Promise((r) => setTimeout(r, 20 + Math.r
 
 /** Takes a session (shared) or exclusive lock; waits up to waitSeconds for conflicting holders. */
 export async function acquireLock(store: ObjectStore, id: string, req: LockRequest): Promise<HeldLock> {
+  try {
+    return await takeLock(store, id, req);
+  } catch (err) {
+    // Whatever went wrong (no space, locked, a failing store), leave nothing of ours behind.
+    await store.removeStaging(id).catch(() => undefined);
+    for (const kind of ['session', 'exclusive', 'intent'] as const) await store.delete(lockKey(kind, id)).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function takeLock(store: ObjectStore, id: string, req: LockRequest): Promise<HeldLock> {
   const encode = (r: LockRecord) => Buffer.from(JSON.stringify(r));
   const own = lockKey(req.kind, id);
   const intent = req.kind === 'exclusive' ? lockKey('intent', id) : null;
@@ -167,8 +178,6 @@ export async function acquireLock(store: ObjectStore, id: string, req: LockReque
     await store.delete(own);
     const who = conflicts.map((c) => (c.record ? describeHolder(c.record) : c.key)).join('; ');
     if (Date.now() >= deadline) {
-      await store.removeStaging(id);
-      if (intent) await store.delete(intent);
       throw new BlockvaultError('REPO_LOCKED', `repository ${store.description} is locked by ${who}; waited ${req.waitSeconds}s (see --lock-wait)`);
     }
     if (!told) req.onWait?.(who);
