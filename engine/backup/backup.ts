@@ -64,6 +64,13 @@ export interface BackupResult {
 
 interface Counters { bytesRead: number; bytesNew: number; chunksNew: number; chunksZero: number; chunksKnown: number; bytesDone: number; chunksDone: number }
 
+/** Bytes this backup will read: the changed chunks, a sparse image's data, the disk; null for a stream. */
+export function plannedReadBytes(source: Source, plan: IncrementalPlan | undefined, chunkBytes: number): number | null {
+  if (source.sizeBytes === null) return null;
+  if (plan) return Math.min(source.sizeBytes, plan.ranges.reduce((a, [first, end]) => a + end - first, 0) * chunkBytes);
+  return source.dataExtents ? source.dataExtents.reduce((a, [start, end]) => a + end - start, 0) : source.sizeBytes;
+}
+
 /** A backup whose data is sealed and indexed, its restore point not yet written (the last step). */
 export interface PreparedPoint { result: BackupResult; header: PointHeader; body: PointBody }
 

@@ -19,6 +19,19 @@ function workerPath(): string {
   throw new AssertionError(`chunk worker not found at ${beside} or ${built}: run npm run build`);
 }
 
+/**
+ * Workers worth starting for `bytes` of reading (null: unknown, a stream):
+ * one per core, but no more than one per 32 MiB. Each worker costs ~60 ms of
+ * CPU to start (measured here: its module loading), about what hashing and
+ * compressing 20-30 MB takes, so a small increment is done sooner, and
+ * leaves more of the machine to backups running beside it, with fewer.
+ */
+export function workersFor(bytes: number | null, cores = availableParallelism()): number {
+  const all = Math.max(1, cores);
+  if (bytes === null) return all;
+  return Math.max(1, Math.min(all, Math.ceil(bytes / (32 * 1024 * 1024))));
+}
+
 interface Slot { worker: Worker; outstanding: number }
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 

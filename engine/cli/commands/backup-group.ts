@@ -8,7 +8,8 @@ import { BlockvaultError } from '../../core/errors.js';
 import { humanBytes, humanSeconds, plural } from '../../core/human.js';
 import { checkName } from '../../core/names.js';
 import { Repository } from '../../repo/repository.js';
-import { WorkerPool } from '../../workers/pool.js';
+import { WorkerPool, workersFor } from '../../workers/pool.js';
+import { plannedReadBytes } from '../../backup/backup.js';
 import { interruptSignal, note, printJson, say } from '../command.js';
 
 export interface GroupArgs {
@@ -41,7 +42,7 @@ export async function backupGroup(a: GroupArgs): Promise<number> {
   if (specs.some((s) => s.path === '-')) throw new BlockvaultError('USAGE', 'stdin (-) can be the source of one disk only: back it up on its own');
   const bitmap = a.values.bitmap as string | undefined;
   const opened: OpenedSource[] = [];
-  const pool = new WorkerPool();
+  let pool: WorkerPool | null = null;
   let repo: Repository | null = null;
   try {
     for (const s of specs) {
@@ -59,9 +60,12 @@ export async function backupGroup(a: GroupArgs): Promise<number> {
         cbtCheckPercent: a.cbtCheckPercent, cbtFallback: a.cbtFallback,
       });
       if (!a.values.json) note(`blockvault: ${a.vm}/${s.disk}: ${decision.plan ? 'incremental' : 'full'} backup: ${decision.reason}`);
-      disks.push({ vm: a.vm, disk: s.disk, source: o.source, pool, plan: decision.plan, reason: decision.reason, sourceInfo: { ...o.info, ...decision.basis }, allowEmpty: a.values['allow-empty'] === true, signal });
+      disks.push({ vm: a.vm, disk: s.disk, source: o.source, plan: decision.plan, reason: decision.reason, sourceInfo: { ...o.info, ...decision.basis }, allowEmpty: a.values['allow-empty'] === true, signal });
     }
-    const result = await runGroupBackup(repo, a.vm, disks);
+    const planned = disks.map((d) => plannedReadBytes(d.source, d.plan, repo!.config.chunkBytes));
+    pool = new WorkerPool(workersFor(planned.includes(null) ? null : (planned as number[]).reduce((x, y) => x + y, 0)));
+    const shared = pool;
+    const result = await runGroupBackup(repo, a.vm, disks.map((d) => ({ ...d, pool: shared })));
     if (a.values.json) printJson(result);
     else {
       say(`VM restore point ${a.vm}@${result.group.slice(0, 8)} (${result.group}): ${plural(result.disks.length, 'disk')} in ${humanSeconds(result.seconds)}`);
@@ -69,7 +73,7 @@ export async function backupGroup(a: GroupArgs): Promise<number> {
     }
     return 0;
   } finally {
-    await pool.close();
+    await pool?.close();
     for (const o of opened) await o.close();
     await repo?.close();
   }

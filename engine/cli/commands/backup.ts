@@ -1,4 +1,4 @@
-import { runBackup, type IncrementalPlan } from '../../backup/backup.js';
+import { plannedReadBytes, runBackup, type IncrementalPlan } from '../../backup/backup.js';
 import type { Source } from '../../source/source.js';
 import type { CommitHook } from '../../repo/pack-writer.js';
 import { BlockvaultError } from '../../core/errors.js';
@@ -7,7 +7,7 @@ import { humanBytes, humanRate, humanSeconds, plural, ratio } from '../../core/h
 import { Repository } from '../../repo/repository.js';
 import { openBackupSource } from '../../cbt/open-source.js';
 import { planBackup } from '../../cbt/plan.js';
-import { WorkerPool } from '../../workers/pool.js';
+import { WorkerPool, workersFor } from '../../workers/pool.js';
 import { intOption, onePositional, parse, repoPath } from '../args.js';
 import { interruptSignal, note, printJson, say, testInterruptHook, type Command } from '../command.js';
 import { progressLine } from '../progress.js';
@@ -132,7 +132,7 @@ Examples:
     const repo = await Repository.open(root, {
       writer: { what: `backup ${vm}/${disk}`, lockWaitSeconds, onWait: (who) => note(`blockvault: waiting for ${who} to finish (it runs alone)`) },
     }).catch(async (err) => { await opened.close(); throw err; });
-    const pool = new WorkerPool();
+    let pool: WorkerPool | null = null;
     const bar = progressLine(`backup ${vm}/${disk}`);
     try {
       const decision = await planBackup({
@@ -142,6 +142,7 @@ Examples:
       });
       if (!values.json) note(`blockvault: ${decision.plan ? 'incremental' : 'full'} backup: ${decision.reason}; ${readScope(source, decision.plan, repo.config.chunkBytes)}`);
       const interruptHook = testInterruptHook();
+      pool = new WorkerPool(workersFor(plannedReadBytes(source, decision.plan, repo.config.chunkBytes)));
       const result = await runBackup(repo, {
         vm, disk, source, pool, hook: killHookFromEnv(), plan: decision.plan, reason: decision.reason,
         allowEmpty: values['allow-empty'] === true, signal: interruptSignal(),
@@ -163,7 +164,7 @@ Examples:
       return 0;
     } finally {
       bar.done();
-      await pool.close();
+      await pool?.close();
       await opened.close();
       await repo.close();
     }
