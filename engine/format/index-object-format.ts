@@ -22,7 +22,16 @@ export const indexObjectBytesMax = headerBytes + indexObjectPacksMax * packHeade
 export interface IndexedPack { packId: string; packBytes: number; records: PackRecord[] }
 
 export function encodeIndexObject(packs: readonly IndexedPack[]): Buffer {
-  const records = packs.reduce((a, p) => a + p.records.length, 0);
+  return encodeIndexObjectFromTrailers(packs.map((p) => ({ packId: p.packId, packBytes: p.packBytes, trailer: encodeTrailer(p.records) })));
+}
+
+/** A sealed pack as its writer keeps it until an index object names it: its encoded trailer, no per-record objects. */
+export interface SealedPack { packId: string; packBytes: number; trailer: Buffer }
+
+/** The same object from the packs' encoded trailers (entries, then the footer with their count and XXH64). */
+export function encodeIndexObjectFromTrailers(packs: readonly SealedPack[]): Buffer {
+  const counts = packs.map((p) => p.trailer.readUInt32LE(p.trailer.length - packFooterBytes));
+  const records = counts.reduce((a, n) => a + n, 0);
   if (packs.length > indexObjectPacksMax || records > indexObjectRecordsMax) {
     throw new BlockvaultError('BAD_INPUT', `index object: ${packs.length} packs / ${records} records exceed ${indexObjectPacksMax} / ${indexObjectRecordsMax}`);
   }
@@ -30,20 +39,19 @@ export function encodeIndexObject(packs: readonly IndexedPack[]): Buffer {
   indexObjectMagic.copy(header, 0);
   header.writeUInt32LE(packs.length, 8);
   const parts: Buffer[] = [header];
-  for (const p of packs) {
-    const trailer = encodeTrailer(p.records); // entries, then a footer carrying their XXH64
-    const entries = trailer.subarray(0, trailer.length - packFooterBytes);
+  packs.forEach((p, i) => {
+    const footer = p.trailer.length - packFooterBytes;
     const ph = Buffer.alloc(packHeaderBytes);
     ph.write(p.packId, 0, packIdBytes, 'hex');
     ph.writeBigUInt64LE(BigInt(p.packBytes), 16);
-    ph.writeUInt32LE(p.records.length, 24);
-    ph.writeBigUInt64LE(trailer.readBigUInt64LE(trailer.length - packFooterBytes + 8), 32);
-    parts.push(ph, entries);
-  }
+    ph.writeUInt32LE(counts[i], 24);
+    ph.writeBigUInt64LE(p.trailer.readBigUInt64LE(footer + 8), 32);
+    parts.push(ph, p.trailer.subarray(0, footer));
+  });
   const body = Buffer.concat(parts);
-  const footer = Buffer.alloc(footerBytes);
-  footer.writeBigUInt64LE(xxh64(body), 0);
-  return Buffer.concat([body, footer]);
+  const sum = Buffer.alloc(footerBytes);
+  sum.writeBigUInt64LE(xxh64(body), 0);
+  return Buffer.concat([body, sum]);
 }
 
 export function decodeIndexObject(bytes: Uint8Array, what: string): IndexedPack[] {

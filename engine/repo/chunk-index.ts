@@ -145,6 +145,10 @@ export class ChunkIndex {
     });
     return added;
   }
+  /** Marks an index object read whose packs the index holds already (the writer's own). */
+  markIndexObject(key: string): void {
+    this.meta.putSync(`idx:${key}`, true);
+  }
   hasIndexObject(key: string): boolean {
     return this.meta.doesExist(`idx:${key}`);
   }

@@ -19,8 +19,12 @@ export function indexObjectKey(sessionId: string, seq: number): string {
 }
 
 export async function putIndexObject(store: ObjectStore, sessionId: string, seq: number, packs: readonly IndexedPack[]): Promise<string> {
+  return putEncodedIndexObject(store, sessionId, seq, encodeIndexObject(packs));
+}
+
+export async function putEncodedIndexObject(store: ObjectStore, sessionId: string, seq: number, bytes: Buffer): Promise<string> {
   const key = indexObjectKey(sessionId, seq);
-  await store.put(key, encodeIndexObject(packs), sessionId);
+  await store.put(key, bytes, sessionId);
   return key;
 }
 

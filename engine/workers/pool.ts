@@ -41,8 +41,17 @@ export class WorkerPool {
   private seq = 0;
 
   constructor(size = Math.max(1, availableParallelism())) {
+    this.grow(size);
+  }
+
+  /**
+   * Starts workers until there are `size`. A backup starts one at once (its
+   * start-up overlaps opening the repository and planning) and the rest once
+   * it knows how much it will read (workersFor).
+   */
+  grow(size: number): void {
     const path = workerPath();
-    for (let i = 0; i < size; i++) {
+    while (this.slots.length < size) {
       const worker = new Worker(path);
       const slot: Slot = { worker, outstanding: 0 };
       worker.on('message', (msg: { seq: number; reply?: unknown; error?: string }) => {

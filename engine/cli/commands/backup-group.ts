@@ -42,7 +42,7 @@ export async function backupGroup(a: GroupArgs): Promise<number> {
   if (specs.some((s) => s.path === '-')) throw new BlockvaultError('USAGE', 'stdin (-) can be the source of one disk only: back it up on its own');
   const bitmap = a.values.bitmap as string | undefined;
   const opened: OpenedSource[] = [];
-  let pool: WorkerPool | null = null;
+  const pool = new WorkerPool(1); // starts while the sources open; grown to what the plans need
   let repo: Repository | null = null;
   try {
     for (const s of specs) {
@@ -63,9 +63,8 @@ export async function backupGroup(a: GroupArgs): Promise<number> {
       disks.push({ vm: a.vm, disk: s.disk, source: o.source, plan: decision.plan, reason: decision.reason, sourceInfo: { ...o.info, ...decision.basis }, allowEmpty: a.values['allow-empty'] === true, signal });
     }
     const planned = disks.map((d) => plannedReadBytes(d.source, d.plan, repo!.config.chunkBytes));
-    pool = new WorkerPool(workersFor(planned.includes(null) ? null : (planned as number[]).reduce((x, y) => x + y, 0)));
-    const shared = pool;
-    const result = await runGroupBackup(repo, a.vm, disks.map((d) => ({ ...d, pool: shared })));
+    pool.grow(workersFor(planned.includes(null) ? null : (planned as number[]).reduce((x, y) => x + y, 0)));
+    const result = await runGroupBackup(repo, a.vm, disks.map((d) => ({ ...d, pool })));
     if (a.values.json) printJson(result);
     else {
       say(`VM restore point ${a.vm}@${result.group.slice(0, 8)} (${result.group}): ${plural(result.disks.length, 'disk')} in ${humanSeconds(result.seconds)}`);
@@ -73,7 +72,7 @@ export async function backupGroup(a: GroupArgs): Promise<number> {
     }
     return 0;
   } finally {
-    await pool?.close();
+    await pool.close();
     for (const o of opened) await o.close();
     await repo?.close();
   }

@@ -132,7 +132,7 @@ Examples:
     const repo = await Repository.open(root, {
       writer: { what: `backup ${vm}/${disk}`, lockWaitSeconds, onWait: (who) => note(`blockvault: waiting for ${who} to finish (it runs alone)`) },
     }).catch(async (err) => { await opened.close(); throw err; });
-    let pool: WorkerPool | null = null;
+    const pool = new WorkerPool(1); // starts while we plan; grown below to what the plan needs
     const bar = progressLine(`backup ${vm}/${disk}`);
     try {
       const decision = await planBackup({
@@ -142,7 +142,7 @@ Examples:
       });
       if (!values.json) note(`blockvault: ${decision.plan ? 'incremental' : 'full'} backup: ${decision.reason}; ${readScope(source, decision.plan, repo.config.chunkBytes)}`);
       const interruptHook = testInterruptHook();
-      pool = new WorkerPool(workersFor(plannedReadBytes(source, decision.plan, repo.config.chunkBytes)));
+      pool.grow(workersFor(plannedReadBytes(source, decision.plan, repo.config.chunkBytes)));
       const result = await runBackup(repo, {
         vm, disk, source, pool, hook: killHookFromEnv(), plan: decision.plan, reason: decision.reason,
         allowEmpty: values['allow-empty'] === true, signal: interruptSignal(),
@@ -164,7 +164,7 @@ Examples:
       return 0;
     } finally {
       bar.done();
-      await pool?.close();
+      await pool.close();
       await opened.close();
       await repo.close();
     }
