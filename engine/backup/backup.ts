@@ -178,36 +178,44 @@ export async function prepareBackup(repo: Repository, options: BackupOptions): P
     await writer.flushIndex();
     const map = fullMap ?? Buffer.concat([...mapParts.entries()].sort((a, b) => a[0] - b[0]).map(([, part]) => part));
     if (map.length / chunkIdBytes > chunksPerPointMax) throw new BlockvaultError('BAD_INPUT', `source ${options.source.description} is too large`);
-    counters.chunksZero = countZeroChunks(map);
-    const parent = options.plan ? repo.points.entryById(options.plan.parent.header.id) : latestPoint(repo, options.vm, options.disk);
-    const header: PointHeader = {
-      id: randomBytes(16).toString('hex'), vm: options.vm, disk: options.disk, time, sizeBytes, chunkBytes,
-      chunksTotal: map.length / chunkIdBytes, parent: null, base: null, chainDepth: 0,
-      mapSha256: sha256(map).toString('hex'),
-      source: { path: options.source.description, ...options.sourceInfo },
-      stats: {},
-    };
-    const body = await chooseMapEncoding(repo, header, map, parent);
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const result: BackupResult = {
-      id: header.id, vm: header.vm, disk: header.disk, time, bytesTotal: sizeBytes,
-      bytesRead: counters.bytesRead, bytesNew: counters.bytesNew, bytesStored: writer.bytesAppended,
-      chunksTotal: header.chunksTotal, chunksNew: counters.chunksNew, chunksZero: counters.chunksZero,
-      chunksKnown: counters.chunksKnown, seconds, parent: header.parent, mapKind: body.kind,
-      mode: options.plan ? 'incremental' : 'full',
-      reason: options.reason ?? (options.plan ? 'changed-block tracking' : 'no change tracking given'),
-    };
-    header.source = { ...header.source, mode: result.mode, reason: result.reason };
-    header.stats = {
-      bytesRead: result.bytesRead, bytesNew: result.bytesNew, bytesStored: result.bytesStored,
-      chunksNew: result.chunksNew, chunksZero: result.chunksZero, seconds,
-      bytesNonZero: sizeBytes - counters.chunksZero * chunkBytes + zeroTailSlack(header, map),
-    };
-    return { result, header, body };
+    return await describePoint(repo, options, { writer, counters, map, sizeBytes, time, started });
   } catch (err) {
     await writer.abort();
     throw err;
   }
+}
+
+/** The restore point a finished backup commits: its header, map encoding (full or delta) and the `--json` result. */
+async function describePoint(repo: Repository, options: BackupOptions,
+  ctx: { writer: PackWriter; counters: Counters; map: Buffer; sizeBytes: number; time: string; started: bigint }): Promise<PreparedPoint> {
+  const { writer, counters, map, sizeBytes, time, started } = ctx;
+  const { chunkBytes } = repo.config;
+  counters.chunksZero = countZeroChunks(map);
+  const parent = options.plan ? repo.points.entryById(options.plan.parent.header.id) : latestPoint(repo, options.vm, options.disk);
+  const header: PointHeader = {
+    id: randomBytes(16).toString('hex'), vm: options.vm, disk: options.disk, time, sizeBytes, chunkBytes,
+    chunksTotal: map.length / chunkIdBytes, parent: null, base: null, chainDepth: 0,
+    mapSha256: sha256(map).toString('hex'),
+    source: { path: options.source.description, ...options.sourceInfo },
+    stats: {},
+  };
+  const body = await chooseMapEncoding(repo, header, map, parent);
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const result: BackupResult = {
+    id: header.id, vm: header.vm, disk: header.disk, time, bytesTotal: sizeBytes,
+    bytesRead: counters.bytesRead, bytesNew: counters.bytesNew, bytesStored: writer.bytesAppended,
+    chunksTotal: header.chunksTotal, chunksNew: counters.chunksNew, chunksZero: counters.chunksZero,
+    chunksKnown: counters.chunksKnown, seconds, parent: header.parent, mapKind: body.kind,
+    mode: options.plan ? 'incremental' : 'full',
+    reason: options.reason ?? (options.plan ? 'changed-block tracking' : 'no change tracking given'),
+  };
+  header.source = { ...header.source, mode: result.mode, reason: result.reason };
+  header.stats = {
+    bytesRead: result.bytesRead, bytesNew: result.bytesNew, bytesStored: result.bytesStored,
+    chunksNew: result.chunksNew, chunksZero: result.chunksZero, seconds,
+    bytesNonZero: sizeBytes - counters.chunksZero * chunkBytes + zeroTailSlack(header, map),
+  };
+  return { result, header, body };
 }
 
 /**

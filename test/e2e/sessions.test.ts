@@ -64,8 +64,11 @@ describe('sessions', () => {
     } finally {
       victim.kill('SIGKILL');
     }
-    expect(readdirSync(join(root, 'locks')).filter((n) => n.startsWith('session-'))).toHaveLength(1); // the victim's, naming a dead pid
-    expect(readdirSync(join(root, 'tmp'))).toHaveLength(1); // its staged pack
+    // The victim's lock (naming a dead pid) and its staged pack are still there, unless a session
+    // that started after the kill already removed both: never one without the other.
+    const leftLocks = readdirSync(join(root, 'locks')).filter((n) => n.startsWith('session-'));
+    expect(leftLocks.length).toBeLessThanOrEqual(1);
+    expect(readdirSync(join(root, 'tmp'))).toHaveLength(leftLocks.length);
     for (let i = 0; i < 4; i++) {
       const out = join(dir, `kill-${i}.raw`);
       expect((await cli(['restore', '-r', root, `vm${i}/sda@latest`, out])).code).toBe(0);
@@ -73,7 +76,7 @@ describe('sessions', () => {
     }
     const next = await cli(['backup', '-r', root, '--vm', 'victim', '--disk', 'sda', images[7]]);
     expect(next.code, next.stderr).toBe(0);
-    expect(next.stderr).toMatch(/removing stale lock locks\/session-.*\.json \(backup victim\/sda: pid \d+ is gone\)/);
+    if (leftLocks.length > 0) expect(next.stderr).toMatch(/removing stale lock locks\/session-.*\.json \(backup victim\/sda: pid \d+ is gone\)/);
     expect(readdirSync(join(root, 'tmp'))).toEqual([]);
     expect(readdirSync(join(root, 'locks'))).toEqual([]);
     expect((await cliJson<{ ok: boolean }>(['verify', '-r', root])).ok).toBe(true);
