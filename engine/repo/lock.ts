@@ -165,9 +165,17 @@ async function takeLock(store: ObjectStore, id: string, req: LockRequest): Promi
     if (typeof (err as NodeJS.ErrnoException)?.code !== 'string' || err instanceof BlockvaultError) return err; // a bug, or a test's simulated crash
     return new BlockvaultError('REPO_UNAVAILABLE', `cannot create lock ${key} in ${store.description}: ${(err as Error).message}`, { cause: err });
   };
-  if (intent) await store.put(intent, encode(recordFor(id, 'intent', req.what)), id).catch((err) => { throw fail(err, intent); });
+  const intentRecord = recordFor(id, 'intent', req.what);
+  let intentPut = 0;
+  const putIntent = async () => {
+    if (!intent || Date.now() - intentPut < lockRefreshMs) return;
+    intentRecord.refreshed = new Date().toISOString(); // refreshed while it waits, or another host would judge it stale
+    await store.put(intent, encode(intentRecord), id).catch((err) => { throw fail(err, intent); });
+    intentPut = Date.now();
+  };
   let told = false;
   for (let attempt = 0; ; attempt++) {
+    await putIntent();
     await store.putIfAbsent(own, encode(record), id).catch((err) => { throw fail(err, own); });
     const live = await liveLocks(store, req.onStale);
     const conflicts = live.filter((l) => l.id !== id && (req.kind === 'session' ? l.kind !== 'session' : l.kind !== 'intent'));

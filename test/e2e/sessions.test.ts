@@ -3,7 +3,7 @@
 // session; an exclusive operation (index rebuild) runs alone, also when many
 // wait for it after its holder was killed.
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { randomStream, sha256File } from '../../scripts/vm-disk.js';
@@ -111,5 +111,37 @@ describe('sessions', () => {
     }
     expect(readdirSync(join(root, 'locks'))).toEqual([]);
     expect((await cli(['verify', '-r', root])).code).toBe(0);
+  });
+
+  it('an exclusive operation waiting for a session keeps its intent fresh, so no other host judges it stale', async () => {
+    const root = join(dir, 'repo-intent');
+    await cli(['init', '-r', root]);
+    const holder = spawn('sleep', ['30']);
+    let waiter: ReturnType<typeof spawn> | null = null;
+    try {
+      const now = new Date().toISOString();
+      mkdirSync(join(root, 'locks'), { recursive: true });
+      writeFileSync(join(root, 'locks', 'session-0-000000000000.json'), JSON.stringify({ id: '0-000000000000', kind: 'session', pid: holder.pid, host: (await import('node:os')).hostname(), bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(), started: now, refreshed: now, what: 'a long backup' }));
+      waiter = spawn(process.execPath, [cliPath, 'index', 'rebuild', '-r', root, '--lock-wait', '3'],
+        { stdio: 'ignore', env: { ...process.env, BLOCKVAULT_LOCK_REFRESH_MS: '200' } });
+      const exited = new Promise((r) => waiter!.on('close', r));
+      const intent = async () => {
+        for (const end = Date.now() + 5000; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
+          const name = readdirSync(join(root, 'locks')).find((n) => n.startsWith('intent-'));
+          if (name) { try { return JSON.parse(readFileSync(join(root, 'locks', name), 'utf8')).refreshed as string; } catch { /* being replaced */ } }
+        }
+        return null;
+      };
+      const first = await intent();
+      await new Promise((r) => setTimeout(r, 700));
+      const later = await intent();
+      expect(first).not.toBeNull();
+      expect(Date.parse(later!)).toBeGreaterThan(Date.parse(first!));
+      expect(await exited).toBe(3); // the session never ended: it gave up
+      expect(readdirSync(join(root, 'locks'))).toEqual(['session-0-000000000000.json']); // its intent went with it
+    } finally {
+      holder.kill('SIGKILL');
+      waiter?.kill('SIGKILL');
+    }
   });
 });
