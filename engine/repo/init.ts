@@ -5,7 +5,7 @@ import { chunkBytesDefault, configBytesMax, packBytesDefault, zstdLevelDefault }
 import { checkConfig, decodeConfig, encodeConfig, repoFormatVersion, type RepoConfig } from '../format/config-format.js';
 import type { ObjectStore } from '../storage/storage.js';
 import { putIndexObject } from './index-objects.js';
-import { configPath } from './layout.js';
+import { configPath, packIdFromKey, packsDir } from './layout.js';
 import { acquireLock, newSessionId } from './lock.js';
 import { PackReader } from './pack-reader.js';
 
@@ -84,7 +84,7 @@ export async function upgradeRepository(store: ObjectStore, lockWaitSeconds: num
 async function writeIndexObjectsForAllPacks(store: ObjectStore, session: string): Promise<void> {
   const reader = new PackReader(store);
   try {
-    const ids = (await store.listKeys('packs/')).map((key) => /^packs\/[0-9a-f]{2}\/([0-9a-f]{32})\.pack$/.exec(key)?.[1]).filter((id): id is string => Boolean(id));
+    const ids = (await store.listKeys(`${packsDir}/`)).map(packIdFromKey).filter((id): id is string => id !== null);
     for (let i = 0, seq = 0; i < ids.length; i += 64, seq++) {
       const packs = [];
       for (const packId of ids.slice(i, i + 64)) {

@@ -13,6 +13,11 @@ export function packDir(packIdHex: string): string {
 export function packPath(packIdHex: string): string {
   return `${packDir(packIdHex)}/${packIdHex}.pack`;
 }
+/** The pack id a key names (`packs/<ab>/<id>.pack`), or null for anything else. */
+export function packIdFromKey(key: string): string | null {
+  return /^packs\/[0-9a-f]{2}\/([0-9a-f]{32})\.pack$/.exec(key)?.[1] ?? null;
+}
+
 export function pointDir(vm: string, disk: string): string {
   return `${pointsDir}/${vm}/${disk}`;
 }

@@ -15,7 +15,7 @@ import { openIndex, type OpenedIndex } from './index-location.js';
 import { ingestIndexObjects } from './index-objects.js';
 import { reconcileGroups } from './group-store.js';
 import { createRepository, readConfig, type InitOptions } from './init.js';
-import { packsDir, pointsDir } from './layout.js';
+import { packIdFromKey, packsDir, pointsDir } from './layout.js';
 import { acquireLock, newSessionId, type HeldLock } from './lock.js';
 import { PackReader } from './pack-reader.js';
 import { catalogEntry, PointStore } from './point-store.js';
@@ -169,12 +169,7 @@ export class Repository {
   }
 
   async listPackIds(): Promise<string[]> {
-    const ids: string[] = [];
-    for (const key of await this.storage.listKeys(`${packsDir}/`)) {
-      const m = /^packs\/[0-9a-f]{2}\/([0-9a-f]{32})\.pack$/.exec(key);
-      if (m) ids.push(m[1]);
-    }
-    return ids;
+    return (await this.storage.listKeys(`${packsDir}/`)).map(packIdFromKey).filter((id): id is string => id !== null);
   }
 
   async listPointPaths(): Promise<string[]> {

@@ -36,7 +36,7 @@ function readScope(source: Source, plan: IncrementalPlan | undefined, chunkBytes
     return `reading ${plural(chunks, 'changed chunk')} (up to ${humanBytes(Math.min(size, chunks * chunkBytes))}) of a ${humanBytes(size)} disk`;
   }
   if (!source.dataExtents) return `reading all ${humanBytes(size)} of the disk`;
-  const data = source.dataExtents.reduce((a, [start, end]) => a + end - start, 0);
+  const data = plannedReadBytes(source, undefined, chunkBytes) ?? size;
   if (data === size) return `reading all ${humanBytes(size)} of the disk (it has no holes)`;
   return `reading the ${humanBytes(data)} of data in a ${humanBytes(size)} disk; the ${humanBytes(size - data)} of holes are skipped`;
 }
