@@ -9,12 +9,15 @@ import { join } from 'node:path';
 import { Bench } from 'tinybench';
 import { Compressor, Decompressor } from 'zstd-napi';
 import { initDigests, isAllZero, sha256, xxh64 } from '../engine/core/digest.js';
-import { decodePoint, diffMaps, encodePoint, type PointHeader } from '../engine/format/point-format.js';
+import { decodePoint, encodePoint, type PointHeader } from '../engine/format/point-format.js';
 import { ChunkFetcher } from '../engine/read/chunk-fetcher.js';
 import { PackWriter } from '../engine/repo/pack-writer.js';
 import { initRepository, Repository } from '../engine/repo/repository.js';
 import { WorkerPool } from '../engine/workers/pool.js';
 import { ChunkCache } from '../engine/read/chunk-cache.js';
+import { FlatMap, PagedMap } from '../engine/repo/chunk-map.js';
+import { MapBuilder } from '../engine/repo/map-builder.js';
+import { storeMapPage } from '../engine/repo/map-pages.js';
 import { PointReader } from '../engine/read/point-reader.js';
 
 export interface MicroResult { name: string; medianMs: number; mbPerSecond: number | null; opsPerSecond: number }
@@ -102,16 +105,24 @@ export async function runMicro(seconds = 0.5): Promise<MicroResult[]> {
   });
   const realMap = Buffer.concat(real.map((r) => r.id));
   const realHeader: PointHeader = { ...header, sizeBytes: real.length * chunkBytes, chunksTotal: real.length, mapSha256: sha256(realMap).toString('hex') };
-  const point = { header: realHeader, map: realMap };
+  const point = { header: realHeader, map: new FlatMap(realMap) };
   const warmReader = new PointReader(repo, pool, point, new ChunkCache(256 * 1024 * 1024, chunkBytes), 'bench');
   await warmReader.readAt(0, real.length * chunkBytes);
   const coldReader = new PointReader(repo, pool, point, new ChunkCache(0, chunkBytes), 'bench'); // caches nothing: every read fetches
   let r = 0;
   add('reader readAt 4 KiB, cache hit', 4096, () => warmReader.readAt(((r++ * 7) % real.length) * chunkBytes + 4096, 4096));
   add('reader readAt 4 KiB, miss (fetch + verify)', 4096, () => coldReader.readAt(((r++ * 7) % real.length) * chunkBytes + 8192, 4096));
-  add('chunk map encode (65536 chunks = 4 GiB)', null, () => encodePoint(header, { kind: 'full', map }));
-  add('chunk map decode + verify (4 GiB disk)', null, () => decodePoint(pointBytes, 'bench'));
-  add('chunk map diff (4 GiB disk)', null, () => diffMaps(map, map));
+  const pageWriter = new PackWriter(repo.storage, repo.sessionId, repo.index, 64 * 1024 * 1024);
+  const builder = new MapBuilder(65536, null, async (page) => (await storeMapPage(repo.index, pageWriter, (c) => pageWriter.append(c), 1, page)).id);
+  await builder.put(0, map);
+  const built = await builder.finish(65536);
+  await pageWriter.seal();
+  const paged = new PagedMap(repo.points.pages, 65536, chunkBytes, 65536 * chunkBytes, built.height, built.root, 'bench');
+  let q = 0;
+  add('paged map: ids of 32 chunks (4 GiB disk, pages cached)', null, () => paged.ids(((q++ * 7919) % 2000) * 32, 32));
+  add('paged map: walk all leaves (4 GiB disk, pages cached)', null, async () => { for await (const leaf of paged.leaves()) void leaf; });
+  add('version-1 chunk map encode (65536 chunks = 4 GiB)', null, () => encodePoint(header, { kind: 'full', map }));
+  add('version-1 chunk map decode + verify (4 GiB disk)', null, () => decodePoint(pointBytes, 'bench'));
   add('read path: fetch+verify 64 x 64KiB', 64 * chunkBytes, () => fetcher.fetch(real.map((r) => r.id)));
 
   await bench.run();

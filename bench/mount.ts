@@ -112,7 +112,7 @@ function dataOffsets(image: string, sizeBytes: number, count: number): number[] 
 }
 
 /** Starts a mount process and waits until it says it is serving (readahead set and all). */
-async function startMount(args: string[], mnt: string): Promise<ChildProcess> {
+export async function startMount(args: string[], mnt: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (d) => (log += d));
@@ -121,7 +121,7 @@ async function startMount(args: string[], mnt: string): Promise<ChildProcess> {
   return child;
 }
 
-async function stopMount(child: ChildProcess, mnt: string): Promise<void> {
+export async function stopMount(child: ChildProcess, mnt: string): Promise<void> {
   const exited = new Promise((r) => child.on('close', r));
   execFileSync('fusermount', ['-u', mnt]);
   await exited;

@@ -39,7 +39,7 @@ export async function buildOpenScaleRepo(root: string, packs: number, points: nu
         id: sha256(Buffer.from(`p${i}`)).toString('hex', 0, 16), vm: `vm${i % 50}`, disk: 'sda', time: new Date(1_700_000_000_000 + i * 60_000).toISOString(),
         sizeBytes: 16 * 65536, chunkBytes: 65536, chunksTotal: 16, parent: null, base: null, chainDepth: 0, mapSha256: sha256(map).toString('hex'), source: {}, stats: {},
       };
-      await repo.points.write(header, { kind: 'full', map }, repo.sessionId);
+      await repo.points.write(header, { kind: 'paged', height: 0, root: map }, repo.sessionId); // 16 chunks: the root is the map
     }
   } finally {
     await repo.close();

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { corpus, cacheDir } from './corpus.js';
 import { duBytes, measure, median } from './measure.js';
 import { runMicro, type MicroResult } from './micro.js';
-import { indexRows, runIndexScale, runScale } from './scale.js';
+import { indexRows, runIndexScale, runScale, scaleRows } from './scale.js';
+import { bigDiskTables, runBigDisk } from './big-disk.js';
 import { runCbt } from './cbt.js';
 import { mountTable, runMount } from './mount.js';
 import { bootLine, runBoot } from './boot.js';
@@ -194,17 +195,12 @@ async function main(): Promise<void> {
   process.stderr.write('bench: chunk sizes\n');
   const chunkRows = await chunkSizeExperiment(c);
   rmSync(work, { recursive: true, force: true });
+  process.stderr.write('bench: disks of any size (16 GiB, 256 GiB, 2 TiB holding the same 4 GiB)\n');
+  const bigDisk = await runBigDisk({ old: process.env.BLOCKVAULT_BENCH_OLD ?? null });
   process.stderr.write('bench: scale model (1 TiB of chunk ids)\n');
   const scale = await runScale();
   const indexScale = await runIndexScale();
-  const mib = (b: number) => `${(b / 1024 ** 2).toFixed(1)} MiB`;
-  const scaleTable = ['| 1 TiB disk, 64 KiB chunks (16 Mi chunk ids) | value |', '|---|---:|',
-    `| full map file | ${mib(scale.fullMapBytes)} |`,
-    `| increment, 2% of chunks scattered | ${mib(scale.scatteredDeltaBytes)} (${((100 * scale.scatteredDeltaBytes) / scale.fullMapBytes).toFixed(1)}% of full) |`,
-    `| increment, 2% of chunks clustered | ${mib(scale.clusteredDeltaBytes)} (${((100 * scale.clusteredDeltaBytes) / scale.fullMapBytes).toFixed(1)}% of full) |`,
-    `| open the full restore point | ${scale.openFullSeconds.toFixed(2)} s |`,
-    `| open a restore point at the end of a 15-delta chain | ${scale.openChain15Seconds.toFixed(2)} s |`,
-    `| compute an increment's delta (diff of two maps) | ${scale.diffSeconds.toFixed(2)} s |`,
+  const scaleTable = [...scaleRows(scale), '', '| chunk index | value |', '|---|---:|',
     ...indexRows(indexScale)].join('\n');
 
   const steps = [...bvMedian, ...restic, ...borg];
@@ -243,6 +239,10 @@ Chunk size (blockvault, same corpus; "day-2 stored / changed" is the write ampli
 
 ${chunkTable(chunkRows)}
 
+Disks of any size (\`node dist/bench/big-disk.js [--old <previous main.js>]\`; the same 4 GiB of data on disks of three sizes; whole-process wall time and peak RSS, medians; the previous release beside it when BLOCKVAULT_BENCH_OLD names its main.js):
+
+${bigDiskTables(bigDisk)}
+
 Restore-point metadata at scale (\`node dist/bench/scale.js\`):
 
 ${scaleTable}
@@ -252,7 +252,7 @@ Micro-benchmarks (tinybench, medians, one core):
 ${microTable(micro)}
 `;
   mkdirSync(join(top, 'bench', 'results'), { recursive: true });
-  const record = JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, resticRuns, borgRuns, cbt, mount: mountResult, boot, cliPaths, openScale, concurrentCbt, chunkRows, scale, indexScale, micro }, null, 2);
+  const record = JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, resticRuns, borgRuns, cbt, mount: mountResult, boot, cliPaths, openScale, concurrentCbt, chunkRows, bigDisk, scale, indexScale, micro }, null, 2);
   writeFileSync(join(top, 'bench', 'results', `${date.slice(0, 19).replace(/:/g, '')}.json`), record); // one file per run
   writeFileSync(join(top, 'bench', 'results', 'latest.json'), record);
   writeFileSync(join(top, 'bench', 'results', 'latest.md'), markdown);

@@ -1,14 +1,18 @@
 // Scale model of restore-point metadata: a 1 TiB disk at 64 KiB chunks
-// (16 Mi chunk ids, no data). Writes a full map, then increments changing 2%
-// of chunks (scattered at random, or clustered in runs), and measures file
-// sizes, the time to open a point at the end of a 15-delta chain, and the
-// time to compute an increment's delta. Run: node dist/bench/scale.js
+// (16 Mi chunk ids, no data) as a paged map, then increments changing 2% of
+// chunks (scattered at random, or clustered in runs); measures what each
+// stores, the time to open a point and to build an increment; and the chunk
+// index at scale. Run: node dist/bench/scale.js
 import { randomBytes, randomInt } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initDigests, sha256 } from '../engine/core/digest.js';
-import { diffMaps, type PointHeader } from '../engine/format/point-format.js';
+import type { PointHeader } from '../engine/format/point-format.js';
+import { PagedMap } from '../engine/repo/chunk-map.js';
+import { MapBuilder } from '../engine/repo/map-builder.js';
+import { storeMapPage } from '../engine/repo/map-pages.js';
+import { PackWriter } from '../engine/repo/pack-writer.js';
 import { initRepository, Repository } from '../engine/repo/repository.js';
 
 const TiB = 1024 ** 4;
@@ -53,27 +57,35 @@ export async function runIndexScale(): Promise<IndexScale> {
 }
 
 export interface ScaleResult {
-  diskBytes: number; chunks: number; fullMapBytes: number;
-  scatteredDeltaBytes: number; clusteredDeltaBytes: number;
-  openFullSeconds: number; openChain15Seconds: number; diffSeconds: number;
+  diskBytes: number; chunks: number; height: number;
+  fullMapBytes: number; fullPointFileBytes: number;
+  scatteredIncrementBytes: number; clusteredIncrementBytes: number;
+  openSeconds: number; incrementBuildSeconds: number;
 }
 
-function changeMap(map: Buffer, share: number, clustered: boolean): Buffer {
-  const next = Buffer.from(map);
-  const chunks = map.length / 32;
+/** The chunks an increment changes: 2% of them, one at a time at random or in runs of 256. */
+function changedRuns(chunks: number, share: number, clustered: boolean): Array<[number, number]> {
+  const picks = new Set<number>();
   const count = Math.floor(chunks * share);
-  if (clustered) {
-    for (let done = 0; done < count; ) {
-      const start = randomInt(chunks - 256);
-      randomBytes(256 * 32).copy(next, start * 32);
-      done += 256;
-    }
-  } else {
-    for (let k = 0; k < count; k++) randomBytes(32).copy(next, randomInt(chunks) * 32);
+  while (picks.size < count) {
+    const start = randomInt(chunks - 256);
+    for (let k = 0; k < (clustered ? 256 : 1); k++) picks.add(start + k);
   }
-  return next;
+  const runs: Array<[number, number]> = [];
+  for (const c of [...picks].sort((a, b) => a - b)) {
+    if (runs.length && runs[runs.length - 1][1] === c) runs[runs.length - 1][1] += 1;
+    else runs.push([c, c + 1]);
+  }
+  return runs;
 }
 
+/**
+ * A 1 TiB disk every chunk of which holds data (16 Mi distinct chunk ids,
+ * no chunk data): its paged map, and increments changing 2% of its chunks,
+ * scattered or clustered, built by the real map builder into a real
+ * repository. Measures the bytes each stores (compressed pages + root), the
+ * time to open a point and read an id from it, and to build an increment.
+ */
 export async function runScale(diskBytes = TiB): Promise<ScaleResult> {
   await initDigests();
   const dir = mkdtempSync(join(tmpdir(), 'bv-scale-'));
@@ -82,44 +94,47 @@ export async function runScale(diskBytes = TiB): Promise<ScaleResult> {
   const repo = await Repository.open(root, { writer: { what: 'scale', lockWaitSeconds: 0 } });
   try {
     const chunks = diskBytes / chunkBytes;
-    let map: Buffer = randomBytes(chunks * 32);
-    const header = (id: string, m: Buffer, parent: PointHeader | null): PointHeader => ({
-      id, vm: 'scale', disk: 'sda', time: new Date().toISOString(), sizeBytes: diskBytes, chunkBytes, chunksTotal: chunks,
-      parent: parent?.id ?? null, base: parent?.id ?? null, chainDepth: parent ? parent.chainDepth + 1 : 0,
-      mapSha256: sha256(m).toString('hex'), source: {}, stats: {},
-    });
-    const ids = Array.from({ length: 16 }, (_, i) => i.toString(16).padStart(32, '0'));
-    let prev = header(ids[0], map, null);
-    await repo.points.write(prev, { kind: 'full', map }, repo.sessionId);
-    const fullMapBytes = statSync(join(root, 'points/scale/sda', `${ids[0]}.point`)).size;
-    let diffSeconds = 0;
-    let scatteredDeltaBytes = 0;
-    let clusteredDeltaBytes = 0;
-    for (let i = 1; i < 16; i++) {
-      const clustered = i % 2 === 0;
-      const next = changeMap(map, 0.02, clustered);
+    const build = async (base: PagedMap | null, runs: Array<[number, number]>) => {
+      const writer = new PackWriter(repo.storage, repo.sessionId, repo.index, 128 * 1024 * 1024);
+      let stored = 0;
+      const builder = new MapBuilder(chunks, base, async (page) => {
+        const r = await storeMapPage(repo.index, writer, (c) => writer.append(c), 1, page);
+        stored += r.storedBytes ?? 0;
+        return r.id;
+      });
       const t = process.hrtime.bigint();
-      const delta = diffMaps(map, next);
-      diffSeconds = Number(process.hrtime.bigint() - t) / 1e9;
-      const h = header(ids[i], next, prev);
-      await repo.points.write(h, { kind: 'delta', ...delta }, repo.sessionId);
-      const size = statSync(join(root, 'points/scale/sda', `${ids[i]}.point`)).size;
-      if (clustered) clusteredDeltaBytes = size;
-      else scatteredDeltaBytes = size;
-      prev = h;
-      map = next;
-    }
-    const time = async (id: string) => {
-      const t = process.hrtime.bigint();
-      await repo.points.open(repo.index.point(id)!);
-      return Number(process.hrtime.bigint() - t) / 1e9;
+      for (const [first, end] of runs) {
+        for (let c = first; c < end; c += 65536) await builder.put(c, randomBytes(Math.min(65536, end - c) * 32));
+      }
+      const built = await builder.finish(chunks);
+      const seconds = Number(process.hrtime.bigint() - t) / 1e9;
+      await writer.seal();
+      const map = new PagedMap(repo.points.pages, chunks, chunkBytes, diskBytes, built.height, built.root, 'scale');
+      return { map, bytes: stored + built.root.length, seconds, built };
     };
+    const full = await build(null, [[0, chunks]]);
+    const header: PointHeader = {
+      id: '0'.repeat(32), vm: 'scale', disk: 'sda', time: new Date().toISOString(), sizeBytes: diskBytes, chunkBytes, chunksTotal: chunks,
+      parent: null, base: null, chainDepth: 0, mapSha256: sha256(full.built.root).toString('hex'), source: {}, stats: {},
+    };
+    await repo.points.write(header, { kind: 'paged', height: full.built.height, root: full.built.root }, repo.sessionId);
+    const scattered = await build(full.map, changedRuns(chunks, 0.02, false));
+    const clustered = await build(full.map, changedRuns(chunks, 0.02, true));
+    // A fresh repository handle: nothing cached, as a new command opens it.
+    await repo.close();
+    const reader = await Repository.open(root);
+    const t = process.hrtime.bigint();
+    const point = await reader.points.open(reader.index.point(header.id)!);
+    await point.map.ids(chunks - 1, 1);
+    const openSeconds = Number(process.hrtime.bigint() - t) / 1e9;
+    await reader.close();
     return {
-      diskBytes, chunks, fullMapBytes, scatteredDeltaBytes, clusteredDeltaBytes,
-      openFullSeconds: await time(ids[0]), openChain15Seconds: await time(ids[15]), diffSeconds,
+      diskBytes, chunks, height: full.built.height, fullMapBytes: full.bytes,
+      fullPointFileBytes: statSync(join(root, 'points/scale/sda', `${header.id}.point`)).size,
+      scatteredIncrementBytes: scattered.bytes, clusteredIncrementBytes: clustered.bytes, openSeconds, incrementBuildSeconds: scattered.seconds,
     };
   } finally {
-    await repo.close();
+    await repo.close().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -133,21 +148,27 @@ export function indexRows(x: IndexScale): string[] {
     `| index inserts (10,000 per transaction) | ${(x.insertsPerSecond / 1000).toFixed(0)}k chunks/s |`,
     `| index random lookups | ${(x.lookupsPerSecond / 1000).toFixed(0)}k/s |`,
     `| extrapolated: 1 TiB disk, 30 points (${(oneTiB30 / 1e6).toFixed(1)} M unique chunks) | index ${at(oneTiB30)} |`,
-    `| extrapolated: 100 TiB, same change rate (${((oneTiB30 * 100) / 1e9).toFixed(2)} G unique chunks) | index ${at(oneTiB30 * 100)}; full map ${(100 * 512 / 1024).toFixed(0)} GiB per disk-set, increments ~1.1 GiB each; lookups stay O(log n) in LMDB's B-tree but need the index's hot pages in RAM |`,
+    `| extrapolated: 100 TiB, same change rate (${((oneTiB30 * 100) / 1e9).toFixed(2)} G unique chunks) | index ${at(oneTiB30 * 100)}; lookups stay O(log n) in LMDB's B-tree but need the index's hot pages in RAM |`,
+  ];
+}
+
+/** The paged-map scale model as table rows. */
+export function scaleRows(r: ScaleResult): string[] {
+  const mib = (b: number) => `${(b / 1024 ** 2).toFixed(1)} MiB`;
+  const share = (b: number) => `${((100 * b) / r.fullMapBytes).toFixed(1)}% of the full map`;
+  return [
+    `| 1 TiB disk, 64 KiB chunks, every chunk data (${r.chunks} chunk ids), paged map of height ${r.height} | value |`, '|---|---:|',
+    `| full map: pages stored (zstd) + root | ${mib(r.fullMapBytes)} |`,
+    `| its point file (the root) | ${(r.fullPointFileBytes / 1024).toFixed(1)} KiB |`,
+    `| increment, 2% of chunks scattered | ${mib(r.scatteredIncrementBytes)} (${share(r.scatteredIncrementBytes)}) |`,
+    `| increment, 2% of chunks clustered | ${mib(r.clusteredIncrementBytes)} (${share(r.clusteredIncrementBytes)}) |`,
+    `| open a point and read an id (new process state) | ${(r.openSeconds * 1000).toFixed(1)} ms |`,
+    `| build the scattered increment's map | ${r.incrementBuildSeconds.toFixed(2)} s |`,
   ];
 }
 
 if (process.argv[1]?.endsWith('scale.js')) {
   const x = await runIndexScale();
   process.stdout.write(`${indexRows(x).join('\n')}\n`);
-  const r = await runScale();
-  const mib = (b: number) => `${(b / 1024 ** 2).toFixed(1)} MiB`;
-  process.stdout.write(`1 TiB disk, ${r.chunks} chunks of 64 KiB
-  full map file             ${mib(r.fullMapBytes)}
-  2% scattered increment    ${mib(r.scatteredDeltaBytes)} (${((100 * r.scatteredDeltaBytes) / r.fullMapBytes).toFixed(1)}% of full)
-  2% clustered increment    ${mib(r.clusteredDeltaBytes)} (${((100 * r.clusteredDeltaBytes) / r.fullMapBytes).toFixed(1)}% of full)
-  open full point           ${r.openFullSeconds.toFixed(2)} s
-  open point at chain end   ${r.openChain15Seconds.toFixed(2)} s (full map + 15 deltas)
-  compute an increment      ${r.diffSeconds.toFixed(2)} s (diff of two maps)
-`);
+  process.stdout.write(`${scaleRows(await runScale()).join('\n')}\n`);
 }

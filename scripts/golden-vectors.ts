@@ -5,6 +5,7 @@ import { initDigests, sha256 } from '../engine/core/digest.js';
 import { encodeConfig } from '../engine/format/config-format.js';
 import { codecZstd, encodePackHeader, encodeRecordHeader, encodeTrailer } from '../engine/format/pack-format.js';
 import { encodePoint, diffMaps } from '../engine/format/point-format.js';
+import { encodeMapPage } from '../engine/format/map-format.js';
 import { encodeIndexObject } from '../engine/format/index-object-format.js';
 import { encodeGroup } from '../engine/format/group-format.js';
 
@@ -23,7 +24,16 @@ export async function goldenVectors(): Promise<Record<string, Buffer>> {
     { ...header, id: 'ffeeddccbbaa99887766554433221100', parent: header.id, base: header.id, chainDepth: 1, mapSha256: sha256(newMap).toString('hex') },
     { kind: 'delta', ...diffMaps(map, newMap) },
   );
+  // A paged map of 1025 chunks (height 1): leaf 0 all zero (not stored), leaf 1 one chunk.
+  const leaf = encodeMapPage(0, sha256(Buffer.from('a')));
+  const root = Buffer.concat([Buffer.alloc(32), sha256(leaf)]);
+  const paged = encodePoint(
+    { ...header, id: '0123456789abcdef0123456789abcdef', sizeBytes: 1025 * 65536, chunksTotal: 1025, mapSha256: sha256(root).toString('hex') },
+    { kind: 'paged', height: 1, root },
+  );
   return {
+    'point-paged': paged,
+    'map-page': leaf,
     'pack-header': encodePackHeader(Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex'), 1700000000000),
     'record-header': encodeRecordHeader(record),
     'pack-trailer': encodeTrailer([{ ...record, offset: 32 }]),
@@ -31,7 +41,7 @@ export async function goldenVectors(): Promise<Record<string, Buffer>> {
     'point-delta': delta,
     group: encodeGroup({ id: '00112233445566778899aabbccddeeff', vm: 'web01', time: '2026-12-01T01:00:00.000Z', disks: [{ disk: 'sda', point: 'ffeeddccbbaa99887766554433221100' }, { disk: 'sdb', point: '0123456789abcdef0123456789abcdef' }] }),
     'index-object': encodeIndexObject([{ packId: '000102030405060708090a0b0c0d0e0f', packBytes: 32 + 64 + 1234 + 64 + 32, records: [{ ...record, offset: 32 }] }]),
-    config: encodeConfig({ repoId: '0'.repeat(32), formatVersion: 2, chunkBytes: 65536, zstdLevel: 1, packBytesTarget: 134217728, createdAt: '2026-11-22T00:00:00.000Z' }),
+    config: encodeConfig({ repoId: '0'.repeat(32), formatVersion: 3, chunkBytes: 65536, zstdLevel: 1, packBytesTarget: 134217728, createdAt: '2026-11-22T00:00:00.000Z' }),
   };
 }
 

@@ -13,7 +13,7 @@ case $mode in ''|--tests|--bench) ;; *) echo "setup: unknown option $mode (use -
 packages=(e2fsprogs fdisk dosfstools mtools qemu-utils libnbd-bin fuse libfuse2 qemu-system-x86)
 fixture=false
 if [[ $mode == --tests || $mode == --bench ]]; then packages+=(syslinux syslinux-common busybox-static kmod cpio xz-utils); fixture=true; fi
-if [[ $mode == --bench ]]; then packages+=(restic borgbackup); fi
+if [[ $mode == --bench ]]; then packages+=(restic borgbackup time); fi
 
 missing=()
 for p in "${packages[@]}"; do

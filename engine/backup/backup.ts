@@ -1,19 +1,23 @@
 // A backup: source -> batches -> hash (workers) -> dedup (index) ->
-// compress new chunks (workers) -> append to packs -> seal -> restore point.
-// Memory is bounded by batchesInFlightMax batches, whatever the disk size.
+// compress new chunks (workers) -> append to packs -> map pages -> seal ->
+// restore point. Memory is bounded by batchesInFlightMax batches and a few
+// map pages, whatever the disk size.
 import { randomBytes } from 'node:crypto';
 import { BlockvaultError } from '../core/errors.js';
 import { humanBytes, plural } from '../core/human.js';
 import { interruptedError, whenAborted } from '../core/interrupt.js';
 import { chunkIdBytes, sha256, zeroChunkId } from '../core/digest.js';
-import { batchBytes, batchesInFlightMax, chunksPerPointMax, pointChainDepthMax, pointDeltaShareMax } from '../core/limits.js';
-import { deltaEntryBytes, diffMaps, type PointBody, type PointHeader } from '../format/point-format.js';
+import { batchBytes, batchesInFlightMax, chunksPerPointMax } from '../core/limits.js';
+import type { PointBody, PointHeader } from '../format/point-format.js';
+import { PagedMap } from '../repo/chunk-map.js';
+import { MapBuilder, type BuiltMap } from '../repo/map-builder.js';
+import { storeMapPage } from '../repo/map-pages.js';
 import { PackWriter, type CommitHook, type StoredChunk } from '../repo/pack-writer.js';
 import type { OpenPoint } from '../repo/point-store.js';
 import type { Repository } from '../repo/repository.js';
 import type { Source } from '../source/source.js';
 import type { WorkerPool } from '../workers/pool.js';
-import { readBatches, type Batch } from './batches.js';
+import { readBatches, type Batch, type HoleRun } from './batches.js';
 
 export interface BackupProgress { bytesDone: number; bytesTotal: number | null; bytesRead: number; bytesNew: number; chunksDone: number; chunksKnown: number; chunksNew: number }
 
@@ -57,12 +61,14 @@ export interface BackupResult {
   chunksKnown: number;
   seconds: number;
   parent: string | null;
-  mapKind: 'full' | 'delta';
+  mapKind: 'paged';
+  /** Map pages this backup stored (an unchanged region's pages are the parent's: none). */
+  mapPagesNew: number;
   mode: 'full' | 'incremental';
   reason: string;
 }
 
-interface Counters { bytesRead: number; bytesNew: number; chunksNew: number; chunksZero: number; chunksKnown: number; bytesDone: number; chunksDone: number }
+interface Counters { bytesRead: number; bytesNew: number; chunksNew: number; chunksZero: number; chunksKnown: number; bytesDone: number; chunksDone: number; mapPagesNew: number; mapBytesStored: number }
 
 /** Bytes this backup will read: the changed chunks, a sparse image's data, the disk; null for a stream. */
 export function plannedReadBytes(source: Source, plan: IncrementalPlan | undefined, chunkBytes: number): number | null {
@@ -83,36 +89,118 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
 }
 
 /**
- * Reads, dedups and stores a disk, seals its packs and writes their index
- * objects: everything but the restore point, so that a group of disks can
- * commit its points only once every disk has come this far.
+ * Reads, dedups and stores a disk, its map pages after its chunks, seals its
+ * packs and writes their index objects: everything but the restore point, so
+ * that a group of disks can commit its points only once every disk has come
+ * this far.
  */
 export async function prepareBackup(repo: Repository, options: BackupOptions): Promise<PreparedPoint> {
   const started = process.hrtime.bigint();
   const time = new Date().toISOString();
-  const { chunkBytes, zstdLevel, packBytesTarget } = repo.config;
-  const writer = new PackWriter(repo.storage, repo.sessionId, repo.index, packBytesTarget, options.hook);
-  const counters: Counters = { bytesRead: 0, bytesNew: 0, chunksNew: 0, chunksZero: 0, chunksKnown: 0, bytesDone: 0, chunksDone: 0 };
-  // The chunk map: known size -> filled in place (an increment starts from its
-  // parent's map); a stream -> collected per batch and joined at the end.
+  const { chunkBytes } = repo.config;
+  const writer = new PackWriter(repo.storage, repo.sessionId, repo.index, repo.config.packBytesTarget, options.hook);
+  const counters: Counters = { bytesRead: 0, bytesNew: 0, chunksNew: 0, chunksZero: 0, chunksKnown: 0, bytesDone: 0, chunksDone: 0, mapPagesNew: 0, mapBytesStored: 0 };
   const knownChunks = options.source.sizeBytes === null ? null : Math.ceil(options.source.sizeBytes / chunkBytes);
-  const fullMap = knownChunks === null ? null : options.plan ? Buffer.from(options.plan.parent.map) : Buffer.alloc(knownChunks * chunkIdBytes);
-  if (options.plan && fullMap && fullMap.length !== (knownChunks ?? 0) * chunkIdBytes) throw new BlockvaultError('BAD_INPUT', 'an increment needs a parent of the same disk size');
-  const mapParts = new Map<number, Buffer>();
-  const claimed = new Set<string>();
-  // Batch buffers circulate: reader -> hash worker -> compress worker -> back here.
-  const freeBuffers: ArrayBuffer[] = [];
-  const batchChunks = Math.max(1, Math.floor(batchBytes / chunkBytes));
-  const allocate = () => freeBuffers.pop() ?? new ArrayBuffer(batchChunks * chunkBytes);
-  const freeOutputs: ArrayBuffer[] = [];
-  let appendChain: Promise<void> = Promise.resolve();
+  if (knownChunks !== null && knownChunks > chunksPerPointMax) throw new BlockvaultError('BAD_INPUT', `source ${options.source.description} is too large (${knownChunks} chunks; at most ${chunksPerPointMax})`);
+  const appends = new AppendQueue(writer);
+  const builder = new MapBuilder(knownChunks, incrementBase(options.plan, knownChunks), (page) => storePage(repo, writer, appends, counters, page));
+  const store = new ChunkStage(repo, options, writer, appends, counters);
+  const planned = options.plan
+    ? options.plan.ranges.reduce((a, [f, e]) => a + (Math.min(e * chunkBytes, options.source.sizeBytes!) - f * chunkBytes), 0)
+    : options.source.sizeBytes;
+  // Batches finish out of order; the map takes their ids in disk order.
+  let mapTurn: Promise<void> = Promise.resolve();
+  const processBatch = async (batch: Batch | HoleRun): Promise<void> => {
+    const previous = mapTurn;
+    let release: () => void = () => undefined;
+    mapTurn = new Promise<void>((resolve) => { release = resolve; });
+    try {
+      const ids = 'hole' in batch ? null : await store.batch(batch);
+      await previous;
+      if (ids) await builder.put(batch.firstChunk, ids);
+      counters.bytesRead += 'hole' in batch ? 0 : batch.bytesRead;
+      counters.bytesDone += 'hole' in batch ? batch.bytes : batch.chunkLengths.reduce((a, b) => a + b, 0);
+      counters.chunksDone += 'hole' in batch ? batch.chunks : batch.chunkLengths.length;
+      options.onProgress?.({ ...counters, bytesTotal: planned });
+    } finally {
+      release();
+    }
+  };
+  const { signal } = options;
+  try {
+    await pump(readBatches(options.source, chunkBytes, store.batchChunks, store.allocate, options.plan?.ranges), processBatch, signal);
+    if (signal?.aborted) throw interruptedError(signal, `no restore point was committed; ${sealedNote(writer)}`);
+    const sizeBytes = options.source.sizeBytes ?? counters.bytesDone;
+    if (sizeBytes === 0 && !options.allowEmpty) {
+      throw new BlockvaultError('BAD_INPUT', `source ${options.source.description} is empty (0 bytes): nothing was committed. ` +
+        'A producer that failed in a pipe gives this; if the disk really is empty, pass --allow-empty');
+    }
+    const chunksTotal = Math.ceil(sizeBytes / chunkBytes);
+    if (chunksTotal > chunksPerPointMax) throw new BlockvaultError('BAD_INPUT', `source ${options.source.description} is too large`);
+    const built = await builder.finish(chunksTotal);
+    await appends.idle();
+    await writer.seal();
+    await writer.flushIndex();
+    return describePoint(repo, options, { writer, counters, built, sizeBytes, time, started });
+  } catch (err) {
+    await appends.idle().catch(() => undefined);
+    await writer.abort();
+    throw err;
+  }
+}
 
-  const processBatch = async (batch: Batch): Promise<void> => {
+/** An increment builds on its parent's paged map (a version-1 parent is upgraded first: writes need version 3). */
+function incrementBase(plan: IncrementalPlan | undefined, chunks: number | null): PagedMap | null {
+  if (!plan) return null;
+  if (!(plan.parent.map instanceof PagedMap)) throw new BlockvaultError('FORMAT_VERSION', `parent ${plan.parent.header.id} has a version-1 map: run blockvault upgrade first`);
+  if (plan.parent.map.chunksTotal !== chunks) throw new BlockvaultError('BAD_INPUT', 'an increment needs a parent of the same disk size');
+  return plan.parent.map;
+}
+
+/** Appends to the open pack one call at a time, in call order. */
+class AppendQueue {
+  private chain: Promise<void> = Promise.resolve();
+  constructor(private readonly writer: PackWriter) {}
+  append(chunks: StoredChunk[]): Promise<void> {
+    this.chain = this.chain.then(() => this.writer.append(chunks));
+    return this.chain;
+  }
+  idle(): Promise<void> {
+    return this.chain;
+  }
+}
+
+async function storePage(repo: Repository, writer: PackWriter, appends: AppendQueue, counters: Counters, page: Buffer): Promise<Buffer> {
+  const stored = await storeMapPage(repo.index, writer, (chunks) => appends.append(chunks), repo.config.zstdLevel, page);
+  if (stored.storedBytes !== null) {
+    counters.mapPagesNew += 1;
+    counters.mapBytesStored += stored.storedBytes;
+  }
+  return stored.id;
+}
+
+/** Hashes a batch's chunks, stores the new ones; returns the batch's chunk ids (holes: zero ids). */
+class ChunkStage {
+  readonly batchChunks: number;
+  private readonly claimed = new Set<string>();
+  // Batch buffers circulate: reader -> hash worker -> compress worker -> back here.
+  private readonly freeBuffers: ArrayBuffer[] = [];
+  private readonly freeOutputs: ArrayBuffer[] = [];
+  readonly allocate = () => this.freeBuffers.pop() ?? new ArrayBuffer(this.batchChunks * this.chunkBytes);
+  private readonly chunkBytes: number;
+
+  constructor(private readonly repo: Repository, private readonly options: BackupOptions, private readonly writer: PackWriter,
+    private readonly appends: AppendQueue, private readonly counters: Counters) {
+    this.chunkBytes = repo.config.chunkBytes;
+    this.batchChunks = Math.max(1, Math.floor(batchBytes / this.chunkBytes));
+  }
+
+  async batch(batch: Batch): Promise<Buffer> {
     const ids = Buffer.alloc(batch.chunkLengths.length * chunkIdBytes); // holes stay zero ids
     const readLengths = batch.readChunks.map((c) => batch.chunkLengths[c]);
     let data = batch.data;
     if (readLengths.length > 0) {
-      const hashed = await options.pool.hash({ data, chunkLengths: readLengths });
+      const hashed = await this.options.pool.hash({ data, chunkLengths: readLengths });
       data = hashed.data;
       const hashedIds = Buffer.from(hashed.ids);
       const ranges: number[] = [];
@@ -121,99 +209,77 @@ export async function prepareBackup(repo: Repository, options: BackupOptions): P
       batch.readChunks.forEach((c, i) => {
         const id = hashedIds.subarray(i * chunkIdBytes, (i + 1) * chunkIdBytes);
         id.copy(ids, c * chunkIdBytes);
-        const length = readLengths[i];
         if (!id.equals(zeroChunkId)) {
           const hex = id.toString('hex');
-          if (repo.index.has(id) || writer.isPending(hex) || claimed.has(hex)) {
-            counters.chunksKnown += 1;
+          if (this.repo.index.has(id) || this.writer.isPending(hex) || this.claimed.has(hex)) {
+            this.counters.chunksKnown += 1;
           } else {
-            claimed.add(hex);
-            ranges.push(at, length);
-            fresh.push({ id: Buffer.from(id), rawBytes: length });
+            this.claimed.add(hex);
+            ranges.push(at, readLengths[i]);
+            fresh.push({ id: Buffer.from(id), rawBytes: readLengths[i] });
           }
         }
-        at += length;
+        at += readLengths[i];
       });
-      if (fresh.length > 0) {
-        const out = freeOutputs.pop() ?? new ArrayBuffer(batchChunks * chunkBytes);
-        const packed = await options.pool.compress({ data, out, ranges, level: zstdLevel });
-        data = packed.data;
-        const payloads = Buffer.from(packed.payloads);
-        let p = 0;
-        const chunks: StoredChunk[] = fresh.map((f, i) => {
-          const payload = payloads.subarray(p, p + packed.storedBytes[i]);
-          p += packed.storedBytes[i];
-          return { id: f.id, rawBytes: f.rawBytes, storedBytes: packed.storedBytes[i], codec: packed.codecs[i] as 0 | 1, storedXxh64: packed.storedXxh64[i], payload };
-        });
-        appendChain = appendChain.then(() => writer.append(chunks));
-        await appendChain;
-        freeOutputs.push(packed.payloads); // written: reusable
-        for (const f of fresh) claimed.delete(f.id.toString('hex'));
-        counters.chunksNew += fresh.length;
-        counters.bytesNew += fresh.reduce((a, f) => a + f.rawBytes, 0);
-      }
+      if (fresh.length > 0) data = await this.storeFresh(data, ranges, fresh);
     }
-    if (data.byteLength > 0) freeBuffers.push(data);
-    if (fullMap) ids.copy(fullMap, batch.firstChunk * chunkIdBytes);
-    else mapParts.set(batch.firstChunk, ids);
-    counters.bytesRead += batch.bytesRead;
-    counters.bytesDone += batch.chunkLengths.reduce((a, b) => a + b, 0);
-    counters.chunksDone += batch.chunkLengths.length;
-    options.onProgress?.({ ...counters, bytesTotal: planned });
-  };
+    if (data.byteLength > 0) this.freeBuffers.push(data);
+    return ids;
+  }
 
-  const planned = options.plan
-    ? options.plan.ranges.reduce((a, [f, e]) => a + (Math.min(e * chunkBytes, options.source.sizeBytes!) - f * chunkBytes), 0)
-    : options.source.sizeBytes;
-  const { signal } = options;
-  try {
-    await pump(readBatches(options.source, chunkBytes, batchChunks, allocate, options.plan?.ranges), processBatch, signal);
-    if (signal?.aborted) throw interruptedError(signal, `no restore point was committed; ${sealedNote(writer)}`);
-    const sizeBytes = options.source.sizeBytes ?? counters.bytesDone;
-    if (sizeBytes === 0 && !options.allowEmpty) {
-      throw new BlockvaultError('BAD_INPUT', `source ${options.source.description} is empty (0 bytes): nothing was committed. ` +
-        'A producer that failed in a pipe gives this; if the disk really is empty, pass --allow-empty');
-    }
-    await writer.seal();
-    await writer.flushIndex();
-    const map = fullMap ?? Buffer.concat([...mapParts.entries()].sort((a, b) => a[0] - b[0]).map(([, part]) => part));
-    if (map.length / chunkIdBytes > chunksPerPointMax) throw new BlockvaultError('BAD_INPUT', `source ${options.source.description} is too large`);
-    return await describePoint(repo, options, { writer, counters, map, sizeBytes, time, started });
-  } catch (err) {
-    await writer.abort();
-    throw err;
+  private async storeFresh(data: ArrayBuffer, ranges: number[], fresh: { id: Buffer; rawBytes: number }[]): Promise<ArrayBuffer> {
+    const out = this.freeOutputs.pop() ?? new ArrayBuffer(this.batchChunks * this.chunkBytes);
+    const packed = await this.options.pool.compress({ data, out, ranges, level: this.repo.config.zstdLevel });
+    const payloads = Buffer.from(packed.payloads);
+    let p = 0;
+    const chunks: StoredChunk[] = fresh.map((f, i) => {
+      const payload = payloads.subarray(p, p + packed.storedBytes[i]);
+      p += packed.storedBytes[i];
+      return { id: f.id, rawBytes: f.rawBytes, storedBytes: packed.storedBytes[i], codec: packed.codecs[i] as 0 | 1, storedXxh64: packed.storedXxh64[i], payload };
+    });
+    await this.appends.append(chunks);
+    this.freeOutputs.push(packed.payloads); // written: reusable
+    for (const f of fresh) this.claimed.delete(f.id.toString('hex'));
+    this.counters.chunksNew += fresh.length;
+    this.counters.bytesNew += fresh.reduce((a, f) => a + f.rawBytes, 0);
+    return packed.data;
   }
 }
 
-/** The restore point a finished backup commits: its header, map encoding (full or delta) and the `--json` result. */
+/** The restore point a finished backup commits: its header, its map's root and the `--json` result. */
 async function describePoint(repo: Repository, options: BackupOptions,
-  ctx: { writer: PackWriter; counters: Counters; map: Buffer; sizeBytes: number; time: string; started: bigint }): Promise<PreparedPoint> {
-  const { writer, counters, map, sizeBytes, time, started } = ctx;
+  ctx: { writer: PackWriter; counters: Counters; built: BuiltMap; sizeBytes: number; time: string; started: bigint }): Promise<PreparedPoint> {
+  const { writer, counters, built, sizeBytes, time, started } = ctx;
   const { chunkBytes } = repo.config;
-  counters.chunksZero = countZeroChunks(map);
-  const parent = options.plan ? repo.points.entryById(options.plan.parent.header.id) : latestPoint(repo, options.vm, options.disk);
+  const chunksTotal = Math.ceil(sizeBytes / chunkBytes);
+  const parentHeader = options.plan?.parent.header;
+  const parentNonZero = parentHeader ? parentHeader.chunksTotal - (parentHeader.stats.chunksZero ?? 0) : 0;
+  counters.chunksZero = chunksTotal - (parentNonZero + built.nonZeroChange);
+  const parent = parentHeader ? parentHeader.id : (repo.points.list(options.vm, options.disk)[0]?.id ?? null);
   const header: PointHeader = {
     id: randomBytes(16).toString('hex'), vm: options.vm, disk: options.disk, time, sizeBytes, chunkBytes,
-    chunksTotal: map.length / chunkIdBytes, parent: null, base: null, chainDepth: 0,
-    mapSha256: sha256(map).toString('hex'),
+    chunksTotal, parent, base: null, chainDepth: 0,
+    mapSha256: sha256(built.root).toString('hex'),
     source: { path: options.source.description, ...options.sourceInfo },
     stats: {},
   };
-  const body = await chooseMapEncoding(repo, header, map, parent);
+  const body: PointBody = { kind: 'paged', height: built.height, root: built.root };
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const result: BackupResult = {
     id: header.id, vm: header.vm, disk: header.disk, time, bytesTotal: sizeBytes,
     bytesRead: counters.bytesRead, bytesNew: counters.bytesNew, bytesStored: writer.bytesAppended,
-    chunksTotal: header.chunksTotal, chunksNew: counters.chunksNew, chunksZero: counters.chunksZero,
-    chunksKnown: counters.chunksKnown, seconds, parent: header.parent, mapKind: body.kind,
+    chunksTotal, chunksNew: counters.chunksNew, chunksZero: counters.chunksZero,
+    chunksKnown: counters.chunksKnown, seconds, parent, mapKind: 'paged', mapPagesNew: counters.mapPagesNew,
     mode: options.plan ? 'incremental' : 'full',
     reason: options.reason ?? (options.plan ? 'changed-block tracking' : 'no change tracking given'),
   };
   header.source = { ...header.source, mode: result.mode, reason: result.reason };
+  const lastLength = sizeBytes - (chunksTotal - 1) * chunkBytes;
   header.stats = {
     bytesRead: result.bytesRead, bytesNew: result.bytesNew, bytesStored: result.bytesStored,
-    chunksNew: result.chunksNew, chunksZero: result.chunksZero, seconds,
-    bytesNonZero: sizeBytes - counters.chunksZero * chunkBytes + zeroTailSlack(header, map),
+    chunksNew: result.chunksNew, chunksZero: result.chunksZero, seconds, mapPagesNew: counters.mapPagesNew, mapBytesStored: counters.mapBytesStored,
+    // The last chunk may be short: a zero one was over-subtracted.
+    bytesNonZero: sizeBytes - counters.chunksZero * chunkBytes + (chunksTotal > 0 && built.lastChunkZero ? chunkBytes - lastLength : 0),
   };
   return { result, header, body };
 }
@@ -223,7 +289,7 @@ async function describePoint(repo: Repository, options: BackupOptions,
  * stops at the first failure (rethrown) or when `signal` aborts. Each read
  * races the interrupt: a stream (stdin) may block forever on its next read.
  */
-async function pump(batches: AsyncGenerator<Batch>, work: (batch: Batch) => Promise<void>, signal?: AbortSignal): Promise<void> {
+async function pump<T>(batches: AsyncGenerator<T>, work: (batch: T) => Promise<void>, signal?: AbortSignal): Promise<void> {
   const aborted = whenAborted(signal).then(() => null);
   const inflight = new Set<Promise<void>>();
   let failure: unknown = null;
@@ -244,50 +310,4 @@ function sealedNote(writer: PackWriter): string {
   if (writer.packsSealed === 0) return 'nothing was left in the repository';
   return `${plural(writer.packsSealed, 'sealed pack')} (${humanBytes(writer.bytesSealed)}) stay in the repository, unreferenced: ` +
     'a later backup of the same data reuses them (blockvault stats shows them)';
-}
-
-function countZeroChunks(map: Buffer): number {
-  let zero = 0;
-  for (let at = 0; at < map.length; at += chunkIdBytes) if (map.compare(zeroChunkId, 0, chunkIdBytes, at, at + chunkIdBytes) === 0) zero += 1;
-  return zero;
-}
-
-/** The last chunk may be short; if it is a zero chunk we over-subtracted. */
-function zeroTailSlack(header: PointHeader, map: Buffer): number {
-  const n = header.chunksTotal;
-  if (n === 0) return 0;
-  const lastLength = header.sizeBytes - (n - 1) * header.chunkBytes;
-  const lastIsZero = map.subarray((n - 1) * chunkIdBytes, n * chunkIdBytes).equals(zeroChunkId);
-  return lastIsZero ? header.chunkBytes - lastLength : 0;
-}
-
-function latestPoint(repo: Repository, vm: string, disk: string) {
-  return repo.points.list(vm, disk)[0] ?? null;
-}
-
-/**
- * Metadata grows with what changed: when the newest point of the same disk
- * has the same size, store only the entries that differ (a delta), unless the
- * chain is at its limit or the delta would not be much smaller than a full map.
- */
-async function chooseMapEncoding(repo: Repository, header: PointHeader, map: Buffer,
-  parentEntry: ReturnType<typeof latestPoint>): Promise<PointBody> {
-  if (!parentEntry || parentEntry.sizeBytes !== header.sizeBytes || parentEntry.chunkBytes !== header.chunkBytes) {
-    return { kind: 'full', map };
-  }
-  let parent: OpenPoint;
-  try {
-    parent = await repo.points.open(parentEntry);
-  } catch (err) {
-    if (err instanceof BlockvaultError) return { kind: 'full', map }; // a damaged parent: stand alone
-    throw err;
-  }
-  header.parent = parent.header.id;
-  const depth = parent.header.chainDepth + 1;
-  const delta = diffMaps(parent.map, map);
-  const deltaBytes = delta.indexes.length * deltaEntryBytes;
-  if (depth >= pointChainDepthMax || deltaBytes > map.length * pointDeltaShareMax) return { kind: 'full', map };
-  header.base = parent.header.id;
-  header.chainDepth = depth;
-  return { kind: 'delta', ...delta };
 }

@@ -16,6 +16,9 @@ export interface Batch {
   last: boolean;
 }
 
+/** A run of whole chunks with no data at all (a sparse image's hole): nothing read, nothing to hash; zero chunks. */
+export interface HoleRun { hole: true; firstChunk: number; chunks: number; bytes: number }
+
 /** Cursor over sorted data extents: does [start, end) touch data? */
 class ExtentCursor {
   private at = 0;
@@ -25,6 +28,13 @@ class ExtentCursor {
     if (!e) return true;
     while (this.at < e.length && e[this.at][1] <= start) this.at += 1;
     return this.at < e.length && e[this.at][0] < end;
+  }
+  /** Where the next data at or after `start` begins (Infinity: none). */
+  nextDataAt(start: number): number {
+    const e = this.extents;
+    if (!e) return start;
+    while (this.at < e.length && e[this.at][1] <= start) this.at += 1;
+    return this.at < e.length ? Math.max(start, e[this.at][0]) : Infinity;
   }
 }
 
@@ -36,7 +46,7 @@ class ExtentCursor {
  */
 export async function* readBatches(source: Source, chunkBytes: number, batchChunks: number,
   allocate: () => ArrayBuffer = () => new ArrayBuffer(batchChunks * chunkBytes),
-  ranges?: ReadonlyArray<readonly [number, number]>): AsyncGenerator<Batch> {
+  ranges?: ReadonlyArray<readonly [number, number]>): AsyncGenerator<Batch | HoleRun> {
   const size = source.sizeBytes;
   if (size === null) {
     if (ranges) throw new Error('a stream source cannot be read by ranges');
@@ -47,6 +57,13 @@ export async function* readBatches(source: Source, chunkBytes: number, batchChun
   for (const [first, endChunk] of ranges ?? [[0, Math.ceil(size / chunkBytes)] as const]) {
     const end = Math.min(endChunk * chunkBytes, size);
     for (let offset = first * chunkBytes; offset < end; ) {
+      // A 2 TiB disk holding 4 GiB is mostly hole: skip it whole chunks at a time, not batch by batch.
+      const holeEnd = Math.min(end, Math.floor(cursor.nextDataAt(offset) / chunkBytes) * chunkBytes);
+      if (holeEnd - offset >= batchChunks * chunkBytes) {
+        yield { hole: true, firstChunk: offset / chunkBytes, chunks: Math.ceil((holeEnd - offset) / chunkBytes), bytes: holeEnd - offset };
+        offset = holeEnd;
+        continue;
+      }
       const want = Math.min(batchChunks * chunkBytes, end - offset);
       const chunkLengths: number[] = [];
       const readChunks: number[] = [];

@@ -9,12 +9,13 @@ import { asBuffer, needBytes } from './binary.js';
 
 export const configMagicPrefix = Buffer.from('BVREPO\x00', 'latin1');
 /**
+ * 3: restore points hold paged chunk maps (docs/FORMAT.md "Paged chunk maps").
  * 2: writers are sessions with lock objects of their own and per-session
- * staging (docs/FORMAT.md "Sessions and locks"). Version 1 repositories are
- * read as they are; writing to one needs `blockvault upgrade` first.
+ * staging (docs/FORMAT.md "Sessions and locks"). Older repositories are read
+ * as they are; writing to one needs `blockvault upgrade` first.
  */
-export const repoFormatVersion = 2;
-export const repoFormatVersionsReadable = [1, 2];
+export const repoFormatVersion = 3;
+export const repoFormatVersionsReadable = [1, 2, 3];
 
 export interface RepoConfig {
   repoId: string;
@@ -58,7 +59,7 @@ export function decodeConfig(bytes: Uint8Array, what: string): RepoConfig {
   }
   const version = b.readUInt8(7);
   if (!repoFormatVersionsReadable.includes(version)) {
-    throw new BlockvaultError('FORMAT_VERSION', `${what}: repository format version ${version}; this blockvault reads versions ${repoFormatVersionsReadable.join(' and ')}`);
+    throw new BlockvaultError('FORMAT_VERSION', `${what}: repository format version ${version}; this blockvault reads versions ${repoFormatVersionsReadable.slice(0, -1).join(', ')} and ${repoFormatVersionsReadable.at(-1)}`);
   }
   const jsonBytes = b.readUInt32LE(8);
   if (jsonBytes > configBytesMax || b.length !== 12 + jsonBytes + 32) {

@@ -1,22 +1,30 @@
 // Restore-point file codec (docs/FORMAT.md "Restore point files"). Pure.
 //
-//   magic (8) | header JSON length u32 | kind u8 + 3 reserved | entry count u64
-//   | header JSON | entries | XXH64 of everything before it (8)
-// A full map stores one 32-byte chunk id per chunk (all zero = zero chunk),
-// like Proxmox Backup Server's fixed index. A delta stores only the entries
-// that differ from its base: (u32 chunk index, 32-byte id), indexes ascending.
+//   magic (8) | header JSON length u32 | kind u8 | height u8 | 2 reserved
+//   | entry count u64 | header JSON | entries | XXH64 of everything before it (8)
+// Version 2 (kind paged): the entries are the root of a paged map
+// (map-format.ts): the ids of its top-level pages, or of its chunks when the
+// disk has at most mapPageEntries chunks (height 0).
+// Version 1, read for old repositories (and upgraded by `blockvault
+// upgrade`): a full map stores one 32-byte chunk id per chunk (all zero =
+// zero chunk); a delta stores only the entries that differ from its base:
+// (u32 chunk index, 32-byte id), indexes ascending. Height is 0 in both.
 import { assert, BlockvaultError } from '../core/errors.js';
 import { chunkIdBytes, xxh64 } from '../core/digest.js';
 import { chunkBytesMax, chunkBytesMin, chunksPerPointMax, diskBytesMax, pointHeaderBytesMax } from '../core/limits.js';
 import { asBuffer, checkMagic, needBytes } from './binary.js';
+import { mapHeightMax, mapShape } from './map-format.js';
 
-export const pointMagic = Buffer.from('BVPOINT\x01', 'latin1'); // format version 1
+/** The point file's own version is the magic's last byte: 2 paged, 1 full or delta (read only). */
+export const pointMagic = Buffer.from('BVPOINT\x02', 'latin1');
+export const pointMagicV1 = Buffer.from('BVPOINT\x01', 'latin1');
 export const pointPrefixBytes = 24;
 /** XXH64 trailer: detects bit rot and truncation at ~14 GB/s (a 1 TiB disk's map is 512 MiB). */
 export const pointChecksumBytes = 8;
 export const deltaEntryBytes = 4 + chunkIdBytes;
 export const pointKindFull = 0;
 export const pointKindDelta = 1;
+export const pointKindPaged = 2;
 
 /** What a restore point says about itself; JSON in the file header. */
 export interface PointHeader {
@@ -28,9 +36,9 @@ export interface PointHeader {
   chunkBytes: number;
   chunksTotal: number;
   parent: string | null; // restore point this backup was compared against
-  base: string | null; // delta maps only: the point whose map this delta patches
-  chainDepth: number; // 0 for a full map
-  mapSha256: string; // hex SHA-256 of the materialized full map
+  base: string | null; // version-1 delta maps only: the point whose map this delta patches
+  chainDepth: number; // 0 but for a version-1 delta
+  mapSha256: string; // hex SHA-256: of the root's entries (paged: the map's Merkle root), of the whole map (version 1)
   source: Record<string, unknown>;
   stats: Record<string, number>;
   /** Set when the point is one disk of a VM restore point of several (a group object names it); absent otherwise. */
@@ -39,11 +47,13 @@ export interface PointHeader {
 
 /** What a writer encodes. */
 export type PointBody =
+  | { kind: 'paged'; height: number; root: Buffer }
   | { kind: 'full'; map: Buffer }
   | { kind: 'delta'; indexes: Uint32Array; ids: Buffer };
 
-/** What a reader decodes: views into the file, no copies (maps can be 512 MiB). */
+/** What a reader decodes: views into the file, no copies (a version-1 map can be 512 MiB). */
 export type DecodedBody =
+  | { kind: 'paged'; height: number; root: Buffer }
   | { kind: 'full'; map: Buffer }
   | { kind: 'delta'; count: number; entries: Buffer };
 
@@ -52,6 +62,9 @@ export function chunksFor(sizeBytes: number, chunkBytes: number): number {
 }
 
 function checkHeader(h: PointHeader, what: string): void {
+  if (Number.isSafeInteger(h.sizeBytes) && Number.isSafeInteger(h.chunkBytes) && h.chunkBytes > 0 && h.chunksTotal !== chunksFor(h.sizeBytes, h.chunkBytes)) {
+    throw new BlockvaultError('CORRUPT', `${what}: the map claims ${h.chunksTotal} chunks; a disk of ${h.sizeBytes} bytes at ${h.chunkBytes}-byte chunks has ${chunksFor(h.sizeBytes, h.chunkBytes)}`);
+  }
   const ok =
     Number.isSafeInteger(h.sizeBytes) && h.sizeBytes >= 0 && h.sizeBytes <= diskBytesMax &&
     Number.isSafeInteger(h.chunkBytes) && h.chunkBytes >= chunkBytesMin && h.chunkBytes <= chunkBytesMax &&
@@ -71,7 +84,14 @@ export function encodePoint(header: PointHeader, body: PointBody): Buffer {
   assert(json.length <= pointHeaderBytesMax, 'restore point header too large');
   let entries: Buffer;
   let count: number;
-  if (body.kind === 'full') {
+  let height = 0;
+  if (body.kind === 'paged') {
+    const shape = mapShape(header.chunksTotal);
+    assert(body.height === shape.height && body.root.length === shape.rootEntries * chunkIdBytes, 'paged map root shape');
+    entries = body.root;
+    count = shape.rootEntries;
+    height = body.height;
+  } else if (body.kind === 'full') {
     assert(body.map.length === header.chunksTotal * chunkIdBytes, 'full map length');
     entries = body.map;
     count = header.chunksTotal;
@@ -86,9 +106,10 @@ export function encodePoint(header: PointHeader, body: PointBody): Buffer {
     }
   }
   const prefix = Buffer.alloc(pointPrefixBytes);
-  pointMagic.copy(prefix, 0);
+  (body.kind === 'paged' ? pointMagic : pointMagicV1).copy(prefix, 0);
   prefix.writeUInt32LE(json.length, 8);
-  prefix.writeUInt8(body.kind === 'full' ? pointKindFull : pointKindDelta, 12);
+  prefix.writeUInt8(body.kind === 'paged' ? pointKindPaged : body.kind === 'full' ? pointKindFull : pointKindDelta, 12);
+  prefix.writeUInt8(height, 13);
   prefix.writeBigUInt64LE(BigInt(count), 16);
   const unsummed = Buffer.concat([prefix, json, entries]);
   const sum = Buffer.alloc(pointChecksumBytes);
@@ -99,14 +120,17 @@ export function encodePoint(header: PointHeader, body: PointBody): Buffer {
 export function decodePoint(bytes: Uint8Array, what: string): { header: PointHeader; body: DecodedBody } {
   const b = asBuffer(bytes);
   needBytes(b, pointPrefixBytes + pointChecksumBytes, what);
-  checkMagic(b, 0, pointMagic, what);
+  const v1 = b.subarray(0, 8).equals(pointMagicV1);
+  if (!v1) checkMagic(b, 0, pointMagic, what);
   const jsonBytes = b.readUInt32LE(8);
   const kind = b.readUInt8(12);
+  const height = b.readUInt8(13);
   const count = Number(b.readBigUInt64LE(16));
-  if (jsonBytes > pointHeaderBytesMax || (kind !== pointKindFull && kind !== pointKindDelta) || count > chunksPerPointMax) {
+  const kindOk = v1 ? kind === pointKindFull || kind === pointKindDelta : kind === pointKindPaged;
+  if (jsonBytes > pointHeaderBytesMax || !kindOk || count > chunksPerPointMax || height > mapHeightMax || (v1 && height !== 0)) {
     throw new BlockvaultError('CORRUPT', `${what}: prefix out of range`);
   }
-  const entryBytes = kind === pointKindFull ? chunkIdBytes : deltaEntryBytes;
+  const entryBytes = kind === pointKindDelta ? deltaEntryBytes : chunkIdBytes;
   const total = pointPrefixBytes + jsonBytes + count * entryBytes + pointChecksumBytes;
   if (b.length !== total) throw new BlockvaultError('CORRUPT', `${what}: size ${b.length} bytes, expected ${total}`);
   if (xxh64(b.subarray(0, total - pointChecksumBytes)) !== b.readBigUInt64LE(total - pointChecksumBytes)) {
@@ -120,6 +144,13 @@ export function decodePoint(bytes: Uint8Array, what: string): { header: PointHea
   }
   checkHeader(header, what);
   const at = pointPrefixBytes + jsonBytes;
+  if (kind === pointKindPaged) {
+    const shape = mapShape(header.chunksTotal);
+    if (height !== shape.height || count !== shape.rootEntries) {
+      throw new BlockvaultError('CORRUPT', `${what}: map root has height ${height} and ${count} entries; ${header.chunksTotal} chunks need height ${shape.height} and ${shape.rootEntries}`);
+    }
+    return { header, body: { kind: 'paged', height, root: b.subarray(at, at + count * chunkIdBytes) } };
+  }
   if (kind === pointKindFull) {
     if (count !== header.chunksTotal) throw new BlockvaultError('CORRUPT', `${what}: map has ${count} entries, header says ${header.chunksTotal}`);
     // A view, not a copy: a 1 TiB disk's map is 512 MiB at 64 KiB chunks.

@@ -18,8 +18,8 @@ import { ReadStreams } from './read-streams.js';
 const prefetchBytesMax = 16 * 1024 * 1024;
 const prefetchStrideBytes = 2 * 1024 * 1024;
 
-/** A chunk to fetch: its index, cache key, and slot offset in the slab (-1: none). */
-interface Wanted { index: number; key: string; slotOffset: number }
+/** A chunk to fetch: its index, id, cache key, and slot offset in the slab (-1: none). */
+interface Wanted { index: number; id: Buffer; key: string; slotOffset: number }
 
 export class PointReader {
   readonly sizeBytes: number;
@@ -34,10 +34,6 @@ export class PointReader {
     this.fetcher = new ChunkFetcher(repo, pool, options);
     this.streams = new ReadStreams(this.chunkBytes, Math.ceil(this.sizeBytes / this.chunkBytes),
       Math.max(1, Math.floor(prefetchBytesMax / this.chunkBytes)), Math.max(1, Math.floor(prefetchStrideBytes / this.chunkBytes)));
-  }
-
-  private chunkId(index: number): Buffer {
-    return this.point.map.subarray(index * chunkIdBytes, (index + 1) * chunkIdBytes);
   }
 
   private chunkLength(index: number): number {
@@ -58,9 +54,13 @@ export class PointReader {
     const first = Math.floor(offset / this.chunkBytes);
     const last = Math.floor((end - 1) / this.chunkBytes);
     const ahead = this.streams.onRead(offset, end);
+    // The ids of the chunks read and prefetched, from the map's pages (cached: usually no I/O).
+    const idsEnd = Math.max(last, ahead.last) + 1;
+    const ids = await this.point.map.ids(first, idsEnd - first);
+    const chunkId = (c: number) => ids.subarray((c - first) * chunkIdBytes, (c - first + 1) * chunkIdBytes);
     const batch: Wanted[] = [];
     const want = (index: number, key: string) => {
-      if (!this.cache.isFilling(key)) batch.push({ index, key, slotOffset: this.cache.begin(key) });
+      if (!this.cache.isFilling(key)) batch.push({ index, id: chunkId(index), key, slotOffset: this.cache.begin(key) });
     };
     const waits: Array<Promise<void>> = [];
     let failed = false; // once the read fails, late chunks must not touch `target` (FUSE has reclaimed it)
@@ -68,7 +68,7 @@ export class PointReader {
       const from = Math.max(offset, c * this.chunkBytes) - c * this.chunkBytes;
       const to = Math.min(end, (c + 1) * this.chunkBytes) - c * this.chunkBytes;
       const into = target.subarray(c * this.chunkBytes + from - offset, c * this.chunkBytes + to - offset);
-      const id = this.chunkId(c);
+      const id = chunkId(c);
       if (id.equals(zeroChunkId)) {
         into.fill(0);
         continue;
@@ -91,7 +91,7 @@ export class PointReader {
       })));
     }
     for (let c = Math.max(ahead.first, last + 1); c <= ahead.last; c++) {
-      const id = this.chunkId(c);
+      const id = chunkId(c);
       if (id.equals(zeroChunkId)) continue;
       const key = id.toString('hex');
       if (!this.cache.has(key)) want(c, key);
@@ -111,8 +111,7 @@ export class PointReader {
   private async loadSlotted(batch: Wanted[]): Promise<void> {
     if (batch.length === 0) return;
     try {
-      const ids = batch.map((w) => this.chunkId(w.index));
-      const result = await this.fetcher.fetchInto(ids, await this.cache.slabId(this.pool), batch.map((w) => w.slotOffset));
+      const result = await this.fetcher.fetchInto(batch.map((w) => w.id), await this.cache.slabId(this.pool), batch.map((w) => w.slotOffset));
       batch.forEach((w, i) => this.settle(w, result.rawBytes[i], result.problems.get(i)));
     } catch (err) {
       for (const w of batch) this.cache.fail(w.key, err as Error);
@@ -123,7 +122,7 @@ export class PointReader {
   private async loadLoose(batch: Wanted[]): Promise<void> {
     if (batch.length === 0) return;
     try {
-      const result = await this.fetcher.fetch(batch.map((w) => this.chunkId(w.index)));
+      const result = await this.fetcher.fetch(batch.map((w) => w.id));
       let at = 0;
       batch.forEach((w, i) => {
         this.settle(w, result.rawBytes[i], result.problems.get(i), result.output.subarray(at, at + result.rawBytes[i]));

@@ -8,8 +8,8 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { assert, BlockvaultError } from '../core/errors.js';
 import type { Codec, PackRecord } from '../format/pack-format.js';
 
-/** 2: catalog entries carry their group, and a groups database. An index of another version is rebuilt. */
-export const indexFormatVersion = 2;
+/** 3: catalog entries of paged points. 2: catalog entries carry their group, and a groups database. An index of another version is rebuilt. */
+export const indexFormatVersion = 3;
 export const locationBytes = 41;
 
 export interface ChunkLocation {
@@ -29,7 +29,7 @@ export interface PointEntry {
   sizeBytes: number;
   chunkBytes: number;
   parent: string | null;
-  kind: 'full' | 'delta';
+  kind: 'paged' | 'full' | 'delta';
   path: string;
   stats: Record<string, number>;
   /** The VM restore point (group) this point is one disk of, or null. */

@@ -61,25 +61,21 @@ export async function readConfig(store: ObjectStore): Promise<RepoConfig> {
 /**
  * Version 1 -> 2: the layout of packs and points is the same; what changes is
  * how writers lock (one writer.lock then, a lock object per session now). The
- * upgrade waits out a version-1 writer (its writer.lock), then rewrites the
- * config. Returns the version it found.
+ * step waits out a version-1 writer (its writer.lock), writes index objects
+ * from the pack trailers, then rewrites the config.
  */
-export async function upgradeRepository(store: ObjectStore, lockWaitSeconds: number): Promise<number> {
-  const config = await readConfig(store);
-  if (config.formatVersion === repoFormatVersion) return config.formatVersion;
+export async function upgradeFromVersion1(store: ObjectStore, config: RepoConfig, lockWaitSeconds: number): Promise<void> {
   const session = newSessionId();
   const lock = await acquireLock(store, session, { kind: 'exclusive', what: 'upgrade', waitSeconds: lockWaitSeconds });
   try {
     const v1Lock = (await store.list('locks/writer.lock')).length > 0;
     if (v1Lock) throw new BlockvaultError('REPO_LOCKED', `${store.description}/locks/writer.lock exists: a version-1 blockvault is writing (or died writing: remove the file if no backup runs)`);
     await writeIndexObjectsForAllPacks(store, session);
-    await store.put(configPath, encodeConfig({ ...config, formatVersion: repoFormatVersion }), session);
+    await store.put(configPath, encodeConfig({ ...config, formatVersion: 2 }), session);
   } finally {
     await lock.release();
   }
-  return config.formatVersion;
 }
-
 /** Version 1 has no index objects: write them from the trailers, so a cold open need not read every pack. */
 async function writeIndexObjectsForAllPacks(store: ObjectStore, session: string): Promise<void> {
   const reader = new PackReader(store);

@@ -1,5 +1,6 @@
 // Restore-point files: put whole and durably (one object) as the last step
-// of a backup; read back as a full chunk map, following a
+// of a backup; opened as a chunk map: a paged map's root (constant time
+// whatever the disk size), or a version-1 map read whole, following a
 // bounded chain of delta maps to the nearest full map.
 import { BlockvaultError, storageError } from '../core/errors.js';
 import { sha256 } from '../core/digest.js';
@@ -7,10 +8,12 @@ import { pointChainDepthMax } from '../core/limits.js';
 import { applyDelta, decodePoint, encodePoint, type DecodedBody, type PointBody, type PointHeader } from '../format/point-format.js';
 import type { ObjectStore } from '../storage/storage.js';
 import type { ChunkIndex, PointEntry } from './chunk-index.js';
+import { FlatMap, PagedMap, type ChunkMap } from './chunk-map.js';
 import { pointPath } from './layout.js';
+import type { MapPages } from './map-pages.js';
 
-/** A restore point opened for reading: its header and materialized chunk map. */
-export interface OpenPoint { header: PointHeader; map: Buffer }
+/** A restore point opened for reading: its header and chunk map. */
+export interface OpenPoint { header: PointHeader; map: ChunkMap }
 
 const pointFileBytesMax = 8 * 1024 ** 3;
 
@@ -23,7 +26,7 @@ export function catalogEntry(header: PointHeader, kind: PointBody['kind']): Poin
 }
 
 export class PointStore {
-  constructor(private readonly store: ObjectStore, private readonly index: ChunkIndex) {}
+  constructor(private readonly store: ObjectStore, private readonly index: ChunkIndex, readonly pages: MapPages) {}
 
   /** Commits a restore point (the backup's last step), staged in the writing session's area. */
   async write(header: PointHeader, body: PointBody, sessionId: string): Promise<void> {
@@ -46,31 +49,45 @@ export class PointStore {
   }
 
   /**
-   * Opens a restore point: reads its file and any delta chain (each file's
-   * SHA-256 checked). With checkMap, also re-hashes the materialized map
-   * against mapSha256, which covers the whole chain: verify does; plain reads
-   * skip it to open a 1 TiB point in under a second.
+   * Opens a restore point: reads its file (checksummed). A paged map's pages
+   * are read as they are needed, each checked against its id. A version-1
+   * map is read whole with its delta chain; checkMap re-hashes it against
+   * mapSha256 (verify and the increment planner do).
    */
-  async open(entry: PointEntry, options: { checkMap?: boolean } = {}, depth = 0): Promise<OpenPoint> {
+  async open(entry: PointEntry, options: { checkMap?: boolean } = {}): Promise<OpenPoint> {
+    const { header, body } = await this.readFile(entry.path);
+    if (body.kind === 'paged') {
+      if (options.checkMap && sha256(body.root).toString('hex') !== header.mapSha256) {
+        throw new BlockvaultError('CHECKSUM_MISMATCH', `restore point ${header.id}: map root checksum mismatch (${entry.path})`);
+      }
+      const name = `${header.vm}/${header.disk}@${header.id}`;
+      return { header, map: new PagedMap(this.pages, header.chunksTotal, header.chunkBytes, header.sizeBytes, body.height, body.root, name) };
+    }
+    const map = await this.openFlat(entry, header, body);
+    if (options.checkMap && sha256(map).toString('hex') !== header.mapSha256) {
+      throw new BlockvaultError('CHECKSUM_MISMATCH', `restore point ${header.id}: chunk map checksum mismatch (${entry.path})`);
+    }
+    return { header, map: new FlatMap(map) };
+  }
+
+  /** A version-1 map, materialized: its own entries, or its base's with its delta applied. */
+  private async openFlat(entry: PointEntry, header: PointHeader, body: DecodedBody, depth = 0): Promise<Buffer> {
     if (depth > pointChainDepthMax) {
       throw new BlockvaultError('CORRUPT', `restore point ${entry.id}: delta chain longer than ${pointChainDepthMax}`);
     }
-    const { header, body } = await this.readFile(entry.path);
-    let map: Buffer;
-    if (body.kind === 'full') {
-      map = body.map;
-    } else {
-      const baseEntry = this.entryById(header.base as string);
-      const base = await this.open(baseEntry, {}, depth + 1);
-      if (base.map.length !== header.chunksTotal * 32) {
-        throw new BlockvaultError('CORRUPT', `restore point ${header.id}: base ${header.base} has a different disk size`);
-      }
-      map = applyDelta(base.map, body, entry.path);
+    if (body.kind === 'full') return body.map;
+    if (body.kind === 'paged') {
+      // The base of a version-1 delta, paged by an upgrade that stopped before it reached the delta.
+      const name = `${header.vm}/${header.disk}@${header.id}`;
+      return new PagedMap(this.pages, header.chunksTotal, header.chunkBytes, header.sizeBytes, body.height, body.root, name).ids(0, header.chunksTotal);
     }
-    if (options.checkMap && depth === 0 && sha256(map).toString('hex') !== header.mapSha256) {
-      throw new BlockvaultError('CHECKSUM_MISMATCH', `restore point ${header.id}: chunk map checksum mismatch (${entry.path})`);
+    const baseEntry = this.entryById(header.base as string);
+    const base = await this.readFile(baseEntry.path);
+    const baseMap = await this.openFlat(baseEntry, base.header, base.body, depth + 1);
+    if (baseMap.length !== header.chunksTotal * 32) {
+      throw new BlockvaultError('CORRUPT', `restore point ${header.id}: base ${header.base} has a different disk size`);
     }
-    return { header, map };
+    return applyDelta(baseMap, body, entry.path); // every buffer here was read for this open: patched in place
   }
 
   entryById(id: string): PointEntry {

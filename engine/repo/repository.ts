@@ -17,6 +17,7 @@ import { reconcileGroups } from './group-store.js';
 import { createRepository, readConfig, type InitOptions } from './init.js';
 import { packIdFromKey, packsDir, pointsDir } from './layout.js';
 import { acquireLock, newSessionId, type HeldLock } from './lock.js';
+import { MapPages } from './map-pages.js';
 import { PackReader } from './pack-reader.js';
 import { catalogEntry, PointStore } from './point-store.js';
 
@@ -29,6 +30,8 @@ export interface OpenOptions {
   writer?: LockOptions;
   /** Open for an operation that deletes or rewrites (index rebuild): waits for sessions to end, keeps new ones out. */
   exclusive?: LockOptions;
+  /** `blockvault upgrade`: an exclusive open of a repository of an older version. */
+  upgrading?: boolean;
 }
 
 export async function initRepository(root: string, options: InitOptions = {}, storage?: ObjectStore): Promise<RepoConfig> {
@@ -56,7 +59,7 @@ export class Repository {
     this.index = opened.index;
     this.indexCacheDir = opened.cacheDir;
     this.packs = new PackReader(storage);
-    this.points = new PointStore(storage, this.index);
+    this.points = new PointStore(storage, this.index, new MapPages(this.index, this.packs));
   }
 
   /** This writer's session id (its lock object and staging area); writers only. */
@@ -70,7 +73,7 @@ export class Repository {
     const storage = options.storage ?? new FsObjectStore(root);
     const config = await readConfig(storage);
     const want = options.exclusive ? { kind: 'exclusive' as const, ...options.exclusive } : options.writer ? { kind: 'session' as const, ...options.writer } : null;
-    if (want && config.formatVersion !== repoFormatVersion) {
+    if (want && config.formatVersion !== repoFormatVersion && !(options.upgrading && options.exclusive)) {
       throw new BlockvaultError('FORMAT_VERSION', `${root} is a version-${config.formatVersion} repository: blockvault reads it as it is, and writes to it once upgraded with: blockvault upgrade -r ${root}`);
     }
     const lock = want

@@ -5,6 +5,7 @@ import { interruptedError, whenAborted } from '../core/interrupt.js';
 import { batchBytes, batchesInFlightMax } from '../core/limits.js';
 import { ChunkFetcher, problemError } from '../read/chunk-fetcher.js';
 import type { PointEntry } from '../repo/chunk-index.js';
+import type { ChunkMap } from '../repo/chunk-map.js';
 import type { Repository } from '../repo/repository.js';
 import type { Target } from './target.js';
 import type { WorkerPool } from '../workers/pool.js';
@@ -13,67 +14,58 @@ export interface RestoreProgress { bytesDone: number; bytesTotal: number }
 export interface RestoreResult { id: string; bytesTotal: number; bytesWritten: number; chunksZero: number; seconds: number }
 
 interface BatchOut { firstChunk: number; count: number; data: Buffer | null; present: boolean[] }
+/** A stretch of the disk in order: chunks with their ids (at most a batch), or a run of zero chunks (a map leaf of none). */
+type Span = { firstChunk: number; count: number; ids: Buffer | null };
+
+/** The map in disk order: each leaf cut into batches, the gaps between leaves as single zero runs (a 2 TiB disk holding 4 GiB is mostly gaps). */
+async function* spans(map: ChunkMap, batchChunks: number): AsyncGenerator<Span> {
+  let next = 0;
+  for await (const leaf of map.leaves()) {
+    if (leaf.firstChunk > next) yield { firstChunk: next, count: leaf.firstChunk - next, ids: null };
+    const count = leaf.ids.length / chunkIdBytes;
+    for (let k = 0; k < count; k += batchChunks) {
+      const n = Math.min(batchChunks, count - k);
+      yield { firstChunk: leaf.firstChunk + k, count: n, ids: Buffer.from(leaf.ids.subarray(k * chunkIdBytes, (k + n) * chunkIdBytes)) };
+    }
+    next = leaf.firstChunk + count;
+  }
+  if (map.chunksTotal > next) yield { firstChunk: next, count: map.chunksTotal - next, ids: null };
+}
 
 export async function runRestore(repo: Repository, entry: PointEntry, target: Target, pool: WorkerPool,
   onProgress?: (p: RestoreProgress) => void, signal?: AbortSignal): Promise<RestoreResult> {
   const started = process.hrtime.bigint();
   const point = await repo.points.open(entry);
-  const { chunkBytes, sizeBytes, chunksTotal } = point.header;
+  const { chunkBytes, sizeBytes } = point.header;
   const name = `${entry.vm}/${entry.disk}@${entry.id}`;
   const fetcher = new ChunkFetcher(repo, pool);
   const batchChunks = Math.max(1, Math.floor(batchBytes / chunkBytes));
-  let bytesWritten = 0;
-  let chunksZero = 0;
+  const counts = { bytesWritten: 0, chunksZero: 0 };
   const freeOutputs: ArrayBuffer[] = []; // decode outputs, recycled once written
 
-  const fetchBatch = async (firstChunk: number): Promise<BatchOut> => {
-    const count = Math.min(batchChunks, chunksTotal - firstChunk);
+  const fetchBatch = async (span: Span): Promise<BatchOut> => {
     const present: boolean[] = [];
     const ids: Buffer[] = [];
-    for (let c = firstChunk; c < firstChunk + count; c++) {
-      const id = point.map.subarray(c * chunkIdBytes, (c + 1) * chunkIdBytes);
+    for (let k = 0; k < span.count; k++) {
+      const id = span.ids ? span.ids.subarray(k * chunkIdBytes, (k + 1) * chunkIdBytes) : zeroChunkId;
       const isData = !id.equals(zeroChunkId);
       present.push(isData);
       if (isData) ids.push(id);
     }
-    if (ids.length === 0) return { firstChunk, count, data: null, present };
+    if (ids.length === 0) return { firstChunk: span.firstChunk, count: span.count, data: null, present };
     const result = await fetcher.fetch(ids, freeOutputs.pop());
     const first = [...result.problems.values()][0];
     if (first) throw problemError(first, `restore of ${name}`);
-    return { firstChunk, count, data: result.output, present };
+    return { firstChunk: span.firstChunk, count: span.count, data: result.output, present };
   };
 
-  const writeBatch = async (out: BatchOut): Promise<void> => {
-    let at = 0;
-    for (let k = 0; k < out.count; k++) {
-      const chunk = out.firstChunk + k;
-      const offset = chunk * chunkBytes;
-      const length = Math.min(chunkBytes, sizeBytes - offset);
-      if (out.present[k]) {
-        // Coalesce consecutive data chunks into one write.
-        let run = length;
-        while (k + 1 < out.count && out.present[k + 1]) {
-          k += 1;
-          run += Math.min(chunkBytes, sizeBytes - (out.firstChunk + k) * chunkBytes);
-        }
-        await target.write(out.data!.subarray(at, at + run), offset);
-        at += run;
-        bytesWritten += run;
-      } else {
-        chunksZero += 1;
-        await target.zero(offset, length);
-      }
-    }
-    if (out.data) freeOutputs.push(out.data.buffer as ArrayBuffer);
-    onProgress?.({ bytesDone: Math.min(sizeBytes, (out.firstChunk + out.count) * chunkBytes), bytesTotal: sizeBytes });
-  };
-
+  const write = (out: BatchOut) => writeBatch(out, target, { chunkBytes, sizeBytes }, counts, freeOutputs, onProgress);
   const interrupted = rejectOnAbort(signal, target);
-  const next = async (queue: Promise<BatchOut>[]) => Promise.race([writeBatch(await queue.shift()!), interrupted]);
+  const next = async (queue: Promise<BatchOut>[]) => Promise.race([write(await queue.shift()!), interrupted]);
   try {
     const queue: Promise<BatchOut>[] = [];
-    for (let first = 0; first < chunksTotal; first += batchChunks) {
-      const p = fetchBatch(first);
+    for await (const span of spans(point.map, batchChunks)) {
+      const p = span.ids ? fetchBatch(span) : Promise.resolve({ firstChunk: span.firstChunk, count: span.count, data: null, present: [] });
       p.catch(() => undefined); // observed when its turn comes
       queue.push(p);
       if (queue.length >= batchesInFlightMax) await next(queue);
@@ -84,7 +76,39 @@ export async function runRestore(repo: Repository, entry: PointEntry, target: Ta
     await target.abort();
     throw err;
   }
-  return { id: entry.id, bytesTotal: sizeBytes, bytesWritten, chunksZero, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
+  return { id: entry.id, bytesTotal: sizeBytes, ...counts, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
+}
+
+/** Writes a fetched batch in order: runs of data chunks as one write each, zero chunks (or a whole zero run) as zeros. */
+async function writeBatch(out: BatchOut, target: Target, disk: { chunkBytes: number; sizeBytes: number }, counts: { bytesWritten: number; chunksZero: number },
+  freeOutputs: ArrayBuffer[], onProgress?: (p: RestoreProgress) => void): Promise<void> {
+  const { chunkBytes, sizeBytes } = disk;
+  const end = Math.min(sizeBytes, (out.firstChunk + out.count) * chunkBytes);
+  if (!out.data) {
+    counts.chunksZero += out.count;
+    await target.zero(out.firstChunk * chunkBytes, end - out.firstChunk * chunkBytes);
+  } else {
+    let at = 0;
+    for (let k = 0; k < out.count; k++) {
+      const offset = (out.firstChunk + k) * chunkBytes;
+      const length = Math.min(chunkBytes, sizeBytes - offset);
+      if (!out.present[k]) {
+        counts.chunksZero += 1;
+        await target.zero(offset, length);
+        continue;
+      }
+      let run = length;
+      while (k + 1 < out.count && out.present[k + 1]) {
+        k += 1;
+        run += Math.min(chunkBytes, sizeBytes - (out.firstChunk + k) * chunkBytes);
+      }
+      await target.write(out.data.subarray(at, at + run), offset);
+      at += run;
+      counts.bytesWritten += run;
+    }
+    freeOutputs.push(out.data.buffer as ArrayBuffer);
+  }
+  onProgress?.({ bytesDone: end, bytesTotal: sizeBytes });
 }
 
 /** Rejects when `signal` aborts: an interrupt wins over a write that waits on a stalled reader (stdout) or a slow device. */

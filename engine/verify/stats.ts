@@ -15,6 +15,8 @@ export interface RepoStats {
   referencedChunks: number; // chunks some restore point needs
   referencedRawBytes: number;
   referencedStoredBytes: number;
+  mapPages: number; // map pages some restore point needs (counted in referenced* too)
+  mapStoredBytes: number;
   unreferencedChunks: number; // chunks no restore point needs
   unreferencedStoredBytes: number;
   packs: number;
@@ -26,24 +28,34 @@ export interface RepoStats {
   totalRatio: number; // logicalBytes / packBytes
 }
 
-/** Distinct non-zero chunk ids over every restore point's map, with their index sizes. */
-async function referenced(repo: Repository): Promise<{ chunks: number; rawBytes: number; storedBytes: number }> {
+/** Distinct non-zero chunk ids over every restore point's map, map pages included, with their index sizes. */
+async function referenced(repo: Repository): Promise<{ chunks: number; rawBytes: number; storedBytes: number; mapPages: number; mapRawBytes: number; mapStoredBytes: number }> {
   const seen = new Set<string>();
-  let rawBytes = 0;
-  let storedBytes = 0;
+  const out = { chunks: 0, rawBytes: 0, storedBytes: 0, mapPages: 0, mapRawBytes: 0, mapStoredBytes: 0 };
+  const count = (id: Buffer, page: boolean) => {
+    const key = id.toString('latin1');
+    if (seen.has(key)) return;
+    seen.add(key);
+    const location = repo.index.lookup(id); // a missing chunk is verify's to report
+    out.chunks += 1;
+    out.rawBytes += location?.rawBytes ?? 0;
+    out.storedBytes += location?.storedBytes ?? 0;
+    if (page) {
+      out.mapPages += 1;
+      out.mapRawBytes += location?.rawBytes ?? 0;
+      out.mapStoredBytes += location?.storedBytes ?? 0;
+    }
+  };
   for (const entry of repo.points.list()) {
     const { map } = await repo.points.open(entry);
-    for (let at = 0; at < map.length; at += chunkIdBytes) {
-      if (map.compare(zeroChunkId, 0, chunkIdBytes, at, at + chunkIdBytes) === 0) continue;
-      const key = map.toString('latin1', at, at + chunkIdBytes);
-      if (seen.has(key)) continue;
-      seen.add(key);
-      const location = repo.index.lookup(map.subarray(at, at + chunkIdBytes));
-      rawBytes += location?.rawBytes ?? 0; // a missing chunk is verify's to report
-      storedBytes += location?.storedBytes ?? 0;
+    for await (const leaf of map.leaves((id) => count(id, true))) {
+      for (let at = 0; at < leaf.ids.length; at += chunkIdBytes) {
+        const id = leaf.ids.subarray(at, at + chunkIdBytes);
+        if (!id.equals(zeroChunkId)) count(id, false);
+      }
     }
   }
-  return { chunks: seen.size, rawBytes, storedBytes };
+  return out;
 }
 
 export async function repoStats(repo: Repository): Promise<RepoStats> {
@@ -65,11 +77,12 @@ export async function repoStats(repo: Repository): Promise<RepoStats> {
     logicalBytes, logicalDataBytes,
     uniqueChunks, uniqueRawBytes, storedPayloadBytes,
     referencedChunks: used.chunks, referencedRawBytes: used.rawBytes, referencedStoredBytes: used.storedBytes,
+    mapPages: used.mapPages, mapStoredBytes: used.mapStoredBytes,
     unreferencedChunks: Math.max(0, uniqueChunks - used.chunks),
     unreferencedStoredBytes: Math.max(0, storedPayloadBytes - used.storedBytes),
     packs: packs.length, packBytes,
     tmpFiles: staging.length, tmpBytes: sum(staging.map((a) => a.sizeBytes)),
-    dedupRatio: div(logicalDataBytes, used.rawBytes),
+    dedupRatio: div(logicalDataBytes, used.rawBytes - used.mapRawBytes),
     compressionRatio: div(uniqueRawBytes, storedPayloadBytes),
     totalRatio: div(logicalBytes, packBytes),
   };

@@ -8,7 +8,9 @@ import type { PointEntry } from '../repo/chunk-index.js';
 import type { Repository } from '../repo/repository.js';
 import type { WorkerPool } from '../workers/pool.js';
 
-const fetchBatchChunks = 256;
+/** 4 MiB batches, two in flight (both workers busy), their buffers recycled: memory stays flat whatever the repository's size. */
+const fetchBatchChunks = 64;
+const fetchesInFlight = 2;
 
 export interface PointVerdict { id: string; vm: string; disk: string; ok: boolean; problems: Array<ChunkProblem | { code: string; reason: string }> }
 export interface VerifyResult { ok: boolean; points: PointVerdict[]; chunksChecked: number; bytesChecked: number; seconds: number }
@@ -22,14 +24,17 @@ export async function runVerify(repo: Repository, entries: PointEntry[], pool: W
     const verdict: PointVerdict = { id: entry.id, vm: entry.vm, disk: entry.disk, ok: true, problems: [] };
     verdicts.set(entry.id, verdict);
     try {
+      // Walking the map reads (and checks against its id) every map page the point needs.
       const { map } = await repo.points.open(entry, { checkMap: true });
-      for (let at = 0; at < map.length; at += chunkIdBytes) {
-        const id = map.subarray(at, at + chunkIdBytes);
-        if (id.equals(zeroChunkId)) continue;
-        const hex = id.toString('hex');
-        const list = users.get(hex);
-        if (!list) users.set(hex, [entry.id]);
-        else if (list[list.length - 1] !== entry.id) list.push(entry.id);
+      for await (const leaf of map.leaves()) {
+        for (let at = 0; at < leaf.ids.length; at += chunkIdBytes) {
+          const id = leaf.ids.subarray(at, at + chunkIdBytes);
+          if (id.equals(zeroChunkId)) continue;
+          const hex = id.toString('hex');
+          const list = users.get(hex);
+          if (!list) users.set(hex, [entry.id]);
+          else if (list[list.length - 1] !== entry.id) list.push(entry.id);
+        }
       }
     } catch (err) {
       if (!(err instanceof BlockvaultError)) throw err;
@@ -42,22 +47,39 @@ export async function runVerify(repo: Repository, entries: PointEntry[], pool: W
   const where = (id: Buffer) => { const l = repo.index.lookup(id); return l ? `${l.packId}:${String(l.offset).padStart(16, '0')}` : ''; };
   const keyed = ids.map((id) => [where(id), id] as const).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const fetcher = new ChunkFetcher(repo, pool);
-  let bytesChecked = 0;
-  for (let i = 0; i < keyed.length; i += fetchBatchChunks) {
-    const batch = keyed.slice(i, i + fetchBatchChunks).map(([, id]) => id);
-    const result = await fetcher.fetch(batch);
-    bytesChecked += result.rawBytes.reduce((a, b) => a + b, 0);
-    for (const [k, problem] of result.problems) {
-      for (const pointId of users.get(batch[k].toString('hex')) ?? []) {
-        const verdict = verdicts.get(pointId)!;
-        verdict.ok = false;
-        verdict.problems.push(problem);
-      }
+  const bytesChecked = await checkChunks(fetcher, keyed.map(([, id]) => id), (k, problem) => {
+    for (const pointId of users.get(k.toString('hex')) ?? []) {
+      const verdict = verdicts.get(pointId)!;
+      verdict.ok = false;
+      verdict.problems.push(problem);
     }
-    onProgress?.(Math.min(i + fetchBatchChunks, keyed.length), keyed.length);
-  }
+  }, onProgress);
   const now = new Date().toISOString();
   for (const v of verdicts.values()) repo.index.setVerified(v.id, v.ok, now);
   const points = [...verdicts.values()];
   return { ok: points.every((p) => p.ok), points, chunksChecked: keyed.length, bytesChecked, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
+}
+
+/** Fetches (and so checks) every chunk, in the order given; returns the raw bytes checked. */
+async function checkChunks(fetcher: ChunkFetcher, ids: Buffer[], onProblem: (id: Buffer, problem: ChunkProblem) => void,
+  onProgress?: (done: number, total: number) => void): Promise<number> {
+  let bytesChecked = 0;
+  const spare: ArrayBuffer[] = [];
+  const inflight: Array<Promise<void>> = [];
+  const one = async (first: number): Promise<void> => {
+    const batch = ids.slice(first, first + fetchBatchChunks);
+    const result = await fetcher.fetch(batch, spare.pop());
+    spare.push(result.output.buffer as ArrayBuffer);
+    bytesChecked += result.rawBytes.reduce((a, b) => a + b, 0);
+    for (const [k, problem] of result.problems) onProblem(batch[k], problem);
+    onProgress?.(Math.min(first + fetchBatchChunks, ids.length), ids.length);
+  };
+  for (let i = 0; i < ids.length; i += fetchBatchChunks) {
+    const fetching = one(i);
+    fetching.catch(() => undefined); // observed when its turn comes
+    inflight.push(fetching);
+    if (inflight.length >= fetchesInFlight) await inflight.shift();
+  }
+  await Promise.all(inflight);
+  return bytesChecked;
 }

@@ -10,7 +10,8 @@ export const statsCommand: Command = {
 
 What the restore points hold against what the repository stores:
   logical       sum of the disk sizes of all restore points (data: without zero chunks)
-  referenced    the distinct chunks restore points need, raw and as stored
+  referenced    the distinct chunks restore points need, raw and as stored,
+                their chunk maps' pages included (counted apart below)
   unreferenced  chunks in packs that no restore point needs: left by an
                 interrupted backup (a later backup of the same data reuses
                 them) or stored twice by concurrent writers
@@ -36,6 +37,7 @@ Reads every restore point's chunk map: on a large repository this takes a while.
       say(`restore points  ${s.points} (${plural(s.vms, 'VM')})`);
       say(`logical         ${humanBytes(s.logicalBytes)} (data ${humanBytes(s.logicalDataBytes)})`);
       say(`referenced      ${plural(s.referencedChunks, 'chunk')}, ${humanBytes(s.referencedRawBytes)} (${humanBytes(s.referencedStoredBytes)} stored)`);
+      say(`  of which maps  ${plural(s.mapPages, 'map page')}, ${humanBytes(s.mapStoredBytes)} stored`);
       say(`unreferenced    ${plural(s.unreferencedChunks, 'chunk')}, ${humanBytes(s.unreferencedStoredBytes)} stored${s.unreferencedChunks ? ' (left by an interrupted backup; a later backup of the same data reuses them)' : ''}`);
       say(`stored          ${humanBytes(s.storedPayloadBytes)} in ${plural(s.packs, 'pack')} (${humanBytes(s.packBytes)} on disk)`);
       if (s.tmpFiles) say(`staging         ${plural(s.tmpFiles, 'area')}, ${humanBytes(s.tmpBytes)} (a running backup's, or a killed one's: the next backup removes those)`);

@@ -6,6 +6,7 @@ import { decodeConfig } from '../../../engine/format/config-format.js';
 import { decodeRecordHeader } from '../../../engine/format/pack-format.js';
 import { decodeIndexObject } from '../../../engine/format/index-object-format.js';
 import { decodeGroup } from '../../../engine/format/group-format.js';
+import { decodeMapPage } from '../../../engine/format/map-format.js';
 import { goldenVectors, hexDump } from '../../../scripts/golden-vectors.js';
 
 const doc = readFileSync(new URL('../../../docs/FORMAT.md', import.meta.url), 'utf8');
@@ -23,6 +24,9 @@ describe('docs/FORMAT.md golden vectors', () => {
     expect(decodeRecordHeader(v['record-header'], 32, 'golden').rawBytes).toBe(65536);
     expect(decodePoint(v['point-full'], 'golden').header.vm).toBe('web01');
     expect(decodePoint(v['point-delta'], 'golden').body.kind).toBe('delta');
+    const paged = decodePoint(v['point-paged'], 'golden').body;
+    expect(paged.kind === 'paged' && [paged.height, paged.root.length]).toEqual([1, 64]);
+    expect(decodeMapPage(v['map-page'], { level: 0, count: 1 }, 'golden').length).toBe(32);
     expect(decodeConfig(v.config, 'golden').chunkBytes).toBe(65536);
     expect(decodeIndexObject(v['index-object'], 'golden')[0].records[0].rawBytes).toBe(65536);
     expect(decodeGroup(v.group, 'golden').disks.map((d) => d.disk)).toEqual(['sda', 'sdb']);

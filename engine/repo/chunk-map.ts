@@ -1,0 +1,127 @@
+// A restore point's chunk map as readers see it: chunk ids by position,
+// loaded page by page through the repository's bounded page cache, so
+// opening a point costs its root (one small object) whatever the disk size.
+// Version-1 maps (whole, in the point file) are read through the same
+// interface until `blockvault upgrade` pages them.
+import { assert } from '../core/errors.js';
+import { chunkIdBytes, isAllZero } from '../core/digest.js';
+import { decodeMapPage, mapPageEntries, pageChunkRange, pageEntryCount } from '../format/map-format.js';
+import type { MapPages, PagePlace } from './map-pages.js';
+
+export interface MapLeaf { firstChunk: number; ids: Buffer }
+
+export interface ChunkMap {
+  readonly chunksTotal: number;
+  /** The ids of chunks [first, first + count), copied: count * 32 bytes (zero id = zero chunk). */
+  ids(first: number, count: number): Promise<Buffer>;
+  /**
+   * Every leaf that holds a non-zero chunk, in disk order (an all-zero
+   * region costs nothing); onPage sees each map page on the way (verify,
+   * stats and gc count them as referenced).
+   */
+  leaves(onPage?: (id: Buffer, place: PagePlace) => void): AsyncGenerator<MapLeaf>;
+}
+
+export class PagedMap implements ChunkMap {
+  readonly chunksTotal: number;
+
+  constructor(private readonly pages: MapPages, chunksTotal: number, private readonly chunkBytes: number, private readonly sizeBytes: number,
+    readonly height: number, private readonly root: Buffer, private readonly name: string) {
+    this.chunksTotal = chunksTotal;
+    assert(root.length % chunkIdBytes === 0, 'map root length');
+  }
+
+  private place(level: number, index: number): PagePlace {
+    const [first, end] = pageChunkRange(this.chunksTotal, level, index);
+    return { point: this.name, level, index, firstByte: first * this.chunkBytes, endByte: Math.min(this.sizeBytes, end * this.chunkBytes) };
+  }
+
+  private async pageAt(level: number, index: number, id: Buffer): Promise<Buffer> {
+    const place = this.place(level, index);
+    const raw = await this.pages.load(id, place);
+    return decodeMapPage(raw, { level, count: pageEntryCount(this.chunksTotal, level, index) },
+      `restore point ${this.name}: map page ${id.toString('hex')} (level ${level}, page ${index}, disk bytes ${place.firstByte}-${place.endByte})`);
+  }
+
+  /** The root's entries: the top level's page ids (the chunk ids at height 0). */
+  rootEntries(): Buffer {
+    return this.root;
+  }
+
+  /** Page `index` of `level`: its id and entries, or null when its id is zero (every chunk below is a zero chunk). */
+  async pageWithId(level: number, index: number): Promise<{ id: Buffer; entries: Buffer } | null> {
+    assert(level >= 0 && level < this.height, 'page level inside the tree');
+    let entries = this.root;
+    let id: Buffer | null = null;
+    for (let k = this.height - 1; k >= level; k--) {
+      const pageIndex = Math.floor(index / mapPageEntries ** (k - level));
+      const slot = k === this.height - 1 ? pageIndex : pageIndex % mapPageEntries;
+      id = entries.subarray(slot * chunkIdBytes, (slot + 1) * chunkIdBytes);
+      if (isAllZero(id)) return null;
+      entries = await this.pageAt(k, pageIndex, id);
+    }
+    return { id: id!, entries };
+  }
+
+  async page(level: number, index: number): Promise<Buffer | null> {
+    return (await this.pageWithId(level, index))?.entries ?? null;
+  }
+
+  async ids(first: number, count: number): Promise<Buffer> {
+    assert(first >= 0 && count >= 0 && first + count <= this.chunksTotal, 'map range inside the disk');
+    const out = Buffer.alloc(count * chunkIdBytes);
+    if (this.height === 0) {
+      this.root.copy(out, 0, first * chunkIdBytes, (first + count) * chunkIdBytes);
+      return out;
+    }
+    for (let c = first; c < first + count; ) {
+      const leaf = Math.floor(c / mapPageEntries);
+      const end = Math.min(first + count, (leaf + 1) * mapPageEntries);
+      const entries = await this.page(0, leaf);
+      if (entries) entries.copy(out, (c - first) * chunkIdBytes, (c - leaf * mapPageEntries) * chunkIdBytes, (end - leaf * mapPageEntries) * chunkIdBytes);
+      c = end;
+    }
+    return out;
+  }
+
+  async *leaves(onPage?: (id: Buffer, place: PagePlace) => void): AsyncGenerator<MapLeaf> {
+    if (this.height === 0) {
+      if (!isAllZero(this.root)) yield { firstChunk: 0, ids: this.root };
+      return;
+    }
+    yield* this.below(this.height - 1, 0, this.root, onPage);
+  }
+
+  /** The leaves under `entries`, the ids of pages firstIndex, firstIndex + 1, ... of `level`. */
+  private async *below(level: number, firstIndex: number, entries: Buffer, onPage?: (id: Buffer, place: PagePlace) => void): AsyncGenerator<MapLeaf> {
+    for (let slot = 0; slot < entries.length / chunkIdBytes; slot++) {
+      const id = entries.subarray(slot * chunkIdBytes, (slot + 1) * chunkIdBytes);
+      if (isAllZero(id)) continue;
+      const index = firstIndex + slot;
+      const page = await this.pageAt(level, index, id);
+      onPage?.(id, this.place(level, index));
+      if (level === 0) yield { firstChunk: index * mapPageEntries, ids: page };
+      else yield* this.below(level - 1, index * mapPageEntries, page, onPage);
+    }
+  }
+}
+
+/** A version-1 map, whole in memory (read from its point file and delta chain). */
+export class FlatMap implements ChunkMap {
+  readonly chunksTotal: number;
+  constructor(private readonly map: Buffer) {
+    this.chunksTotal = map.length / chunkIdBytes;
+  }
+
+  async ids(first: number, count: number): Promise<Buffer> {
+    assert(first >= 0 && count >= 0 && first + count <= this.chunksTotal, 'map range inside the disk');
+    return Buffer.from(this.map.subarray(first * chunkIdBytes, (first + count) * chunkIdBytes));
+  }
+
+  async *leaves(): AsyncGenerator<MapLeaf> {
+    for (let first = 0; first < this.chunksTotal; first += mapPageEntries) {
+      const ids = this.map.subarray(first * chunkIdBytes, Math.min(this.chunksTotal, first + mapPageEntries) * chunkIdBytes);
+      if (!isAllZero(ids)) yield { firstChunk: first, ids };
+    }
+  }
+}
