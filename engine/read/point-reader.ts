@@ -56,7 +56,7 @@ export class PointReader {
     const ahead = this.streams.onRead(offset, end);
     // The ids of the chunks read and prefetched, from the map's pages (cached: usually no I/O).
     const idsEnd = Math.max(last, ahead.last) + 1;
-    const ids = await this.point.map.ids(first, idsEnd - first);
+    const ids = this.point.map.idsNow(first, idsEnd - first) ?? await this.point.map.ids(first, idsEnd - first);
     const chunkId = (c: number) => ids.subarray((c - first) * chunkIdBytes, (c - first + 1) * chunkIdBytes);
     const batch: Wanted[] = [];
     const want = (index: number, key: string) => {
