@@ -108,22 +108,19 @@ export async function prepareBackup(repo: Repository, options: BackupOptions): P
   const planned = options.plan
     ? options.plan.ranges.reduce((a, [f, e]) => a + (Math.min(e * chunkBytes, options.source.sizeBytes!) - f * chunkBytes), 0)
     : options.source.sizeBytes;
-  // Batches finish out of order; the map takes their ids in disk order.
-  let mapTurn: Promise<void> = Promise.resolve();
+  // Batches finish out of order; the map takes their ids in disk order, without holding up the batches behind.
+  const ordered = new InOrder<Buffer | null>(async (ids, first) => { if (ids) await builder.put(first, ids); });
   const processBatch = async (batch: Batch | HoleRun): Promise<void> => {
-    const previous = mapTurn;
-    let release: () => void = () => undefined;
-    mapTurn = new Promise<void>((resolve) => { release = resolve; });
+    const ticket = ordered.ticket();
+    let ids: Buffer | null = null;
     try {
-      const ids = 'hole' in batch ? null : await store.batch(batch);
-      await previous;
-      if (ids) await builder.put(batch.firstChunk, ids);
+      ids = 'hole' in batch ? null : await store.batch(batch);
       counters.bytesRead += 'hole' in batch ? 0 : batch.bytesRead;
       counters.bytesDone += 'hole' in batch ? batch.bytes : batch.chunkLengths.reduce((a, b) => a + b, 0);
       counters.chunksDone += 'hole' in batch ? batch.chunks : batch.chunkLengths.length;
       options.onProgress?.({ ...counters, bytesTotal: planned });
     } finally {
-      release();
+      await ordered.done(ticket, batch.firstChunk, ids); // a failed batch passes its turn (the backup fails anyway)
     }
   };
   const { signal } = options;
@@ -137,12 +134,14 @@ export async function prepareBackup(repo: Repository, options: BackupOptions): P
     }
     const chunksTotal = Math.ceil(sizeBytes / chunkBytes);
     if (chunksTotal > chunksPerPointMax) throw new BlockvaultError('BAD_INPUT', `source ${options.source.description} is too large`);
+    await ordered.drained();
     const built = await builder.finish(chunksTotal);
     await appends.idle();
     await writer.seal();
     await writer.flushIndex();
     return describePoint(repo, options, { writer, counters, built, sizeBytes, time, started });
   } catch (err) {
+    await ordered.drained().catch(() => undefined); // no page append may start after the abort
     await appends.idle().catch(() => undefined);
     await writer.abort();
     throw err;
@@ -155,6 +154,43 @@ function incrementBase(plan: IncrementalPlan | undefined, chunks: number | null)
   if (!(plan.parent.map instanceof PagedMap)) throw new BlockvaultError('FORMAT_VERSION', `parent ${plan.parent.header.id} has a version-1 map: run blockvault upgrade first`);
   if (plan.parent.map.chunksTotal !== chunks) throw new BlockvaultError('BAD_INPUT', 'an increment needs a parent of the same disk size');
   return plan.parent.map;
+}
+
+/**
+ * Hands results to `apply` in ticket order, one at a time, whatever order
+ * they finish in. done() waits only when more than backlogMax results are
+ * queued (the map building behind, say loading a parent's pages).
+ */
+class InOrder<T> {
+  private issued = 0;
+  private next = 0;
+  private readonly ready = new Map<number, { first: number; value: T }>();
+  private chain: Promise<void> = Promise.resolve();
+  private static readonly backlogMax = 64;
+  constructor(private readonly apply: (value: T, first: number) => Promise<void>) {}
+
+  ticket(): number {
+    return this.issued++;
+  }
+
+  done(ticket: number, first: number, value: T): Promise<void> {
+    this.ready.set(ticket, { first, value });
+    this.chain = this.chain.then(() => this.drain());
+    this.chain.catch(() => undefined); // surfaced by drained() or by a waiting done()
+    return this.ready.size > InOrder.backlogMax ? this.chain : Promise.resolve();
+  }
+
+  private async drain(): Promise<void> {
+    for (let item = this.ready.get(this.next); item; item = this.ready.get(this.next)) {
+      this.ready.delete(this.next);
+      this.next += 1;
+      await this.apply(item.value, item.first);
+    }
+  }
+
+  drained(): Promise<void> {
+    return this.chain;
+  }
 }
 
 /** Appends to the open pack one call at a time, in call order. */
