@@ -5,7 +5,7 @@ import { initDigests, sha256 } from '../engine/core/digest.js';
 import { encodeConfig } from '../engine/format/config-format.js';
 import { codecZstd, encodePackHeader, encodeRecordHeader, encodeTrailer } from '../engine/format/pack-format.js';
 import { encodePoint, diffMaps } from '../engine/format/point-format.js';
-import { encodeMapPage } from '../engine/format/map-format.js';
+import { encodeLeafPatch, encodeMapPage } from '../engine/format/map-format.js';
 import { encodeIndexObject } from '../engine/format/index-object-format.js';
 import { encodeGroup } from '../engine/format/group-format.js';
 
@@ -34,6 +34,8 @@ export async function goldenVectors(): Promise<Record<string, Buffer>> {
   return {
     'point-paged': paged,
     'map-page': leaf,
+    // Leaf 0 of a 1024-chunk leaf's worth, patched: entry 3 becomes SHA-256("b"), over a base leaf of id SHA-256("base").
+    'leaf-patch': encodeLeafPatch(1024, sha256(Buffer.from('base')), [3], sha256(Buffer.from('b'))),
     'pack-header': encodePackHeader(Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex'), 1700000000000),
     'record-header': encodeRecordHeader(record),
     'pack-trailer': encodeTrailer([{ ...record, offset: 32 }]),

@@ -22,6 +22,12 @@ export const mapPageVersion = 1;
 /** Page kinds. 2 and 3 are kept for the variable-length chunk maps of content-defined chunking. */
 export const pageKindFixedLeaf = 0;
 export const pageKindFixedInner = 1;
+/** A leaf as a whole leaf (its base) with some entries replaced: what an increment scattering changes over a full disk stores. */
+export const pageKindLeafPatch = 4;
+export const leafPatchHeaderBytes = 16 + 32;
+export const leafPatchEntryBytes = 4 + chunkIdBytes;
+/** A leaf that differs from its base in more entries than this is stored whole. */
+export const leafPatchEntriesMax = mapPageEntries / 4;
 /** A tree deeper than this would cover more than chunksPerPointMax chunks. */
 export const mapHeightMax = 4;
 
@@ -73,8 +79,34 @@ export function encodeMapPage(level: number, entries: Buffer): Buffer {
   return out;
 }
 
-/** Checks a page against where the tree says it sits; returns a view of its entries. */
-export function decodeMapPage(bytes: Uint8Array, expect: { level: number; count: number }, what: string): Buffer {
+/**
+ * A leaf patch: the header (kind 4, level 0, the leaf's entry count) | u32
+ * patch count p | u32 zero | base leaf id (32) | p x (u32 entry index, 32-byte
+ * id), indexes strictly ascending. The base is a whole leaf (kind 0), never a
+ * patch: reading any leaf takes at most two pages.
+ */
+export function encodeLeafPatch(count: number, baseId: Buffer, indexes: number[], ids: Buffer): Buffer {
+  assert(count >= 1 && count <= mapPageEntries && indexes.length >= 1 && indexes.length <= leafPatchEntriesMax && ids.length === indexes.length * chunkIdBytes, 'leaf patch shape');
+  const out = Buffer.alloc(leafPatchHeaderBytes + indexes.length * leafPatchEntryBytes);
+  mapPageMagic.copy(out, 0);
+  out.writeUInt8(mapPageVersion, 4);
+  out.writeUInt8(pageKindLeafPatch, 5);
+  out.writeUInt32LE(count, 8);
+  out.writeUInt32LE(indexes.length, 12);
+  baseId.copy(out, 16);
+  indexes.forEach((index, k) => {
+    assert(index < count && (k === 0 || index > indexes[k - 1]), 'leaf patch indexes ascending, inside the leaf');
+    const at = leafPatchHeaderBytes + k * leafPatchEntryBytes;
+    out.writeUInt32LE(index, at);
+    ids.copy(out, at + 4, k * chunkIdBytes, (k + 1) * chunkIdBytes);
+  });
+  return out;
+}
+
+export type DecodedPage = { kind: 'entries'; entries: Buffer } | { kind: 'patch'; baseId: Buffer; count: number; patches: Buffer };
+
+/** Checks a page against where the tree says it sits; returns a view of its entries, or its patch. */
+export function decodeMapPage(bytes: Uint8Array, expect: { level: number; count: number }, what: string): DecodedPage {
   const b = asBuffer(bytes);
   needBytes(b, mapPageHeaderBytes, what);
   checkMagic(b, 0, mapPageMagic, what);
@@ -83,9 +115,34 @@ export function decodeMapPage(bytes: Uint8Array, expect: { level: number; count:
   const level = b.readUInt8(6);
   const count = b.readUInt32LE(8);
   if (version !== mapPageVersion) throw new BlockvaultError('FORMAT_VERSION', `${what}: map page version ${version}; this blockvault reads version ${mapPageVersion}`);
-  if (kind !== (expect.level === 0 ? pageKindFixedLeaf : pageKindFixedInner) || level !== expect.level || count !== expect.count) {
+  const kindOk = expect.level === 0 ? kind === pageKindFixedLeaf || kind === pageKindLeafPatch : kind === pageKindFixedInner;
+  if (!kindOk || level !== expect.level || count !== expect.count) {
     throw new BlockvaultError('CORRUPT', `${what}: page says kind ${kind}, level ${level}, ${count} entries; its place in the map needs level ${expect.level}, ${expect.count} entries`);
   }
+  if (kind === pageKindLeafPatch) return decodePatch(b, count, what);
   if (b.length !== mapPageHeaderBytes + count * chunkIdBytes) throw new BlockvaultError('CORRUPT', `${what}: ${b.length} bytes, expected ${mapPageHeaderBytes + count * chunkIdBytes}`);
-  return b.subarray(mapPageHeaderBytes);
+  return { kind: 'entries', entries: b.subarray(mapPageHeaderBytes) };
+}
+
+function decodePatch(b: Buffer, count: number, what: string): DecodedPage {
+  needBytes(b, leafPatchHeaderBytes, what);
+  const patchCount = b.readUInt32LE(12);
+  if (patchCount < 1 || patchCount > leafPatchEntriesMax || b.length !== leafPatchHeaderBytes + patchCount * leafPatchEntryBytes) {
+    throw new BlockvaultError('CORRUPT', `${what}: leaf patch of ${patchCount} entries in ${b.length} bytes`);
+  }
+  return { kind: 'patch', baseId: b.subarray(16, 48), count, patches: b.subarray(leafPatchHeaderBytes) };
+}
+
+/** The leaf a patch describes: a copy of its base's entries with the patch applied, checking indexes ascend inside the leaf. */
+export function applyLeafPatch(baseEntries: Buffer, patches: Buffer, what: string): Buffer {
+  const out = Buffer.from(baseEntries);
+  const count = baseEntries.length / chunkIdBytes;
+  let previous = -1;
+  for (let at = 0; at < patches.length; at += leafPatchEntryBytes) {
+    const index = patches.readUInt32LE(at);
+    if (index >= count || index <= previous) throw new BlockvaultError('CORRUPT', `${what}: leaf patch entry ${at / leafPatchEntryBytes} out of order or range`);
+    patches.copy(out, index * chunkIdBytes, at + 4, at + leafPatchEntryBytes);
+    previous = index;
+  }
+  return out;
 }

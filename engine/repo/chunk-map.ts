@@ -5,10 +5,17 @@
 // interface until `blockvault upgrade` pages them.
 import { assert } from '../core/errors.js';
 import { chunkIdBytes, isAllZero } from '../core/digest.js';
-import { decodeMapPage, mapPageEntries, pageChunkRange, pageEntryCount } from '../format/map-format.js';
+import { BlockvaultError } from '../core/errors.js';
+import { applyLeafPatch, decodeMapPage, mapPageEntries, pageChunkRange, pageEntryCount } from '../format/map-format.js';
 import type { MapPages, PagePlace } from './map-pages.js';
 
 export interface MapLeaf { firstChunk: number; ids: Buffer }
+
+/**
+ * A page as readers use it: its id and entries (a leaf patch made whole) and,
+ * for a leaf, the whole leaf it rests on (itself, unless it is a patch).
+ */
+export interface PageView { id: Buffer; entries: Buffer; fullId: Buffer; fullEntries: Buffer }
 
 export interface ChunkMap {
   readonly chunksTotal: number;
@@ -47,11 +54,16 @@ export class PagedMap implements ChunkMap {
     return { point: this.name, level, index, firstByte: first * this.chunkBytes, endByte: Math.min(this.sizeBytes, end * this.chunkBytes) };
   }
 
-  private async pageAt(level: number, index: number, id: Buffer): Promise<Buffer> {
+  private async pageAt(level: number, index: number, id: Buffer): Promise<PageView> {
     const place = this.place(level, index);
-    const raw = await this.pages.load(id, place);
-    return decodeMapPage(raw, { level, count: pageEntryCount(this.chunksTotal, level, index) },
-      `restore point ${this.name}: map page ${id.toString('hex')} (level ${level}, page ${index}, disk bytes ${place.firstByte}-${place.endByte})`);
+    const count = pageEntryCount(this.chunksTotal, level, index);
+    const what = `restore point ${this.name}: map page ${id.toString('hex')} (level ${level}, page ${index}, disk bytes ${place.firstByte}-${place.endByte})`;
+    const page = decodeMapPage(await this.pages.load(id, place), { level, count }, what);
+    if (page.kind === 'entries') return { id, entries: page.entries, fullId: id, fullEntries: page.entries };
+    const base = decodeMapPage(await this.pages.load(page.baseId, place), { level, count }, `${what}: its base leaf ${page.baseId.toString('hex')}`);
+    if (base.kind !== 'entries') throw new BlockvaultError('CORRUPT', `${what}: a leaf patch rests on another patch`);
+    const entries = this.pages.materialized(id, () => applyLeafPatch(base.entries, page.patches, what));
+    return { id, entries, fullId: Buffer.from(page.baseId), fullEntries: base.entries };
   }
 
   /** The root's entries: the top level's page ids (the chunk ids at height 0). */
@@ -59,19 +71,20 @@ export class PagedMap implements ChunkMap {
     return this.root;
   }
 
-  /** Page `index` of `level`: its id and entries, or null when its id is zero (every chunk below is a zero chunk). */
-  async pageWithId(level: number, index: number): Promise<{ id: Buffer; entries: Buffer } | null> {
+  /** Page `index` of `level`, or null when its id is zero (every chunk below is a zero chunk). */
+  async pageWithId(level: number, index: number): Promise<PageView | null> {
     assert(level >= 0 && level < this.height, 'page level inside the tree');
     let entries = this.root;
-    let id: Buffer | null = null;
+    let view: PageView | null = null;
     for (let k = this.height - 1; k >= level; k--) {
       const pageIndex = Math.floor(index / mapPageEntries ** (k - level));
       const slot = k === this.height - 1 ? pageIndex : pageIndex % mapPageEntries;
-      id = entries.subarray(slot * chunkIdBytes, (slot + 1) * chunkIdBytes);
+      const id = entries.subarray(slot * chunkIdBytes, (slot + 1) * chunkIdBytes);
       if (isAllZero(id)) return null;
-      entries = await this.pageAt(k, pageIndex, id);
+      view = await this.pageAt(k, pageIndex, id);
+      entries = view.entries;
     }
-    return { id: id!, entries };
+    return view;
   }
 
   async page(level: number, index: number): Promise<Buffer | null> {
@@ -127,8 +140,9 @@ export class PagedMap implements ChunkMap {
       const index = firstIndex + slot;
       const page = await this.pageAt(level, index, id);
       onPage?.(id, this.place(level, index));
-      if (level === 0) yield { firstChunk: index * mapPageEntries, ids: page };
-      else yield* this.below(level - 1, index * mapPageEntries, page, onPage);
+      if (!page.fullId.equals(id)) onPage?.(page.fullId, this.place(level, index)); // a patch's base leaf is needed too
+      if (level === 0) yield { firstChunk: index * mapPageEntries, ids: page.entries };
+      else yield* this.below(level - 1, index * mapPageEntries, page.entries, onPage);
     }
   }
 }

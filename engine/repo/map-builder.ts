@@ -8,13 +8,14 @@
 // last are whole) and the levels above are built from their ids at the end.
 import { assert } from '../core/errors.js';
 import { chunkIdBytes, isAllZero } from '../core/digest.js';
-import { encodeMapPage, mapHeightMax, mapPageEntries, mapShape, pageEntryCount, type MapShape } from '../format/map-format.js';
-import type { PagedMap } from './chunk-map.js';
+import { encodeLeafPatch, encodeMapPage, leafPatchEntriesMax, mapHeightMax, mapPageEntries, mapShape, pageEntryCount, type MapShape } from '../format/map-format.js';
+import type { PagedMap, PageView } from './chunk-map.js';
 
 /** Stores a page (dedup, compression and the pack are the caller's) and returns its id. */
 export type PageSink = (page: Buffer, level: number) => Promise<Buffer>;
 
-interface OpenPage { index: number; entries: Buffer; baseEntries: Buffer | null; baseId: Buffer | null }
+/** A page being built; base*: the parent's page here (full*: the whole leaf under it, for a patch). */
+interface OpenPage { index: number; entries: Buffer; base: PageView | null }
 
 export interface BuiltMap { height: number; root: Buffer; pagesStored: number; nonZeroChange: number; lastChunkZero: boolean }
 
@@ -75,7 +76,7 @@ export class MapBuilder {
     const base = this.base ? await this.base.pageWithId(level, index) : null;
     const count = this.chunksTotal === null ? mapPageEntries : pageEntryCount(this.chunksTotal, level, index);
     const entries = base ? Buffer.from(base.entries) : Buffer.alloc(count * chunkIdBytes);
-    return { index, entries, baseEntries: base?.entries ?? null, baseId: base ? Buffer.from(base.id) : null };
+    return { index, entries, base: base && { ...base, id: Buffer.from(base.id) } };
   }
 
   /** Stores the open page of `level` (unless it is all zero, or what the base had) and records its id one level up. */
@@ -84,13 +85,30 @@ export class MapBuilder {
     this.open[level] = null;
     let id: Buffer;
     if (isAllZero(page.entries)) id = Buffer.alloc(chunkIdBytes);
-    else if (page.baseEntries && page.baseId && page.entries.equals(page.baseEntries)) id = page.baseId;
+    else if (page.base && page.entries.equals(page.base.entries)) id = page.base.id;
+    else if (page.base && level === 0 && page.entries.equals(page.base.fullEntries)) id = page.base.fullId; // back to the whole leaf a patch rested on
     else {
-      id = await this.sink(encodeMapPage(level, page.entries), level);
+      id = await this.sink(level === 0 && page.base ? this.leafBytes(page.entries, page.base) : encodeMapPage(level, page.entries), level);
       this.pagesStored += 1;
     }
     if (this.shape) await this.set(level + 1, page.index, id);
     else this.leafIds.push(id);
+  }
+
+  /**
+   * A changed leaf of an increment: a patch of the whole leaf under the
+   * parent's (one level of patching, never a patch of a patch) when few
+   * entries differ from it, else the whole leaf. Changes scattered thinly over
+   * a full disk then cost ~36 bytes each, not a 32 KiB leaf each.
+   */
+  private leafBytes(entries: Buffer, base: PageView): Buffer {
+    const indexes: number[] = [];
+    for (let k = 0; k < entries.length / chunkIdBytes && indexes.length <= leafPatchEntriesMax; k++) {
+      if (entries.compare(base.fullEntries, k * chunkIdBytes, (k + 1) * chunkIdBytes, k * chunkIdBytes, (k + 1) * chunkIdBytes) !== 0) indexes.push(k);
+    }
+    if (indexes.length > leafPatchEntriesMax) return encodeMapPage(0, entries);
+    const ids = Buffer.concat(indexes.map((k) => entries.subarray(k * chunkIdBytes, (k + 1) * chunkIdBytes)));
+    return encodeLeafPatch(entries.length / chunkIdBytes, base.fullId, indexes, ids);
   }
 
   /** A stream's end: its size gives the map's shape; the last leaf is cut to size and the levels above are built. */

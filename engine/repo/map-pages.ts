@@ -47,6 +47,16 @@ export class MapPages {
     return pending;
   }
 
+  /** A patched leaf made whole once (kept in the same cache, under its own key): reads of it then cost what a whole leaf's do. */
+  materialized(id: Buffer, make: () => Buffer): Buffer {
+    const key = `m:${id.toString('hex')}`;
+    const hit = this.cache.get(key);
+    if (hit) return hit;
+    const made = make();
+    this.remember(key, made);
+    return made;
+  }
+
   private remember(key: string, bytes: Buffer): void {
     if (this.cache.has(key)) return;
     this.cache.set(key, bytes);

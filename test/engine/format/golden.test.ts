@@ -26,7 +26,8 @@ describe('docs/FORMAT.md golden vectors', () => {
     expect(decodePoint(v['point-delta'], 'golden').body.kind).toBe('delta');
     const paged = decodePoint(v['point-paged'], 'golden').body;
     expect(paged.kind === 'paged' && [paged.height, paged.root.length]).toEqual([1, 64]);
-    expect(decodeMapPage(v['map-page'], { level: 0, count: 1 }, 'golden').length).toBe(32);
+    expect(decodeMapPage(v['map-page'], { level: 0, count: 1 }, 'golden')).toMatchObject({ kind: 'entries' });
+    expect(decodeMapPage(v['leaf-patch'], { level: 0, count: 1024 }, 'golden')).toMatchObject({ kind: 'patch', count: 1024 });
     expect(decodeConfig(v.config, 'golden').chunkBytes).toBe(65536);
     expect(decodeIndexObject(v['index-object'], 'golden')[0].records[0].rawBytes).toBe(65536);
     expect(decodeGroup(v.group, 'golden').disks.map((d) => d.disk)).toEqual(['sda', 'sdb']);

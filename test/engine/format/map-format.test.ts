@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initDigests, sha256, xxh64 } from '../../../engine/core/digest.js';
-import { decodeMapPage, encodeMapPage, levelEntries, mapPageEntries, mapShape, pageChunkRange, pageEntryCount } from '../../../engine/format/map-format.js';
+import { applyLeafPatch, decodeMapPage, encodeLeafPatch, encodeMapPage, levelEntries, mapPageEntries, mapShape, pageChunkRange, pageEntryCount } from '../../../engine/format/map-format.js';
 import { decodePoint, encodePoint, type PointHeader } from '../../../engine/format/point-format.js';
 
 beforeAll(initDigests);
@@ -42,11 +42,31 @@ describe('map pages', () => {
     fc.assert(fc.property(fc.integer({ min: 1, max: mapPageEntries }), fc.integer({ min: 0, max: 3 }), (count, level) => {
       const entries = Buffer.alloc(count * 32, 7);
       const page = encodeMapPage(level, entries);
-      expect(decodeMapPage(page, { level, count }, 'p')).toEqual(entries);
+      expect(decodeMapPage(page, { level, count }, 'p')).toEqual({ kind: 'entries', entries });
       expect(() => decodeMapPage(page, { level: (level + 1) % 4, count }, 'p')).toThrow(/p: page says kind \d, level \d/);
       expect(() => decodeMapPage(page, { level, count: count + 1 }, 'p')).toThrow(/entries; its place in the map needs/);
       expect(() => decodeMapPage(page.subarray(0, page.length - 1), { level, count }, 'p')).toThrow(/p: \d+ bytes, expected/);
     }));
+  });
+});
+
+describe('leaf patches', () => {
+  it('round-trip onto their base, and refuse entries out of order, past the leaf, or a size that does not add up', () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: mapPageEntries }), fc.uniqueArray(fc.nat(), { minLength: 1, maxLength: 256 }), (count, picks) => {
+      const indexes = [...new Set(picks.map((p) => p % count))].sort((a, b) => a - b).slice(0, 256);
+      const base = Buffer.alloc(count * 32, 3);
+      const ids = Buffer.concat(indexes.map((i) => sha256(Buffer.from([i & 255, i >> 8]))));
+      const page = encodeLeafPatch(count, sha256(base), indexes, ids);
+      const decoded = decodeMapPage(page, { level: 0, count }, 'p');
+      if (decoded.kind !== 'patch') throw new Error('kind');
+      expect(decoded.baseId.equals(sha256(base))).toBe(true);
+      const leaf = applyLeafPatch(base, decoded.patches, 'p');
+      indexes.forEach((i, k) => expect(leaf.subarray(i * 32, i * 32 + 32).equals(ids.subarray(k * 32, k * 32 + 32))).toBe(true));
+      expect(() => decodeMapPage(page.subarray(0, page.length - 1), { level: 0, count }, 'p')).toThrow(/p: leaf patch of \d+ entries in \d+ bytes/);
+    }), { numRuns: 50 });
+    const entry = (index: number) => Buffer.concat([Buffer.from(Uint32Array.of(index).buffer), Buffer.alloc(32, 1)]);
+    expect(() => applyLeafPatch(Buffer.alloc(4 * 32), Buffer.concat([entry(2), entry(1)]), 'q')).toThrow(/q: leaf patch entry 1 out of order or range/);
+    expect(() => applyLeafPatch(Buffer.alloc(4 * 32), entry(4), 'q')).toThrow(/out of order or range/);
   });
 });
 

@@ -69,7 +69,7 @@ async function expectMatches(map: PagedMap, model: Model, total: number): Promis
 
 describe('paged chunk maps', () => {
   it('read back what was built, and an increment stores only the pages on the paths it changed', async () => {
-    await fc.assert(fc.asyncProperty(fc.constantFrom(...totals), writesArb, writesArb, async (total, fullWrites, patchWrites) => {
+    await fc.assert(fc.asyncProperty(fc.constantFrom(...totals), writesArb, writesArb, writesArb, async (total, fullWrites, patchWrites, thirdWrites) => {
       const model: Model = new Map();
       const full = await build(total, null, model, apply(model, total, fullWrites, 'full'), total);
       await expectMatches(full.map, model, total);
@@ -84,8 +84,45 @@ describe('paged chunk maps', () => {
       const again = await build(total, next.map, model, runs, total);
       expect(again.built.pagesStored).toBe(0);
       expect(again.built.root.equals(next.built.root)).toBe(true);
+
+      // A third point over leaves that may be patches: patches rest on whole leaves only, and the walk names both.
+      const third = await build(total, next.map, model, apply(model, total, thirdWrites, 'third'), total);
+      await expectMatches(third.map, model, total);
+      await expectPatchesRestOnWholeLeaves(third.map, total);
     }), { numRuns: 25 });
   });
+
+  it('stores a leaf that changed in many entries whole, and one that changed in a few as a patch of ~36 bytes an entry', async () => {
+    const total = 4096;
+    const model: Model = new Map();
+    const full = await build(total, null, model, apply(model, total, [{ at: 0, length: 4096, seed: 1 }], 'dense'), total);
+    const scattered = Array.from({ length: 20 }, (_, k) => ({ at: 1024 + k * 37, length: 1, seed: 2 })); // 20 entries of leaf 1
+    const dense = [{ at: 2048, length: 300, seed: 3 }]; // 300 entries of leaf 2: more than a quarter
+    const next = await build(total, full.map, model, apply(model, total, [...scattered, ...dense], 'next'), total);
+    await expectMatches(next.map, model, total);
+    const kindOf = async (leaf: number) => {
+      const view = (await next.map.pageWithId(0, leaf))!;
+      return (await repo.points.pages.load(view.id, { point: 't', level: 0, index: leaf, firstByte: 0, endByte: 0 }))[5];
+    };
+    expect([await kindOf(0), await kindOf(1), await kindOf(2), await kindOf(3)]).toEqual([0, 4, 0, 0]);
+    expect(next.built.pagesStored).toBe(2); // leaves 1 and 2; height 1, so the root holds the leaves' ids itself
+  });
+});
+
+async function expectPatchesRestOnWholeLeaves(map: PagedMap, total: number): Promise<void> {
+  const named = new Set<string>();
+  for await (const leaf of map.leaves((id) => named.add(id.toString('hex')))) void leaf;
+  for (let leaf = 0; leaf * mapPageEntries < total && map.height > 0; leaf++) {
+    const view = await map.pageWithId(0, leaf);
+    if (!view) continue;
+    expect(named.has(view.id.toString('hex'))).toBe(true);
+    expect(named.has(view.fullId.toString('hex'))).toBe(true);
+    const base = await repo.points.pages.load(view.fullId, { point: 't', level: 0, index: leaf, firstByte: 0, endByte: 0 });
+    expect(base[5]).toBe(0); // a whole leaf
+  }
+}
+
+describe('paged chunk maps, streams', () => {
 
   it('a stream of unknown size gives the same map as the same disk of known size', async () => {
     await fc.assert(fc.asyncProperty(fc.constantFrom(...totals), writesArb, async (total, writes) => {
