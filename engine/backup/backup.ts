@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { BlockvaultError } from '../core/errors.js';
 import { humanBytes, plural } from '../core/human.js';
 import { interruptedError, whenAborted } from '../core/interrupt.js';
+import { backupTime } from '../core/test-hooks.js';
 import { chunkIdBytes, sha256, zeroChunkId } from '../core/digest.js';
 import { batchBytes, batchesInFlightMax, chunksPerPointMax } from '../core/limits.js';
 import type { PointBody, PointHeader } from '../format/point-format.js';
@@ -96,7 +97,7 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
  */
 export async function prepareBackup(repo: Repository, options: BackupOptions): Promise<PreparedPoint> {
   const started = process.hrtime.bigint();
-  const time = new Date().toISOString();
+  const time = backupTime().toISOString();
   const { chunkBytes } = repo.config;
   const writer = new PackWriter(repo.storage, repo.sessionId, repo.index, repo.config.packBytesTarget, options.hook);
   const counters: Counters = { bytesRead: 0, bytesNew: 0, chunksNew: 0, chunksZero: 0, chunksKnown: 0, bytesDone: 0, chunksDone: 0, mapPagesNew: 0, mapBytesStored: 0 };

@@ -4,7 +4,7 @@
 // the group), and the group object last (docs/FORMAT.md "Group objects").
 import { randomBytes } from 'node:crypto';
 import { BlockvaultError } from '../core/errors.js';
-import { killPoint } from '../core/test-hooks.js';
+import { backupTime, killPoint } from '../core/test-hooks.js';
 import { writeGroup } from '../repo/group-store.js';
 import type { Repository } from '../repo/repository.js';
 import { prepareBackup, type BackupOptions, type BackupResult } from './backup.js';
@@ -14,7 +14,7 @@ export interface GroupResult { group: string; vm: string; time: string; seconds:
 /** Backs up every disk of `options` (each a full BackupOptions of the same vm) as one VM restore point. */
 export async function runGroupBackup(repo: Repository, vm: string, disks: BackupOptions[]): Promise<GroupResult> {
   const started = process.hrtime.bigint();
-  const time = new Date().toISOString();
+  const time = backupTime().toISOString();
   const names = disks.map((d) => d.disk);
   const repeated = names.find((n, i) => names.indexOf(n) !== i);
   if (repeated) throw new BlockvaultError('USAGE', `disk ${repeated} is given twice`);

@@ -21,6 +21,9 @@ const commands: Entry[] = [
   { name: 'files', summary: 'list or copy out files of a restore point, without mounting', load: async () => (await import('./commands/files.js')).filesCommand },
   { name: 'boot', summary: 'instant recovery: boot a restore point in QEMU straight from the backup', load: async () => (await import('./commands/boot.js')).bootCommand },
   { name: 'bench', summary: "measure this machine's backup hot paths (and a repository's storage)", load: async () => (await import('./commands/bench.js')).benchCommand },
+  { name: 'forget', summary: 'remove restore points by a retention policy (--keep-daily 14 ...) or by name', load: async () => (await import('./commands/forget.js')).forgetCommand },
+  { name: 'protect', summary: 'keep restore points from ever being forgotten', load: async () => (await import('./commands/protect.js')).protectCommand },
+  { name: 'unprotect', summary: 'lift the protection of restore points', load: async () => (await import('./commands/protect.js')).unprotectCommand },
   { name: 'upgrade', summary: 'upgrade a repository of an older format version in place', load: async () => (await import('./commands/upgrade.js')).upgradeCommand },
   { name: 'index', summary: 'rebuild the LMDB index from the packs and restore points', load: async () => (await import('./commands/index-cmd.js')).indexCommand },
 ];

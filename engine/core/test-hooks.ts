@@ -10,3 +10,9 @@ export function killPoint(event: string): void {
   counts.set(event, seen);
   if (seen === Number(spec.slice(event.length + 1))) process.kill(process.pid, 'SIGKILL');
 }
+
+/** The time a backup records: BLOCKVAULT_TEST_TIME (ISO 8601) when set, so tests can lay points out across days. */
+export function backupTime(): Date {
+  const fixed = process.env.BLOCKVAULT_TEST_TIME;
+  return fixed ? new Date(fixed) : new Date();
+}

@@ -182,6 +182,16 @@ export class ChunkIndex {
   allPoints(): PointEntry[] {
     return [...this.points.getRange()].map(({ value }) => value);
   }
+  /** Drops restore points from the catalog (forgotten, or their files gone), in one transaction. */
+  removePoints(ids: readonly string[]): void {
+    if (ids.length === 0) return;
+    this.points.transactionSync(() => {
+      for (const id of ids) this.points.remove(id);
+    });
+  }
+  removeGroup(id: string): void {
+    this.groups.removeSync(id);
+  }
 
   addGroup(entry: GroupEntry): void {
     this.groups.putSync(entry.id, entry);

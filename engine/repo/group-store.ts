@@ -17,7 +17,10 @@ export async function writeGroup(store: ObjectStore, index: ChunkIndex, group: G
 /** Catalogs group objects the index does not know; a damaged one is named (its disks stay hidden). */
 export async function reconcileGroups(store: ObjectStore, index: ChunkIndex, say: (line: string) => void): Promise<number> {
   let added = 0;
-  for (const key of await store.listKeys(`${groupsDir}/`)) {
+  const keys = await store.listKeys(`${groupsDir}/`);
+  const present = new Set(keys.map((key) => /([0-9a-f]{32})\.group$/.exec(key)?.[1]));
+  for (const g of index.allGroups()) if (!present.has(g.id)) index.removeGroup(g.id); // forgotten by another process
+  for (const key of keys) {
     const m = /^groups\/[^/]+\/([0-9a-f]{32})\.group$/.exec(key);
     if (!m || index.hasGroup(m[1])) continue;
     try {

@@ -28,3 +28,8 @@ export const groupsDir = 'groups';
 export function groupPath(vm: string, id: string): string {
   return `${groupsDir}/${vm}/${id}.group`;
 }
+/** Protection markers: a restore point or VM restore point (group) that forget never removes. */
+export const protectDir = 'protect';
+export function protectPath(vm: string, id: string): string {
+  return `${protectDir}/${vm}/${id}.json`;
+}

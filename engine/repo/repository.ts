@@ -119,7 +119,12 @@ export class Repository {
       packsAdded += 1;
     }
     await reconcileGroups(this.storage, this.index, onStale);
-    const fresh = (await this.listPointPaths()).filter((path) => !this.index.hasPoint(path.slice(path.lastIndexOf('/') + 1, -'.point'.length)));
+    const paths = await this.listPointPaths();
+    const idOf = (path: string) => path.slice(path.lastIndexOf('/') + 1, -'.point'.length);
+    // A point another process forgot: its file is gone, so is its catalog entry.
+    const present = new Set(paths.map(idOf));
+    this.index.removePoints(this.index.allPoints().filter((p) => !present.has(p.id)).map((p) => p.id));
+    const fresh = paths.filter((path) => !this.index.hasPoint(idOf(path)));
     // Read in parallel (latency-bound small reads), cataloged a few thousand per transaction.
     for (let i = 0; i < fresh.length; i += 4096) {
       const entries = await mapLimit(fresh.slice(i, i + 4096), pointReadsInFlight, async (path) => {

@@ -92,6 +92,23 @@ describe('repository', () => {
     }
   });
 
+  it('drops from its catalog a restore point whose file another process removed (forget)', async () => {
+    const root = await newRepo();
+    const image = join(dir, 'f.raw');
+    makeImage(image, 2 * 1024 * 1024, 6);
+    const first = await backupFile(root, 'vm', 'sda', image);
+    await backupFile(root, 'vm', 'sdb', image);
+    const repo = await Repository.open(root);
+    try {
+      expect(repo.points.list()).toHaveLength(2);
+      await repo.storage.delete(repo.index.point(first.id)!.path);
+      await repo.reconcile();
+      expect(repo.points.list().map((p) => p.disk)).toEqual(['sdb']);
+    } finally {
+      await repo.close();
+    }
+  });
+
   it('rebuilds a lost index from packs and restore points alone', async () => {
     const root = await newRepo();
     const image = join(dir, 'd.raw');
