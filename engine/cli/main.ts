@@ -15,6 +15,7 @@ const commands: Entry[] = [
   { name: 'list', summary: 'list restore points, newest first', load: async () => (await import('./commands/list.js')).listCommand },
   { name: 'restore', summary: 'write a restore point back out as a raw disk image', load: async () => (await import('./commands/restore.js')).restoreCommand },
   { name: 'verify', summary: 'check that restore points can be restored, bit for bit', load: async () => (await import('./commands/verify.js')).verifyCommand },
+  { name: 'check', summary: "check the repository's structure (and with --read-data, its data)", load: async () => (await import('./commands/check.js')).checkCommand },
   { name: 'stats', summary: 'logical versus stored bytes, dedup and compression ratios', load: async () => (await import('./commands/stats.js')).statsCommand },
   { name: 'mount', summary: 'browse every restore point as files: whole disks, partitions, files', load: async () => (await import('./commands/mount.js')).mountCommand },
   { name: 'umount', summary: 'unmount a blockvault mount (also cleans up a stale one)', load: async () => (await import('./commands/umount.js')).umountCommand },
