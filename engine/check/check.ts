@@ -6,7 +6,7 @@
 // read-data share, the chunks of those packs are then re-read (verify).
 import { createHash } from 'node:crypto';
 import { BlockvaultError } from '../core/errors.js';
-import { chunkIdBytes, zeroChunkId } from '../core/digest.js';
+import { dataChunkIds } from '../repo/chunk-map.js';
 import { packPath } from '../repo/layout.js';
 import type { Repository } from '../repo/repository.js';
 import { runVerify } from '../verify/verify.js';
@@ -66,18 +66,14 @@ async function checkPoints(repo: Repository, goodPacks: Set<string>, problems: C
     const name = `${entry.vm}/${entry.disk}@${entry.id}`;
     try {
       const { map } = await repo.points.open(entry, { checkMap: true });
-      for await (const leaf of map.leaves()) {
-        for (let at = 0; at < leaf.ids.length; at += chunkIdBytes) {
-          const id = leaf.ids.subarray(at, at + chunkIdBytes);
-          if (id.equals(zeroChunkId)) continue;
-          const hex = id.toString('hex');
-          seen.add(hex);
-          const where = repo.index.lookup(id);
-          if (where && goodPacks.has(where.packId)) continue;
-          const problem = missing.get(hex) ?? { code: 'CHUNK_MISSING', object: `chunk ${hex}`, reason: where ? `in ${packPath(where.packId)}, which is missing or damaged` : 'in no pack', points: [] };
-          if (problem.points.at(-1) !== name) problem.points.push(name);
-          missing.set(hex, problem);
-        }
+      for await (const id of dataChunkIds(map)) {
+        const hex = id.toString('hex');
+        seen.add(hex);
+        const where = repo.index.lookup(id);
+        if (where && goodPacks.has(where.packId)) continue;
+        const problem = missing.get(hex) ?? { code: 'CHUNK_MISSING', object: `chunk ${hex}`, reason: where ? `in ${packPath(where.packId)}, which is missing or damaged` : 'in no pack', points: [] };
+        if (problem.points.at(-1) !== name) problem.points.push(name);
+        missing.set(hex, problem);
       }
     } catch (err) {
       if (!(err instanceof BlockvaultError)) throw err;

@@ -170,3 +170,13 @@ export class FlatMap implements ChunkMap {
     }
   }
 }
+
+/** Every non-zero chunk id of a map, in disk order (views: copy one to keep it). onPage as for leaves(). */
+export async function* dataChunkIds(map: ChunkMap, onPage?: (id: Buffer, place: PagePlace) => void): AsyncGenerator<Buffer> {
+  for await (const leaf of map.leaves(onPage)) {
+    for (let at = 0; at < leaf.ids.length; at += chunkIdBytes) {
+      const id = leaf.ids.subarray(at, at + chunkIdBytes);
+      if (!isAllZero(id)) yield id;
+    }
+  }
+}

@@ -1,7 +1,7 @@
 // Repository statistics: what users logically have versus what the packs
 // hold, and how much of that no restore point references (left by an
 // interrupted backup, or by two backups that stored the same chunk).
-import { chunkIdBytes, zeroChunkId } from '../core/digest.js';
+import { dataChunkIds } from '../repo/chunk-map.js';
 import type { Repository } from '../repo/repository.js';
 
 export interface RepoStats {
@@ -48,12 +48,7 @@ async function referenced(repo: Repository): Promise<{ chunks: number; rawBytes:
   };
   for (const entry of repo.points.list()) {
     const { map } = await repo.points.open(entry);
-    for await (const leaf of map.leaves((id) => count(id, true))) {
-      for (let at = 0; at < leaf.ids.length; at += chunkIdBytes) {
-        const id = leaf.ids.subarray(at, at + chunkIdBytes);
-        if (!id.equals(zeroChunkId)) count(id, false);
-      }
-    }
+    for await (const id of dataChunkIds(map, (page) => count(page, true))) count(id, false);
   }
   return out;
 }

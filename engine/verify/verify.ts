@@ -2,9 +2,9 @@
 // once per unique chunk, in pack order. Reports exactly which restore points
 // a bad or missing chunk affects, and records the outcome per point.
 import { BlockvaultError } from '../core/errors.js';
-import { chunkIdBytes, zeroChunkId } from '../core/digest.js';
 import { ChunkFetcher, type ChunkProblem } from '../read/chunk-fetcher.js';
 import type { PointEntry } from '../repo/chunk-index.js';
+import { dataChunkIds } from '../repo/chunk-map.js';
 import type { Repository } from '../repo/repository.js';
 import type { WorkerPool } from '../workers/pool.js';
 
@@ -26,15 +26,11 @@ export async function runVerify(repo: Repository, entries: PointEntry[], pool: W
     try {
       // Walking the map reads (and checks against its id) every map page the point needs.
       const { map } = await repo.points.open(entry, { checkMap: true });
-      for await (const leaf of map.leaves()) {
-        for (let at = 0; at < leaf.ids.length; at += chunkIdBytes) {
-          const id = leaf.ids.subarray(at, at + chunkIdBytes);
-          if (id.equals(zeroChunkId)) continue;
-          const hex = id.toString('hex');
-          const list = users.get(hex);
-          if (!list) users.set(hex, [entry.id]);
-          else if (list[list.length - 1] !== entry.id) list.push(entry.id);
-        }
+      for await (const id of dataChunkIds(map)) {
+        const hex = id.toString('hex');
+        const list = users.get(hex);
+        if (!list) users.set(hex, [entry.id]);
+        else if (list[list.length - 1] !== entry.id) list.push(entry.id);
       }
     } catch (err) {
       if (!(err instanceof BlockvaultError)) throw err;
