@@ -57,6 +57,7 @@ Options:
   --tz ZONE            time zone of the periods, e.g. Europe/Berlin or UTC
   --vm NAME            apply the policy to this VM only
   --dry-run            say what would be forgotten and why each point stays; change nothing
+  --lock-wait SECONDS  wait this long while an exclusive operation runs (default 60)
   --json               every decision: name, time, keep, reasons`,
   async run(argv) {
     const keep = Object.fromEntries(ruleNames.map((r) => [`keep-${r}`, { type: 'string' as const }]));
