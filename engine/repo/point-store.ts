@@ -60,8 +60,7 @@ export class PointStore {
       if (options.checkMap && sha256(body.root).toString('hex') !== header.mapSha256) {
         throw new BlockvaultError('CHECKSUM_MISMATCH', `restore point ${header.id}: map root checksum mismatch (${entry.path})`);
       }
-      const name = `${header.vm}/${header.disk}@${header.id}`;
-      return { header, map: new PagedMap(this.pages, header.chunksTotal, header.chunkBytes, header.sizeBytes, body.height, body.root, name) };
+      return { header, map: this.pagedMap(header, body) };
     }
     const map = await this.openFlat(entry, header, body);
     if (options.checkMap && sha256(map).toString('hex') !== header.mapSha256) {
@@ -70,17 +69,18 @@ export class PointStore {
     return { header, map: new FlatMap(map) };
   }
 
+  private pagedMap(header: PointHeader, body: { height: number; root: Buffer }): PagedMap {
+    return new PagedMap(this.pages, header.chunksTotal, header.chunkBytes, header.sizeBytes, body.height, body.root, `${header.vm}/${header.disk}@${header.id}`);
+  }
+
   /** A version-1 map, materialized: its own entries, or its base's with its delta applied. */
   private async openFlat(entry: PointEntry, header: PointHeader, body: DecodedBody, depth = 0): Promise<Buffer> {
     if (depth > pointChainDepthMax) {
       throw new BlockvaultError('CORRUPT', `restore point ${entry.id}: delta chain longer than ${pointChainDepthMax}`);
     }
     if (body.kind === 'full') return body.map;
-    if (body.kind === 'paged') {
-      // The base of a version-1 delta, paged by an upgrade that stopped before it reached the delta.
-      const name = `${header.vm}/${header.disk}@${header.id}`;
-      return new PagedMap(this.pages, header.chunksTotal, header.chunkBytes, header.sizeBytes, body.height, body.root, name).ids(0, header.chunksTotal);
-    }
+    // The base of a version-1 delta, paged by an upgrade that stopped before it reached the delta.
+    if (body.kind === 'paged') return this.pagedMap(header, body).ids(0, header.chunksTotal);
     const baseEntry = this.entryById(header.base as string);
     const base = await this.readFile(baseEntry.path);
     const baseMap = await this.openFlat(baseEntry, base.header, base.body, depth + 1);
