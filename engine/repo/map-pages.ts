@@ -3,7 +3,7 @@
 // the encoding of a new page into a record a PackWriter appends. Pages are
 // small (32 KiB): they are decoded on the calling thread, not in workers.
 import { BlockvaultError } from '../core/errors.js';
-import { chunkIdBytes, sha256 } from '../core/digest.js';
+import { sha256 } from '../core/digest.js';
 import { recordHeaderBytes } from '../format/pack-format.js';
 import type { ChunkIndex } from './chunk-index.js';
 import { packPath } from './layout.js';
@@ -104,11 +104,6 @@ async function pageRecord(bytes: Buffer, id: Buffer, zstdLevel: number): Promise
   const reply = compressChunks({ op: 'compress', data, out: new ArrayBuffer(bytes.length), ranges: [0, bytes.length], level: zstdLevel });
   const payload = new Uint8Array(reply.payloads, 0, reply.storedBytes[0]);
   return { id, rawBytes: bytes.length, storedBytes: reply.storedBytes[0], codec: reply.codecs[0] as 0 | 1, storedXxh64: reply.storedXxh64[0], payload };
-}
-
-export function isPageIdZero(entries: Buffer, at: number): boolean {
-  for (let k = at; k < at + chunkIdBytes; k++) if (entries[k] !== 0) return false;
-  return true;
 }
 
 /**
