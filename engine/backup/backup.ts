@@ -248,7 +248,7 @@ class ChunkStage {
         id.copy(ids, c * chunkIdBytes);
         if (!id.equals(zeroChunkId)) {
           const hex = id.toString('hex');
-          if (this.repo.index.has(id) || this.writer.isPending(hex) || this.claimed.has(hex)) {
+          if (this.repo.index.isDedupTarget(id) || this.writer.isPending(hex) || this.claimed.has(hex)) {
             this.counters.chunksKnown += 1;
           } else {
             this.claimed.add(hex);

@@ -7,7 +7,8 @@ export interface ProgressLine {
   done(): void;
 }
 
-export function progressLine(label: string, enabled = Boolean(process.stderr.isTTY)): ProgressLine {
+/** unit: what is counted, when not bytes ("points", "packs"): then counts are shown, not sizes and rates. */
+export function progressLine(label: string, enabled = Boolean(process.stderr.isTTY), unit?: string): ProgressLine {
   const started = Date.now();
   let last = 0;
   let drawn = false;
@@ -22,7 +23,8 @@ export function progressLine(label: string, enabled = Boolean(process.stderr.isT
       const share = total ? Math.min(1, done / total) : 0;
       const bar = total ? `[${'#'.repeat(Math.round(share * width)).padEnd(width, '.')}] ${(share * 100).toFixed(0).padStart(3)}%` : '';
       const eta = total && rate > 0 ? ` ETA ${humanSeconds((total - done) / rate)}` : '';
-      const text = `${label} ${bar} ${humanBytes(done)}${total ? ` / ${humanBytes(total)}` : ''} ${humanRate(done, seconds)}${eta}${extra ? ` ${extra}` : ''}`;
+      const amount = unit ? `${done}${total ? ` / ${total}` : ''} ${unit}` : `${humanBytes(done)}${total ? ` / ${humanBytes(total)}` : ''} ${humanRate(done, seconds)}`;
+      const text = `${label} ${bar} ${amount}${eta}${extra ? ` ${extra}` : ''}`;
       process.stderr.write(`\r\x1b[K${text.slice(0, (process.stderr.columns || 120) - 1)}`);
       drawn = true;
     },

@@ -9,13 +9,16 @@ import { asBuffer, needBytes } from './binary.js';
 
 export const configMagicPrefix = Buffer.from('BVREPO\x00', 'latin1');
 /**
+ * 4: gc beside backups: forget and gc locks, pending-gc objects whose
+ * condemned packs no backup dedups against (docs/FORMAT.md "Garbage
+ * collection"); a version-3 writer would not honour them.
  * 3: restore points hold paged chunk maps (docs/FORMAT.md "Paged chunk maps").
  * 2: writers are sessions with lock objects of their own and per-session
  * staging (docs/FORMAT.md "Sessions and locks"). Older repositories are read
  * as they are; writing to one needs `blockvault upgrade` first.
  */
-export const repoFormatVersion = 3;
-export const repoFormatVersionsReadable = [1, 2, 3];
+export const repoFormatVersion = 4;
+export const repoFormatVersionsReadable = [1, 2, 3, 4];
 
 export interface RepoConfig {
   repoId: string;

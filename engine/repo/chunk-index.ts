@@ -1,16 +1,22 @@
 // The LMDB index: a cache of what packs and restore-point files hold.
-//   chunks: chunk id (32 bytes) -> location (41 bytes, below)
-//   packs:  pack id hex -> { bytes, records }
-//   points: restore point id -> catalog entry
-//   meta:   counters and the index format version
+//   chunks:    chunk id (32 bytes) -> location (45 bytes, below)
+//   packs:     pack id hex -> { bytes, records }
+//   points:    restore point id -> catalog entry
+//   condemned: pack id (16 bytes) -> gc id: packs a gc will delete (not dedup targets)
+//   meta:      counters and the index format version
 // Everything here can be rebuilt from the packs and points directories.
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { assert, BlockvaultError } from '../core/errors.js';
 import type { Codec, PackRecord } from '../format/pack-format.js';
 
-/** 3: catalog entries of paged points. 2: catalog entries carry their group, and a groups database. An index of another version is rebuilt. */
-export const indexFormatVersion = 3;
-export const locationBytes = 41;
+/**
+ * 4: locations carry the record's ordinal in its pack (gc's mark bitmaps), and
+ * a condemned-packs database. 3: catalog entries of paged points. 2: catalog
+ * entries carry their group, and a groups database. An index of another
+ * version is rebuilt.
+ */
+export const indexFormatVersion = 4;
+export const locationBytes = 45;
 
 export interface ChunkLocation {
   packId: string; // hex
@@ -19,6 +25,8 @@ export interface ChunkLocation {
   storedBytes: number;
   codec: Codec;
   storedXxh64: bigint;
+  /** The record's position in its pack's trailer (0-based). */
+  ordinal: number;
 }
 
 export interface PointEntry {
@@ -38,9 +46,10 @@ export interface PointEntry {
 
 export interface GroupEntry { id: string; vm: string; time: string; disks: Array<{ disk: string; point: string }> }
 
-export interface PackEntry { bytes: number; records: number; rawBytes: number; storedBytes: number }
+/** indexObject: the index object that names the pack (gc rewrites it when the pack goes); absent: none does. */
+export interface PackEntry { bytes: number; records: number; rawBytes: number; storedBytes: number; indexObject?: string }
 
-export function encodeLocation(packIdHex: string, r: Omit<PackRecord, 'id'>): Buffer {
+export function encodeLocation(packIdHex: string, r: Omit<PackRecord, 'id'>, ordinal: number): Buffer {
   const out = Buffer.alloc(locationBytes);
   out.write(packIdHex, 0, 16, 'hex');
   out.writeBigUInt64LE(BigInt(r.offset), 16);
@@ -48,6 +57,7 @@ export function encodeLocation(packIdHex: string, r: Omit<PackRecord, 'id'>): Bu
   out.writeUInt32LE(r.storedBytes, 28);
   out.writeUInt8(r.codec, 32);
   out.writeBigUInt64LE(r.storedXxh64, 33);
+  out.writeUInt32LE(ordinal, 41);
   return out;
 }
 
@@ -60,6 +70,7 @@ export function decodeLocation(b: Buffer): ChunkLocation {
     storedBytes: b.readUInt32LE(28),
     codec: b.readUInt8(32) as Codec,
     storedXxh64: b.readBigUInt64LE(33),
+    ordinal: b.readUInt32LE(41),
   };
 }
 
@@ -71,6 +82,7 @@ export class ChunkIndex {
     private readonly points: Database<PointEntry, string>,
     private readonly meta: Database<unknown, string>,
     private readonly groups: Database<GroupEntry, string>,
+    private readonly condemned: Database<string, Buffer>,
   ) {}
 
   static open(path: string): ChunkIndex {
@@ -87,6 +99,7 @@ export class ChunkIndex {
       env.openDB<PointEntry, string>({ name: 'points' }),
       env.openDB<unknown, string>({ name: 'meta' }),
       env.openDB<GroupEntry, string>({ name: 'groups' }),
+      env.openDB<string, Buffer>({ name: 'condemned', keyEncoding: 'binary' }),
     );
   }
 
@@ -99,19 +112,72 @@ export class ChunkIndex {
     return value ? decodeLocation(value) : undefined;
   }
 
-  has(id: Uint8Array): boolean {
-    return this.chunks.doesExist(Buffer.from(id.buffer, id.byteOffset, id.byteLength));
+  /**
+   * Whether a backup may reference this chunk without storing it: the index
+   * knows it, in a pack no gc has condemned (docs/FORMAT.md "Garbage
+   * collection": a condemned pack's chunks are stored afresh).
+   */
+  isDedupTarget(id: Uint8Array): boolean {
+    const value = this.chunks.get(Buffer.from(id.buffer, id.byteOffset, id.byteLength));
+    return value !== undefined && !this.condemned.doesExist(value.subarray(0, 16));
   }
 
-  /** One write transaction per sealed pack: its records and its catalog entry. */
-  addPack(packIdHex: string, packBytes: number, records: readonly PackRecord[]): void {
+  /** Packs a pending gc will delete, with the gc's id. */
+  condemnedPacks(): Map<string, string> {
+    return new Map([...this.condemned.getRange()].map(({ key, value }) => [key.toString('hex'), value]));
+  }
+  isCondemned(packIdHex: string): boolean {
+    return this.condemned.doesExist(Buffer.from(packIdHex, 'hex'));
+  }
+  /** Marks packs condemned by gc `gcId` (one transaction), or with gcId null takes the mark off. */
+  setCondemned(packIds: readonly string[], gcId: string | null): void {
+    this.condemned.transactionSync(() => {
+      for (const id of packIds) {
+        if (gcId === null) this.condemned.remove(Buffer.from(id, 'hex'));
+        else this.condemned.put(Buffer.from(id, 'hex'), gcId);
+      }
+    });
+  }
+
+  /**
+   * Forgets deleted packs: their catalog entries, their condemned marks, and
+   * every chunk location that points into them (records: what each held).
+   */
+  removePacks(packs: ReadonlyArray<{ packId: string; records: readonly PackRecord[] | null }>): void {
+    // A pack whose records are unknown (deleted by a gc that stopped before this step) costs a scan of every location.
+    const unknown = new Set(packs.filter((p) => p.records === null).map((p) => p.packId));
+    const stale: Buffer[] = [];
+    if (unknown.size > 0) {
+      for (const { key, value } of this.chunks.getRange()) if (unknown.has(value.toString('hex', 0, 16))) stale.push(Buffer.from(key));
+    }
+    this.chunks.transactionSync(() => {
+      for (const id of stale) this.chunks.remove(id);
+      for (const { packId, records } of packs) {
+        const key = Buffer.from(packId, 'hex');
+        for (const r of records ?? []) {
+          const at = this.chunks.get(r.id);
+          if (at && at.subarray(0, 16).equals(key)) this.chunks.remove(r.id);
+        }
+        this.packs.remove(packId);
+        this.condemned.remove(key);
+      }
+    });
+  }
+
+  /**
+   * One write transaction per sealed pack: its records and its catalog entry.
+   * keepExisting: a chunk the index already locates elsewhere keeps that
+   * location (rebuilding: a condemned pack's copies come second).
+   */
+  addPack(packIdHex: string, packBytes: number, records: readonly PackRecord[], keepExisting = false): void {
     let rawBytes = 0;
     let storedBytes = 0;
     this.chunks.transactionSync(() => {
-      for (const r of records) {
+      for (const [ordinal, r] of records.entries()) {
         // No existence check first: any pack holding a chunk id holds the same
         // verified bytes, so overwriting is harmless and saves a B-tree search.
-        this.chunks.put(r.id, encodeLocation(packIdHex, r));
+        if (keepExisting && this.chunks.doesExist(r.id)) continue;
+        this.chunks.put(r.id, encodeLocation(packIdHex, r, ordinal));
         rawBytes += r.rawBytes;
         storedBytes += r.storedBytes;
       }
@@ -124,20 +190,21 @@ export class ChunkIndex {
    * yet, and the marks that the objects were read, in one write transaction
    * (a crash leaves all of it or none). Returns the packs added.
    */
-  addIndexObjects(objects: ReadonlyArray<{ key: string; packs: ReadonlyArray<{ packId: string; packBytes: number; records: readonly PackRecord[] }> }>): number {
+  addIndexObjects(objects: ReadonlyArray<{ key: string; packs: ReadonlyArray<{ packId: string; packBytes: number; records: readonly PackRecord[] }> }>,
+    skip?: (packId: string) => boolean): number {
     let added = 0;
     this.chunks.transactionSync(() => {
       for (const { key, packs } of objects) {
         for (const p of packs) {
-          if (this.packs.doesExist(p.packId)) continue;
+          if (this.packs.doesExist(p.packId) || skip?.(p.packId)) continue;
           let rawBytes = 0;
           let storedBytes = 0;
-          for (const r of p.records) {
-            this.chunks.put(r.id, encodeLocation(p.packId, r));
+          for (const [ordinal, r] of p.records.entries()) {
+            this.chunks.put(r.id, encodeLocation(p.packId, r, ordinal));
             rawBytes += r.rawBytes;
             storedBytes += r.storedBytes;
           }
-          this.packs.put(p.packId, { bytes: p.packBytes, records: p.records.length, rawBytes, storedBytes });
+          this.packs.put(p.packId, { bytes: p.packBytes, records: p.records.length, rawBytes, storedBytes, indexObject: key });
           added += 1;
         }
         this.meta.put(`idx:${key}`, true);
@@ -145,9 +212,18 @@ export class ChunkIndex {
     });
     return added;
   }
-  /** Marks an index object read whose packs the index holds already (the writer's own). */
-  markIndexObject(key: string): void {
-    this.meta.putSync(`idx:${key}`, true);
+  /** Marks an index object read whose packs the index holds already (the writer's own), and notes it in their entries. */
+  markIndexObject(key: string, packIds: readonly string[] = []): void {
+    this.meta.transactionSync(() => {
+      this.meta.put(`idx:${key}`, true);
+      for (const id of packIds) {
+        const entry = this.packs.get(id);
+        if (entry) this.packs.put(id, { ...entry, indexObject: key });
+      }
+    });
+  }
+  pack(packIdHex: string): PackEntry | undefined {
+    return this.packs.get(packIdHex);
   }
   hasIndexObject(key: string): boolean {
     return this.meta.doesExist(`idx:${key}`);
@@ -217,6 +293,7 @@ export class ChunkIndex {
     this.points.clearSync();
     this.meta.clearSync();
     this.groups.clearSync();
+    this.condemned.clearSync();
   }
   markCurrent(): void {
     this.meta.putSync('formatVersion', indexFormatVersion);

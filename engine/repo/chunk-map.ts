@@ -33,6 +33,20 @@ export interface ChunkMap {
    * stats and gc count them as referenced).
    */
   leaves(onPage?: (id: Buffer, place: PagePlace) => void): AsyncGenerator<MapLeaf>;
+  /**
+   * Every non-zero id the map references, for gc: enter(id, isPage) sees each
+   * page (before it is read: returning false skips it and all below it) and
+   * each data chunk. A leaf patch's base leaf is entered as a page too, and
+   * the chunks it names walked: gc keeps the base whole.
+   */
+  walk(enter: (id: Buffer, isPage: boolean) => boolean): Promise<void>;
+}
+
+function enterChunks(ids: Buffer, enter: (id: Buffer, isPage: boolean) => boolean): void {
+  for (let at = 0; at < ids.length; at += chunkIdBytes) {
+    const id = ids.subarray(at, at + chunkIdBytes);
+    if (!isAllZero(id)) enter(id, false);
+  }
 }
 
 /** Leaves a PagedMap keeps at hand for idsNow (16 x 32 KiB: 1 GiB of disk at 64 KiB chunks), besides the shared page cache. */
@@ -132,6 +146,26 @@ export class PagedMap implements ChunkMap {
     yield* this.below(this.height - 1, 0, this.root, onPage);
   }
 
+  async walk(enter: (id: Buffer, isPage: boolean) => boolean): Promise<void> {
+    if (this.height === 0) enterChunks(this.root, enter);
+    else await this.walkBelow(this.height - 1, 0, this.root, enter);
+  }
+
+  private async walkBelow(level: number, firstIndex: number, entries: Buffer, enter: (id: Buffer, isPage: boolean) => boolean): Promise<void> {
+    for (let slot = 0; slot < entries.length / chunkIdBytes; slot++) {
+      const id = entries.subarray(slot * chunkIdBytes, (slot + 1) * chunkIdBytes);
+      if (isAllZero(id) || !enter(id, true)) continue;
+      const index = firstIndex + slot;
+      const page = await this.pageAt(level, index, id);
+      if (level > 0) {
+        await this.walkBelow(level - 1, index * mapPageEntries, page.entries, enter);
+        continue;
+      }
+      enterChunks(page.entries, enter);
+      if (!page.fullId.equals(id) && enter(page.fullId, true)) enterChunks(page.fullEntries, enter);
+    }
+  }
+
   /** The leaves under `entries`, the ids of pages firstIndex, firstIndex + 1, ... of `level`. */
   private async *below(level: number, firstIndex: number, entries: Buffer, onPage?: (id: Buffer, place: PagePlace) => void): AsyncGenerator<MapLeaf> {
     for (let slot = 0; slot < entries.length / chunkIdBytes; slot++) {
@@ -161,6 +195,10 @@ export class FlatMap implements ChunkMap {
 
   idsNow(first: number, count: number): Buffer | null {
     return this.map.subarray(first * chunkIdBytes, (first + count) * chunkIdBytes);
+  }
+
+  async walk(enter: (id: Buffer, isPage: boolean) => boolean): Promise<void> {
+    enterChunks(this.map, enter);
   }
 
   async *leaves(): AsyncGenerator<MapLeaf> {

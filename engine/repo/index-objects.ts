@@ -36,13 +36,13 @@ const objectsInFlight = 8;
 const recordsPerTransaction = 1 << 20;
 
 /** Ingests every index object the cache has not read yet (all of them when `all`). Damaged ones are named, not trusted. */
-export async function ingestIndexObjects(store: ObjectStore, index: ChunkIndex, all = false): Promise<IngestResult> {
+export async function ingestIndexObjects(store: ObjectStore, index: ChunkIndex, all = false, skip?: (packId: string) => boolean): Promise<IngestResult> {
   const result: IngestResult = { objects: 0, packs: 0, damaged: [] };
   let batch: Array<{ key: string; packs: IndexedPack[] }> = [];
   let batchRecords = 0;
   const flush = () => {
     if (batch.length === 0) return;
-    result.packs += index.addIndexObjects(batch);
+    result.packs += index.addIndexObjects(batch, skip);
     result.objects += batch.length;
     batch = [];
     batchRecords = 0;

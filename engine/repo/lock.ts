@@ -2,12 +2,13 @@
 // session with its own id, registered by a lock object of its own under
 // locks/, refreshed while it runs and deleted when it ends:
 //   locks/session-<id>.json     a backup: many may run at once
-//   locks/exclusive-<id>.json   an operation that deletes or rewrites (index rebuild; later gc)
-//   locks/intent-<id>.json      an exclusive operation waiting: keeps new sessions out
+//   locks/forget-<id>.json      forget: beside backups, never beside gc
+//   locks/gc-<id>.json          gc: beside backups, never beside forget or another gc
+//   locks/exclusive-<id>.json   an operation that rewrites everything (index rebuild, upgrade)
+//   locks/intent-<id>.json      an exclusive operation waiting: keeps new holders out
 // Taking a lock: create our own object (a conditional create), then list
-// locks/. A session backs off (deletes its object, waits, retries) while any
-// live exclusive or intent exists; an exclusive backs off while any other
-// live session or exclusive exists. Safety: of two conflicting holders, the
+// locks/, and back off (delete our object, wait, retry) while a live lock
+// that conflicts with ours exists (conflicts(), below). Safety: of two conflicting holders, the
 // one whose object was created second listed after the first's creation,
 // saw it, and backed off. Names are unique, so deleting a stale object can
 // never delete a fresh one (no takeover race, however many waiters).
@@ -20,7 +21,22 @@ import { BlockvaultError } from '../core/errors.js';
 import type { ObjectInfo, ObjectStore } from '../storage/storage.js';
 import { locksDir } from './layout.js';
 
-export type LockKind = 'session' | 'exclusive' | 'intent';
+export type LockKind = 'session' | 'forget' | 'gc' | 'exclusive' | 'intent';
+export type HeldKind = Exclude<LockKind, 'intent'>;
+
+/**
+ * Whether a holder of `mine` must back off while a live `other` exists.
+ * gc and forget exclude each other because gc's safety argument needs every
+ * restore point written after its mark began to still exist when it sweeps
+ * (docs/FORMAT.md "Garbage collection").
+ */
+export function conflicts(mine: HeldKind, other: LockKind): boolean {
+  if (other === 'intent') return mine !== 'exclusive'; // an exclusive waiter keeps new holders out, so it is not starved
+  if (mine === 'exclusive' || other === 'exclusive') return true;
+  if (mine === 'gc') return other === 'gc' || other === 'forget';
+  if (mine === 'forget') return other === 'gc';
+  return false;
+}
 export interface LockRecord { id: string; kind: LockKind; pid: number; host: string; bootId: string; started: string; refreshed: string; what: string }
 
 /** A live holder refreshes its lock this often; one from another host unrefreshed for staleAfterMs is stale. */
@@ -60,7 +76,7 @@ export function lockKey(kind: LockKind, id: string): string {
 }
 
 function parseLockKey(key: string): { kind: LockKind; id: string } | null {
-  const m = /^locks\/(session|exclusive|intent)-([0-9a-z]+-[0-9a-f]+)\.json$/.exec(key);
+  const m = /^locks\/(session|forget|gc|exclusive|intent)-([0-9a-z]+-[0-9a-f]+)\.json$/.exec(key);
   return m ? { kind: m[1] as LockKind, id: m[2] } : null;
 }
 
@@ -129,7 +145,7 @@ export interface HeldLock {
 }
 
 export interface LockRequest {
-  kind: 'session' | 'exclusive';
+  kind: HeldKind;
   what: string;
   waitSeconds: number;
   onWait?: (holder: string) => void;
@@ -150,7 +166,7 @@ export async function acquireLock(store: ObjectStore, id: string, req: LockReque
   } catch (err) {
     // Whatever went wrong (no space, locked, a failing store), leave nothing of ours behind.
     await store.removeStaging(id).catch(() => undefined);
-    for (const kind of ['session', 'exclusive', 'intent'] as const) await store.delete(lockKey(kind, id)).catch(() => undefined);
+    for (const kind of ['session', 'forget', 'gc', 'exclusive', 'intent'] as const) await store.delete(lockKey(kind, id)).catch(() => undefined);
     throw err;
   }
 }
@@ -178,13 +194,13 @@ async function takeLock(store: ObjectStore, id: string, req: LockRequest): Promi
     await putIntent();
     await store.putIfAbsent(own, encode(record), id).catch((err) => { throw fail(err, own); });
     const live = await liveLocks(store, req.onStale);
-    const conflicts = live.filter((l) => l.id !== id && (req.kind === 'session' ? l.kind !== 'session' : l.kind !== 'intent'));
-    if (conflicts.length === 0) {
+    const blocking = live.filter((l) => l.id !== id && conflicts(req.kind, l.kind));
+    if (blocking.length === 0) {
       await removeDeadStaging(store, live);
       return holdLock(store, id, [own, ...(intent ? [intent] : [])], record, encode);
     }
     await store.delete(own);
-    const who = conflicts.map((c) => (c.record ? describeHolder(c.record) : c.key)).join('; ');
+    const who = blocking.map((c) => (c.record ? describeHolder(c.record) : c.key)).join('; ');
     if (Date.now() >= deadline) {
       throw new BlockvaultError('REPO_LOCKED', `repository ${store.description} is locked by ${who}; waited ${req.waitSeconds}s (see --lock-wait)`);
     }

@@ -114,7 +114,7 @@ async function pageRecord(bytes: Buffer, id: Buffer, zstdLevel: number): Promise
 export async function storeMapPage(index: ChunkIndex, writer: PackWriter, append: (chunks: StoredChunk[]) => Promise<void>,
   zstdLevel: number, page: Buffer): Promise<{ id: Buffer; storedBytes: number | null }> {
   const id = sha256(page);
-  if (index.has(id) || writer.isPending(id.toString('hex'))) return { id, storedBytes: null };
+  if (index.isDedupTarget(id) || writer.isPending(id.toString('hex'))) return { id, storedBytes: null };
   const record = await pageRecord(page, id, zstdLevel);
   await append([record]);
   return { id, storedBytes: record.storedBytes };

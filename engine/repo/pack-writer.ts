@@ -122,7 +122,7 @@ export class PackWriter {
     if (this.unindexed.length === 0) return;
     try {
       const key = await putEncodedIndexObject(this.store, this.sessionId, this.indexObjects, encodeIndexObjectFromTrailers(this.unindexed));
-      this.index.markIndexObject(key); // its packs are indexed already
+      this.index.markIndexObject(key, this.unindexed.map((p) => p.packId)); // its packs are indexed already
     } catch (err) {
       throw storageError(err, 'an index object');
     }

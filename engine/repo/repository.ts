@@ -18,12 +18,13 @@ import { createRepository, readConfig, type InitOptions } from './init.js';
 import { packIdFromKey, packsDir, pointsDir } from './layout.js';
 import { acquireLock, newSessionId, type HeldLock } from './lock.js';
 import { MapPages } from './map-pages.js';
+import { alignCondemned, listPendingGcs } from './pending-gc.js';
 import { PackReader } from './pack-reader.js';
 import { catalogEntry, PointStore } from './point-store.js';
 
 export type { InitOptions } from './init.js';
 
-interface LockOptions { what: string; lockWaitSeconds: number; onWait?: (holder: string) => void }
+interface LockOptions { what: string; lockWaitSeconds: number; onWait?: (holder: string) => void; /** session (default), forget or gc: lock.ts */ kind?: 'session' | 'forget' | 'gc' }
 export interface OpenOptions {
   storage?: ObjectStore;
   /** Open as a backup session (shared: many may run at once). */
@@ -72,7 +73,7 @@ export class Repository {
     const root = resolve(rootArg);
     const storage = options.storage ?? new FsObjectStore(root);
     const config = await readConfig(storage);
-    const want = options.exclusive ? { kind: 'exclusive' as const, ...options.exclusive } : options.writer ? { kind: 'session' as const, ...options.writer } : null;
+    const want = options.exclusive ? { ...options.exclusive, kind: 'exclusive' as const } : options.writer ? { ...options.writer, kind: options.writer.kind ?? 'session' } : null;
     if (want && config.formatVersion !== repoFormatVersion && !(options.upgrading && options.exclusive)) {
       throw new BlockvaultError('FORMAT_VERSION', `${root} is a version-${config.formatVersion} repository: blockvault reads it as it is, and writes to it once upgraded with: blockvault upgrade -r ${root}`);
     }
@@ -110,20 +111,26 @@ export class Repository {
    * trailer), then restore points it has not cataloged.
    */
   async reconcile(): Promise<{ packsAdded: number; pointsAdded: number }> {
-    const ingested = await ingestIndexObjects(this.storage, this.index);
+    // An index object may name a pack gc has deleted since: only packs the repository has are taken.
+    const listed = await this.listPackIds();
+    const present = new Set(listed);
+    const ingested = await ingestIndexObjects(this.storage, this.index, false, (id) => !present.has(id));
     this.sayDamaged(ingested.damaged);
     let packsAdded = ingested.packs;
-    for (const packId of await this.listPackIds()) {
+    for (const packId of listed) {
       if (this.index.hasPack(packId)) continue;
       await this.indexPack(packId);
       packsAdded += 1;
     }
+    // Condemned packs a gc deleted before it stopped: nothing needs them (any other missing pack is damage, for check to name).
+    const swept = [...this.index.condemnedPacks().keys()].filter((id) => !present.has(id) && this.index.hasPack(id));
+    if (swept.length > 0) this.index.removePacks(swept.map((packId) => ({ packId, records: null })));
     await reconcileGroups(this.storage, this.index, onStale);
     const paths = await this.listPointPaths();
     const idOf = (path: string) => path.slice(path.lastIndexOf('/') + 1, -'.point'.length);
     // A point another process forgot: its file is gone, so is its catalog entry.
-    const present = new Set(paths.map(idOf));
-    this.index.removePoints(this.index.allPoints().filter((p) => !present.has(p.id)).map((p) => p.id));
+    const pointsPresent = new Set(paths.map(idOf));
+    this.index.removePoints(this.index.allPoints().filter((p) => !pointsPresent.has(p.id)).map((p) => p.id));
     const fresh = paths.filter((path) => !this.index.hasPoint(idOf(path)));
     // Read in parallel (latency-bound small reads), cataloged a few thousand per transaction.
     for (let i = 0; i < fresh.length; i += 4096) {
@@ -150,30 +157,36 @@ export class Repository {
     const skipped: string[] = [];
     let packs = 0;
     let indexObjects = 0;
+    // Packs a pending gc condemned come last and never displace another copy of a chunk: that copy outlives them.
+    const pending = await listPendingGcs(this.storage, onStale);
+    const condemned = new Set(pending.flatMap((g) => g.condemned));
+    const listed = await this.listPackIds();
+    const present = new Set(listed);
     if (!options.fromPacks) {
-      const ingested = await ingestIndexObjects(this.storage, this.index, true);
+      const ingested = await ingestIndexObjects(this.storage, this.index, true, (id) => condemned.has(id) || !present.has(id));
       this.sayDamaged(ingested.damaged);
       packs += ingested.packs;
       indexObjects = ingested.objects;
     }
-    for (const packId of await this.listPackIds()) {
+    for (const packId of [...listed.filter((id) => !condemned.has(id)), ...listed.filter((id) => condemned.has(id))]) {
       if (this.index.hasPack(packId)) continue;
       try {
-        await this.indexPack(packId);
+        await this.indexPack(packId, condemned.has(packId));
         packs += 1;
       } catch (err) {
         if (!(err instanceof BlockvaultError)) throw err;
         skipped.push(`${packId}: ${err.message}`); // verify will name the restore points this affects
       }
     }
+    alignCondemned(this.index, pending);
     this.index.markCurrent();
     const { pointsAdded } = await this.reconcile();
     return { packs, points: pointsAdded, indexObjects, skipped };
   }
 
-  private async indexPack(packId: string): Promise<void> {
+  private async indexPack(packId: string, keepExisting = false): Promise<void> {
     const { records, packBytes } = await this.packs.readTrailer(packId);
-    this.index.addPack(packId, packBytes, records);
+    this.index.addPack(packId, packBytes, records, keepExisting);
   }
 
   async listPackIds(): Promise<string[]> {

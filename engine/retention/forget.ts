@@ -2,10 +2,12 @@
 // protect/unprotect. What forget removes is a unit a user restores: a
 // single-disk restore point, or a VM restore point (group) with all its disks.
 // It deletes point and group objects only: the chunks and map pages they
-// named stay in the packs until gc (docs/FORMAT.md "Forget and protect").
+// named stay in the packs until gc (docs/FORMAT.md "Forget and protect"),
+// and it cancels a pending gc first (docs/FORMAT.md "Garbage collection").
 import { BlockvaultError, storageError } from '../core/errors.js';
 import type { GroupEntry, PointEntry } from '../repo/chunk-index.js';
 import { resolveGroup } from '../repo/group-store.js';
+import { cancelPendingGcs } from '../repo/pending-gc.js';
 import { groupPath, protectDir, protectPath } from '../repo/layout.js';
 import type { Repository } from '../repo/repository.js';
 import { applyRetention, timeZoneFormatter, type KeepRules } from './policy.js';
@@ -84,6 +86,8 @@ export async function planPolicy(repo: Repository, rules: KeepRules, options: { 
  */
 export async function forgetUnits(repo: Repository, list: Unit[]): Promise<void> {
   await refuseProtected(repo, list);
+  // A pending gc may only sweep once every point written since its mark has been walked; forgetting one could hide what it needs.
+  if (list.length > 0) await cancelPendingGcs(repo.storage, repo.index, (line) => process.stderr.write(`${line}\n`));
   for (const u of list) {
     if (u.kind === 'group') {
       await remove(repo, groupPath(u.vm, u.id));
@@ -115,6 +119,7 @@ async function remove(repo: Repository, key: string): Promise<void> {
 /** Disks of a group whose group object is gone (a forget that stopped, or a group backup that died) and older than a day. */
 export async function forgetOrphans(repo: Repository, now = Date.now()): Promise<number> {
   const orphans = repo.index.allPoints().filter((p) => p.group && !repo.index.hasGroup(p.group) && now - Date.parse(p.time) > 86_400_000);
+  if (orphans.length > 0) await cancelPendingGcs(repo.storage, repo.index, (line) => process.stderr.write(`${line}\n`));
   for (const p of orphans) await remove(repo, p.path);
   repo.index.removePoints(orphans.map((p) => p.id));
   return orphans.length;

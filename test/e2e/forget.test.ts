@@ -47,7 +47,7 @@ describe('blockvault forget', () => {
     expect((await cli(['protect', '-r', root, `web01/sda@${points[0].id.slice(0, 8)}`])).code).toBe(0);
     const done = await cli(['forget', '-r', root, ...rules]);
     expect(done.code, done.stderr).toBe(0);
-    expect(done.stdout).toMatch(/forgot 7 restore points, kept 4; their data stays in the packs until a garbage collection/);
+    expect(done.stdout).toMatch(/forgot 7 restore points, kept 4; their data stays in the packs until blockvault gc/);
     expect(done.stdout).toMatch(new RegExp(`web01/sda@${points[0].id.slice(0, 8)} .* keep    protected`));
     const listed = await cliJson<Array<{ id: string; protected: boolean }>>(['list', '-r', root]);
     expect(listed.map((p) => p.id).sort()).toEqual([0, 7, 8, 10].map((k) => points[k].id).sort());

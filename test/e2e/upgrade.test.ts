@@ -58,10 +58,10 @@ describe('older repositories', () => {
     expect(busy.stderr).toMatch(/locks\/writer\.lock exists: a version-1 blockvault is writing/);
     rmSync(join(root, 'locks', 'writer.lock')); // it finished
 
-    expect(await cliJson(['upgrade', '-r', root])).toMatchObject({ from: 1, to: 3, pointsPaged: 1, skipped: [] });
+    expect(await cliJson(['upgrade', '-r', root])).toMatchObject({ from: 1, to: 4, pointsPaged: 1, skipped: [] });
     expect(readdirSync(join(root, 'idx'))).toHaveLength(1); // for the existing packs (a 64-chunk map is all root: no pages to store)
     expect(pointMagics(root)).toEqual(['BVPOINT\x02']);
-    expect((await cli(['upgrade', '-r', root])).stdout).toMatch(/already format version 3; nothing to do/);
+    expect((await cli(['upgrade', '-r', root])).stdout).toMatch(/already format version 4; nothing to do/);
     const second = await cli(['backup', '-r', root, '--vm', 'vm', '--disk', 'sda', image]);
     expect(second.code, second.stderr).toBe(0);
     expect((await cli(['verify', '-r', root])).code).toBe(0);
@@ -91,12 +91,33 @@ describe('older repositories', () => {
     await expectRestores(root, dir, points); // a delta whose base is paged reads it through its pages
     expect((await cli(['backup', '-r', root, '--vm', 'vm', '--disk', 'sda', image])).stderr).toMatch(/version-2 repository/);
 
-    expect(await cliJson(['upgrade', '-r', root])).toMatchObject({ from: 2, to: 3, pointsPaged: 2, skipped: [] });
+    expect(await cliJson(['upgrade', '-r', root])).toMatchObject({ from: 2, to: 4, pointsPaged: 2, skipped: [] });
     expect(pointMagics(root)).toEqual(['BVPOINT\x02', 'BVPOINT\x02', 'BVPOINT\x02']);
     await expectRestores(root, dir, points);
     const verified = await cli(['verify', '-r', root]);
     expect(verified.code, verified.stderr + verified.stdout).toBe(0);
     const increment = await cliJson<{ mapKind: string; chunksNew: number }>(['backup', '-r', root, '--vm', 'vm', '--disk', 'sda', image]);
     expect(increment).toMatchObject({ mapKind: 'paged', chunksNew: 0 });
+  });
+
+  it('version 3: refused for writing by name (its writers ignore gc), upgraded by rewriting the config', async () => {
+    await initDigests();
+    const root = join(dir, 'v3');
+    const image = join(dir, 'v3.raw');
+    writeFileSync(image, randomStream('upgrade-3')(3 * MiB));
+    await cli(['init', '-r', root]);
+    const first = await cliJson<{ id: string }>(['backup', '-r', root, '--vm', 'vm', '--disk', 'sda', image]);
+    await makeLegacy(root, 3);
+    await expectRestores(root, dir, [[first.id, sha256File(image)]]);
+    for (const command of [['backup', '-r', root, '--vm', 'vm', '--disk', 'sda', image], ['gc', '-r', root], ['forget', '-r', root, `vm/sda@${first.id}`]]) {
+      const refused = await cli(command);
+      expect(refused.code, command[0]).toBe(1);
+      expect(refused.stderr).toMatch(/is a version-3 repository: .*blockvault upgrade -r .*v3 \[FORMAT_VERSION\]/);
+    }
+    expect(await cliJson(['upgrade', '-r', root])).toMatchObject({ from: 3, to: 4, pointsPaged: 0, skipped: [] });
+    expect(pointMagics(root)).toEqual(['BVPOINT\x02']);
+    expect((await cli(['backup', '-r', root, '--vm', 'vm', '--disk', 'sda', image])).code).toBe(0);
+    expect((await cli(['gc', '-r', root])).code).toBe(0);
+    await expectRestores(root, dir, [[first.id, sha256File(image)]]);
   });
 });

@@ -10,7 +10,21 @@ import { decodeConfig, encodeConfig } from '../../engine/format/config-format.js
 import { diffMaps, encodePoint, type PointHeader } from '../../engine/format/point-format.js';
 import { Repository } from '../../engine/repo/repository.js';
 
-export async function makeLegacy(root: string, version: 1 | 2, options: { deltas?: boolean } = {}): Promise<void> {
+export async function makeLegacy(root: string, version: 1 | 2 | 3, options: { deltas?: boolean } = {}): Promise<void> {
+  const files: Array<[string, Buffer]> = [];
+  if (version < 3) files.push(...(await version1Points(root, options)));
+  for (const [path, bytes] of files) writeFileSync(join(root, path), bytes);
+  const config = decodeConfig(readFileSync(join(root, 'config')), 'config');
+  writeFileSync(join(root, 'config'), encodeConfig({ ...config, formatVersion: version }));
+  rmSync(join(root, 'index'), { recursive: true, force: true });
+  if (version === 1) {
+    rmSync(join(root, 'idx'), { recursive: true, force: true }); // version 1 had no index objects
+    mkdirSync(join(root, 'locks'), { recursive: true });
+  }
+}
+
+/** Every point as a version-1 point file (a whole map, or with deltas a delta against the one before). */
+async function version1Points(root: string, options: { deltas?: boolean }): Promise<Array<[string, Buffer]>> {
   const repo = await Repository.open(root);
   const files: Array<[string, Buffer]> = [];
   const previous = new Map<string, { header: PointHeader; flat: Buffer }>();
@@ -32,12 +46,5 @@ export async function makeLegacy(root: string, version: 1 | 2, options: { deltas
   } finally {
     await repo.close();
   }
-  for (const [path, bytes] of files) writeFileSync(join(root, path), bytes);
-  const config = decodeConfig(readFileSync(join(root, 'config')), 'config');
-  writeFileSync(join(root, 'config'), encodeConfig({ ...config, formatVersion: version }));
-  rmSync(join(root, 'index'), { recursive: true, force: true });
-  if (version === 1) {
-    rmSync(join(root, 'idx'), { recursive: true, force: true }); // version 1 had no index objects
-    mkdirSync(join(root, 'locks'), { recursive: true });
-  }
+  return files;
 }

@@ -34,7 +34,7 @@ Exit status: 0 no problem found, 2 problems found.`,
     const readData = values['read-data'] ? 'all' : (values['read-data-subset'] as string | undefined);
     const repo = await Repository.open(repoPath(values));
     const pool = new WorkerPool();
-    const bar = progressLine('check');
+    const bar = progressLine('check', undefined, 'restore points');
     try {
       const result = await runCheck(repo, pool, { readData }, (done, total) => bar.update(done, total));
       bar.done();

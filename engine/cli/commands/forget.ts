@@ -9,7 +9,9 @@ import { printJson, say, type Command } from '../command.js';
 
 const ruleNames = ['last', ...periods] as const;
 
-function rulesFrom(values: Record<string, unknown>): KeepRules {
+export const keepOptions = Object.fromEntries(ruleNames.map((r) => [`keep-${r}`, { type: 'string' as const }]));
+
+export function rulesFrom(values: Record<string, unknown>): KeepRules {
   const rules: KeepRules = {};
   for (const r of ruleNames) {
     const raw = values[`keep-${r}`] as string | undefined;
@@ -30,6 +32,44 @@ function show(decisions: UnitDecision[], dryRun: boolean): void {
   }
 }
 
+export interface ForgetRequest { rules: KeepRules; names: string[]; vm?: string; tz?: string }
+
+/** The forget arguments, checked before the repository is opened: rules or names, never both, never neither. */
+export function forgetRequest(values: Record<string, unknown>, positionals: string[]): ForgetRequest {
+  const rules = rulesFrom(values);
+  const byName = positionals.length > 0;
+  if (byName && Object.keys(rules).length > 0) throw new BlockvaultError('USAGE', 'give either --keep-* rules or restore points to forget, not both');
+  if (!byName && Object.keys(rules).length === 0) {
+    throw new BlockvaultError('USAGE', 'nothing to forget: give --keep-* rules (see --help), or name restore points; forget never guesses');
+  }
+  return { rules, names: positionals, vm: values.vm === undefined ? undefined : checkName('vm', values.vm as string), tz: values.tz as string | undefined };
+}
+
+export async function decideAndForget(repo: Repository, request: ForgetRequest, dryRun: boolean): Promise<UnitDecision[]> {
+  const byName = request.names.length > 0;
+  const decisions: UnitDecision[] = byName
+    ? resolveUnits(repo, request.names).map((unit) => ({ unit, keep: false, reasons: [] }))
+    : await planPolicy(repo, request.rules, { vm: request.vm, tz: request.tz });
+  const gone = decisions.filter((d) => !d.keep);
+  if (byName) await refuseProtected(repo, gone.map((d) => d.unit));
+  if (!dryRun) {
+    await forgetUnits(repo, gone.map((d) => d.unit));
+    await forgetOrphans(repo);
+  }
+  return decisions;
+}
+
+export function forgetJson(decisions: UnitDecision[], dryRun: boolean) {
+  const gone = decisions.filter((d) => !d.keep).length;
+  return { dryRun, forgotten: gone, kept: decisions.length - gone, decisions: decisions.map((d) => ({ name: d.unit.name, kind: d.unit.kind, time: d.unit.time, keep: d.keep, reasons: d.reasons })) };
+}
+
+export function showForget(decisions: UnitDecision[], dryRun: boolean, gcFollows = false): void {
+  show(decisions, dryRun);
+  const gone = decisions.filter((d) => !d.keep).length;
+  say(`${dryRun ? 'would forget' : 'forgot'} ${plural(gone, 'restore point')}, kept ${decisions.length - gone}${gone > 0 && !gcFollows ? '; their data stays in the packs until blockvault gc' : ''}`);
+}
+
 export const forgetCommand: Command = {
   name: 'forget',
   help: `Usage: blockvault forget -r <repo> [--keep-last N] [--keep-hourly N] [--keep-daily N]
@@ -48,8 +88,9 @@ several disks at once, which are kept or forgotten whole). Protected points
 (blockvault protect) always stay.
 
 forget removes restore points only: their data stays in the packs, still
-shared with every point that uses it, until a garbage collection (not yet
-built) reclaims what no point needs. It runs beside backups.
+shared with every point that uses it, until blockvault gc reclaims what no
+point needs (blockvault prune does both). It runs beside backups, not beside
+a gc, and cancels a gc that stopped before deleting (the next gc redoes it).
 
 Options:
   -r, --repo PATH      repository (or BLOCKVAULT_REPO)
@@ -57,36 +98,17 @@ Options:
   --tz ZONE            time zone of the periods, e.g. Europe/Berlin or UTC
   --vm NAME            apply the policy to this VM only
   --dry-run            say what would be forgotten and why each point stays; change nothing
-  --lock-wait SECONDS  wait this long while an exclusive operation runs (default 60)
+  --lock-wait SECONDS  wait this long while a gc or an exclusive operation runs (default 60)
   --json               every decision: name, time, keep, reasons`,
   async run(argv) {
-    const keep = Object.fromEntries(ruleNames.map((r) => [`keep-${r}`, { type: 'string' as const }]));
-    const { values, positionals } = parse('forget', argv, { ...keep, tz: { type: 'string' }, vm: { type: 'string' }, 'dry-run': { type: 'boolean' }, 'lock-wait': { type: 'string' } });
-    const rules = rulesFrom(values);
-    const byName = positionals.length > 0;
-    if (byName && Object.keys(rules).length > 0) throw new BlockvaultError('USAGE', 'give either --keep-* rules or restore points to forget, not both');
-    if (!byName && Object.keys(rules).length === 0) {
-      throw new BlockvaultError('USAGE', 'nothing to forget: give --keep-* rules (see --help), or name restore points; forget never guesses');
-    }
-    const vm = values.vm === undefined ? undefined : checkName('vm', values.vm as string);
+    const { values, positionals } = parse('forget', argv, { ...keepOptions, tz: { type: 'string' }, vm: { type: 'string' }, 'dry-run': { type: 'boolean' }, 'lock-wait': { type: 'string' } });
+    const request = forgetRequest(values, positionals);
     const dryRun = values['dry-run'] === true;
-    const repo = await Repository.open(repoPath(values), dryRun ? {} : { writer: { what: 'forget', lockWaitSeconds: intOption(values, 'lock-wait', 60) } });
+    const repo = await Repository.open(repoPath(values), dryRun ? {} : { writer: { what: 'forget', kind: 'forget', lockWaitSeconds: intOption(values, 'lock-wait', 60) } });
     try {
-      const decisions: UnitDecision[] = byName
-        ? resolveUnits(repo, positionals).map((unit) => ({ unit, keep: false, reasons: [] }))
-        : await planPolicy(repo, rules, { vm, tz: values.tz as string | undefined });
-      const gone = decisions.filter((d) => !d.keep);
-      if (byName) await refuseProtected(repo, gone.map((d) => d.unit));
-      if (!dryRun) {
-        await forgetUnits(repo, gone.map((d) => d.unit));
-        await forgetOrphans(repo);
-      }
-      if (values.json) {
-        printJson({ dryRun, forgotten: gone.length, kept: decisions.length - gone.length, decisions: decisions.map((d) => ({ name: d.unit.name, kind: d.unit.kind, time: d.unit.time, keep: d.keep, reasons: d.reasons })) });
-      } else {
-        show(decisions, dryRun);
-        say(`${dryRun ? 'would forget' : 'forgot'} ${plural(gone.length, 'restore point')}, kept ${decisions.length - gone.length}${gone.length > 0 ? '; their data stays in the packs until a garbage collection' : ''}`);
-      }
+      const decisions = await decideAndForget(repo, request, dryRun);
+      if (values.json) printJson(forgetJson(decisions, dryRun));
+      else showForget(decisions, dryRun);
       return 0;
     } finally {
       await repo.close();

@@ -20,7 +20,8 @@ const MiB = 1024 * 1024;
 async function indexContents(root: string, storage?: FaultStorage) {
   const repo = await Repository.open(root, { storage });
   try {
-    const packs = repo.index.packEntries().sort((a, b) => a[0].localeCompare(b[0]));
+    // Which index object names a pack is known only when one was read: a trailer does not say.
+    const packs = repo.index.packEntries().map(([id, { indexObject: _named, ...e }]) => [id, e]).sort((a, b) => String(a[0]).localeCompare(String(b[0])));
     return { packs, chunks: repo.index.chunkCount(), points: repo.points.list().map((p) => p.id) };
   } finally {
     await repo.close();

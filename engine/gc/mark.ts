@@ -1,0 +1,80 @@
+// gc's mark: which records of which packs the restore points need. The state
+// is one bit per pack record (the record's ordinal, from the index), so a
+// repository of N records costs N/8 bytes however many points share them;
+// a page already marked is not read again (everything below it is marked
+// already), which makes marking the 30th point of a disk cost its changes.
+import { BlockvaultError } from '../core/errors.js';
+import type { ChunkIndex, PointEntry } from '../repo/chunk-index.js';
+import type { Repository } from '../repo/repository.js';
+
+export interface PackMarks {
+  bits: Uint8Array;
+  records: number;
+  bytes: number;
+  storedBytes: number;
+  liveRecords: number;
+  liveStoredBytes: number;
+}
+
+export class MarkState {
+  readonly packs = new Map<string, PackMarks>();
+  /** Referenced ids the index does not know: damage for check to name, never a reason to delete more. */
+  missing = 0;
+  /** Ids marked whose pack is not tracked (sealed after the mark began): kept, and walked through. */
+  private readonly untrackedPages = new Set<string>();
+
+  constructor(index: ChunkIndex) {
+    for (const [id, e] of index.packEntries()) {
+      this.packs.set(id, { bits: new Uint8Array(Math.ceil(e.records / 8)), records: e.records, bytes: e.bytes, storedBytes: e.storedBytes, liveRecords: 0, liveStoredBytes: 0 });
+    }
+  }
+
+  /** Marks the record holding `id`; false when it was marked before (so a page's subtree need not be walked again). */
+  mark(index: ChunkIndex, id: Buffer, isPage: boolean): boolean {
+    const at = index.lookup(id);
+    if (!at) {
+      // What a missing page names is unknown, and a repair may yet find it in a pack: judge nothing dead.
+      if (isPage) throw new BlockvaultError('CHUNK_MISSING', `map page ${id.toString('hex')} is in no pack`);
+      this.missing += 1;
+      return false;
+    }
+    const pack = this.packs.get(at.packId);
+    if (!pack) {
+      if (!isPage) return false;
+      const hex = id.toString('hex');
+      if (this.untrackedPages.has(hex)) return false;
+      this.untrackedPages.add(hex);
+      return true;
+    }
+    if (at.ordinal >= pack.records) throw new BlockvaultError('CORRUPT', `index: record ${at.ordinal} of pack ${at.packId} is past its ${pack.records} records; run blockvault index rebuild`);
+    const byte = at.ordinal >> 3;
+    const bit = 1 << (at.ordinal & 7);
+    if (pack.bits[byte] & bit) return false;
+    pack.bits[byte] |= bit;
+    pack.liveRecords += 1;
+    pack.liveStoredBytes += at.storedBytes;
+    return true;
+  }
+
+  isMarked(packId: string, ordinal: number): boolean {
+    const pack = this.packs.get(packId);
+    return pack !== undefined && (pack.bits[ordinal >> 3] & (1 << (ordinal & 7))) !== 0;
+  }
+}
+
+/**
+ * Marks everything a restore point references. A page that cannot be read
+ * stops the gc (BlockvaultError): what lies below it is unknown, so no pack
+ * may be judged dead.
+ */
+export async function markPoint(repo: Repository, entry: PointEntry, state: MarkState): Promise<void> {
+  let map;
+  try {
+    ({ map } = await repo.points.open(entry));
+    await map.walk((id, isPage) => state.mark(repo.index, id, isPage));
+  } catch (err) {
+    if (!(err instanceof BlockvaultError)) throw err;
+    if (err.code === 'POINT_NOT_FOUND') return; // forgotten meanwhile (its file is gone): nothing to keep for it
+    throw new BlockvaultError(err.code, `gc stopped before deleting anything: ${err.message}; run blockvault check -r ${repo.root}`, { cause: err });
+  }
+}
