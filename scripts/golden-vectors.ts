@@ -7,6 +7,7 @@ import { codecZstd, encodePackHeader, encodeRecordHeader, encodeTrailer } from '
 import { encodePoint, diffMaps } from '../engine/format/point-format.js';
 import { encodeLeafPatch, encodeMapPage } from '../engine/format/map-format.js';
 import { encodeIndexObject } from '../engine/format/index-object-format.js';
+import { encodePendingGc } from '../engine/format/gc-format.js';
 import { encodeGroup } from '../engine/format/group-format.js';
 
 export async function goldenVectors(): Promise<Record<string, Buffer>> {
@@ -43,7 +44,8 @@ export async function goldenVectors(): Promise<Record<string, Buffer>> {
     'point-delta': delta,
     group: encodeGroup({ id: '00112233445566778899aabbccddeeff', vm: 'web01', time: '2026-12-01T01:00:00.000Z', disks: [{ disk: 'sda', point: 'ffeeddccbbaa99887766554433221100' }, { disk: 'sdb', point: '0123456789abcdef0123456789abcdef' }] }),
     'index-object': encodeIndexObject([{ packId: '000102030405060708090a0b0c0d0e0f', packBytes: 32 + 64 + 1234 + 64 + 32, records: [{ ...record, offset: 32 }] }]),
-    config: encodeConfig({ repoId: '0'.repeat(32), formatVersion: 3, chunkBytes: 65536, zstdLevel: 1, packBytesTarget: 134217728, createdAt: '2026-11-22T00:00:00.000Z' }),
+    'pending-gc': encodePendingGc({ id: 'mx4w5w5l-b336b277fe9d', started: '2026-12-01T02:00:00.000Z', marked: ['0123456789abcdef0123456789abcdef'], condemned: ['000102030405060708090a0b0c0d0e0f'] }),
+    config: encodeConfig({ repoId: '0'.repeat(32), formatVersion: 4, chunkBytes: 65536, zstdLevel: 1, packBytesTarget: 134217728, createdAt: '2026-11-22T00:00:00.000Z' }),
   };
 }
 

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { BlockvaultError } from '../core/errors.js';
 import { dataChunkIds } from '../repo/chunk-map.js';
 import { packPath } from '../repo/layout.js';
+import { listQuarantined, quarantine, quarantineEntry, type Quarantined } from '../repo/quarantine.js';
 import type { Repository } from '../repo/repository.js';
 import { runVerify } from '../verify/verify.js';
 import type { WorkerPool } from '../workers/pool.js';
@@ -15,7 +16,9 @@ import type { WorkerPool } from '../workers/pool.js';
 export interface CheckProblem { code: string; object: string; reason: string; points: string[] }
 export interface CheckResult {
   ok: boolean; points: number; packs: number; chunksReferenced: number; problems: CheckProblem[];
-  readData: { share: string; chunksChecked: number; bytesChecked: number } | null; seconds: number;
+  readData: { share: string; chunksChecked: number; bytesChecked: number } | null;
+  /** Damage this check quarantined (records, or whole packs), and quarantined records earlier damage left that a backup has healed since. */
+  quarantined: { records: number; packs: number }; healed: number; seconds: number;
 }
 
 /** "all", "N/M" (the N-th of M deterministic shares of the packs: M runs cover every pack) or "P%". */
@@ -30,7 +33,7 @@ export function packShare(spec: string): (packId: string) => boolean {
 }
 
 /** Packs the index names: present in the store, at the size the index says, their trailers agreeing with it. */
-async function checkPacks(repo: Repository, problems: CheckProblem[]): Promise<Set<string>> {
+async function checkPacks(repo: Repository, problems: CheckProblem[], badPacks: Map<string, string>): Promise<Set<string>> {
   const stored = new Map((await repo.storage.list('packs/')).map((o) => [o.key, o.sizeBytes]));
   const good = new Set<string>();
   for (const [packId, entry] of repo.index.packEntries()) {
@@ -38,10 +41,12 @@ async function checkPacks(repo: Repository, problems: CheckProblem[]): Promise<S
     const size = stored.get(key);
     if (size === undefined) {
       problems.push({ code: 'PACK_MISSING', object: key, reason: 'the index names it; the repository does not have it', points: [] });
+      badPacks.set(packId, 'the pack is missing');
       continue;
     }
     if (size !== entry.bytes) {
       problems.push({ code: 'PACK_SIZE', object: key, reason: `${size} bytes; it was sealed at ${entry.bytes}`, points: [] });
+      badPacks.set(packId, `the pack is ${size} bytes; it was sealed at ${entry.bytes}`);
       continue;
     }
     try {
@@ -50,15 +55,32 @@ async function checkPacks(repo: Repository, problems: CheckProblem[]): Promise<S
     } catch (err) {
       if (!(err instanceof BlockvaultError)) throw err;
       problems.push({ code: err.code, object: key, reason: err.message, points: [] });
+      badPacks.set(packId, err.message);
       continue;
     }
     good.add(packId);
+  }
+  // A pack the index does not know (its trailer could not be read when the index was built): named, and quarantined.
+  // One quarantined already is no new problem: its chunks are stored afresh by later backups, and repair index salvages it.
+  const known = new Set(repo.index.packEntries().map(([id]) => id));
+  const quarantinedPacks = new Set((await listQuarantined(repo.storage)).filter((q) => q.offset === null).map((q) => q.pack));
+  for (const key of stored.keys()) {
+    const packId = /([0-9a-f]{32})\.pack$/.exec(key)?.[1];
+    if (!packId || known.has(packId) || quarantinedPacks.has(packId)) continue;
+    try {
+      await repo.packs.readTrailer(packId);
+    } catch (err) {
+      if (!(err instanceof BlockvaultError)) throw err;
+      problems.push({ code: 'PACK_UNREADABLE', object: key, reason: `${err.message}; blockvault repair index salvages its records`, points: [] });
+      badPacks.set(packId, err.message);
+    }
   }
   return good;
 }
 
 /** Walks every point's map: each page read and checked; each chunk it names must be in a good pack. */
-async function checkPoints(repo: Repository, goodPacks: Set<string>, problems: CheckProblem[], onProgress?: (done: number, total: number) => void): Promise<number> {
+async function checkPoints(repo: Repository, goodPacks: Set<string>, problems: CheckProblem[], packUsers: Map<string, Set<string>>,
+  onProgress?: (done: number, total: number) => void): Promise<number> {
   const points = repo.points.list();
   const missing = new Map<string, CheckProblem>(); // chunk id hex -> its problem
   const seen = new Set<string>();
@@ -71,7 +93,9 @@ async function checkPoints(repo: Repository, goodPacks: Set<string>, problems: C
         seen.add(hex);
         const where = repo.index.lookup(id);
         if (where && goodPacks.has(where.packId)) continue;
-        const problem = missing.get(hex) ?? { code: 'CHUNK_MISSING', object: `chunk ${hex}`, reason: where ? `in ${packPath(where.packId)}, which is missing or damaged` : 'in no pack', points: [] };
+        if (where) packUsers.set(where.packId, (packUsers.get(where.packId) ?? new Set()).add(name));
+        const why = where ? `in ${packPath(where.packId)}, which is missing or damaged` : (repo.index.quarantineNote(hex) ?? 'in no pack');
+        const problem = missing.get(hex) ?? { code: 'CHUNK_MISSING', object: `chunk ${hex}`, reason: why, points: [] };
         if (problem.points.at(-1) !== name) problem.points.push(name);
         missing.set(hex, problem);
       }
@@ -97,26 +121,60 @@ function checkGroups(repo: Repository, problems: CheckProblem[]): void {
   }
 }
 
-export async function runCheck(repo: Repository, pool: WorkerPool, options: { readData?: string } = {}, onProgress?: (done: number, total: number) => void): Promise<CheckResult> {
+export async function runCheck(repo: Repository, pool: WorkerPool, options: { readData?: string; quarantine?: boolean } = {},
+  onProgress?: (done: number, total: number) => void): Promise<CheckResult> {
   const started = process.hrtime.bigint();
   const share = options.readData ? packShare(options.readData) : null; // a bad share is refused before any work
   const problems: CheckProblem[] = [];
-  const goodPacks = await checkPacks(repo, problems);
-  const chunksReferenced = await checkPoints(repo, goodPacks, problems, onProgress);
+  const badPacks = new Map<string, string>();
+  const packUsers = new Map<string, Set<string>>();
+  const goodPacks = await checkPacks(repo, problems, badPacks);
+  const chunksReferenced = await checkPoints(repo, goodPacks, problems, packUsers, onProgress);
   checkGroups(repo, problems);
+  const damage: Quarantined[] = [...badPacks].map(([pack, why]) => quarantineEntry(null, pack, null, why, [...(packUsers.get(pack) ?? [])]));
   let readData: CheckResult['readData'] = null;
   if (share) {
     const verified = await runVerify(repo, repo.points.list(), pool, undefined, { packFilter: share });
-    for (const v of verified.points) {
-      const name = `${v.vm}/${v.disk}@${v.id}`;
-      for (const p of v.problems) {
-        // Chunks in a missing pack were named above; here, what reading the data found.
-        if (p.code === 'CHUNK_MISSING') continue;
-        problems.push({ code: p.code, object: 'pack' in p && p.pack ? `${packPath(p.pack)} at offset ${p.offset}` : name, reason: p.reason, points: [name] });
-      }
-    }
     readData = { share: options.readData!, chunksChecked: verified.chunksChecked, bytesChecked: verified.bytesChecked };
+    damage.push(...readDataProblems(verified.points, problems));
   }
+  const healed = await healedCount(repo);
+  if (options.quarantine && damage.length > 0) await quarantine(repo.storage, repo.index, repo.sessionId, damage);
   const points = repo.points.list().length;
-  return { ok: problems.length === 0, points, packs: repo.index.packEntries().length, chunksReferenced, problems, readData, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
+  return {
+    ok: problems.length === 0, points, packs: repo.index.packEntries().length, chunksReferenced, problems, readData,
+    quarantined: options.quarantine ? { records: damage.filter((d) => d.offset !== null).length, packs: damage.filter((d) => d.offset === null).length } : { records: 0, packs: 0 },
+    healed, seconds: Number(process.hrtime.bigint() - started) / 1e9,
+  };
+}
+
+/** What reading the data found, as problems, and the damaged records (to quarantine) with the points each breaks. */
+function readDataProblems(points: Awaited<ReturnType<typeof runVerify>>['points'], problems: CheckProblem[]): Quarantined[] {
+  const records = new Map<string, { chunk: string; pack: string; offset: number; reason: string; points: string[] }>();
+  for (const v of points) {
+    const name = `${v.vm}/${v.disk}@${v.id}`;
+    for (const p of v.problems) {
+      // Chunks in a missing pack were named above; here, what reading the data found.
+      if (p.code === 'CHUNK_MISSING') continue;
+      const at = 'pack' in p && p.pack ? p : null;
+      problems.push({ code: p.code, object: at ? `${packPath(at.pack!)} at offset ${at.offset}` : name, reason: p.reason, points: [name] });
+      if (!at || at.offset === null) continue;
+      const key = `${at.pack}:${at.offset}`;
+      const record = records.get(key) ?? { chunk: at.id, pack: at.pack!, offset: at.offset, reason: p.reason, points: [] };
+      record.points.push(name);
+      records.set(key, record);
+    }
+  }
+  return [...records.values()].map((r) => quarantineEntry(r.chunk, r.pack, r.offset, r.reason, r.points));
+}
+
+/** Quarantined records whose chunk a later backup stored afresh: the index now locates it elsewhere. */
+async function healedCount(repo: Repository): Promise<number> {
+  let healed = 0;
+  for (const q of await listQuarantined(repo.storage)) {
+    if (q.chunk === null) continue;
+    const at = repo.index.lookup(Buffer.from(q.chunk, 'hex'));
+    if (at && !(at.packId === q.pack && at.offset === q.offset)) healed += 1;
+  }
+  return healed;
 }

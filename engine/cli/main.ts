@@ -28,6 +28,7 @@ const commands: Entry[] = [
   { name: 'protect', summary: 'keep restore points from ever being forgotten', load: async () => (await import('./commands/protect.js')).protectCommand },
   { name: 'unprotect', summary: 'lift the protection of restore points', load: async () => (await import('./commands/protect.js')).unprotectCommand },
   { name: 'upgrade', summary: 'upgrade a repository of an older format version in place', load: async () => (await import('./commands/upgrade.js')).upgradeCommand },
+  { name: 'repair', summary: 'rebuild the index from the packs alone, salvaging torn packs', load: async () => (await import('./commands/repair.js')).repairCommand },
   { name: 'index', summary: 'rebuild the LMDB index from the packs and restore points', load: async () => (await import('./commands/index-cmd.js')).indexCommand },
 ];
 

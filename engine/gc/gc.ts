@@ -14,6 +14,7 @@ import { killPoint } from '../core/test-hooks.js';
 import type { PendingGc } from '../format/gc-format.js';
 import { describeHolder, liveLocks } from '../repo/lock.js';
 import { alignCondemned, listPendingGcs, putPendingGc } from '../repo/pending-gc.js';
+import { quarantine, quarantineEntry } from '../repo/quarantine.js';
 import type { Repository } from '../repo/repository.js';
 import { MarkState, markPoint } from './mark.js';
 import { planGc, type GcPlan } from './plan.js';
@@ -48,7 +49,7 @@ export interface GcResult {
   /** Pending gcs of earlier runs this one finished. */
   finishedEarlier: number;
   waitedForSessions: number;
-  damagedRecords: Array<{ packId: string; offset: number }>;
+  damagedRecords: Array<{ packId: string; offset: number; chunk: string }>;
   missingChunks: number;
   seconds: number;
 }
@@ -89,6 +90,8 @@ export async function runGc(repo: Repository, options: GcOptions): Promise<GcRes
   result.packsWritten = copied.packsWritten;
   result.bytesWritten = copied.bytesWritten;
   result.damagedRecords = copied.damaged;
+  // A record found damaged while copying: quarantined, so the next backup of that data stores it afresh.
+  await quarantine(repo.storage, repo.index, repo.sessionId, copied.damaged.map((d) => quarantineEntry(d.chunk, d.packId, d.offset, 'its payload checksum failed when gc copied it', [])));
   const pending: PendingGc = {
     id: repo.sessionId, started: new Date().toISOString(), marked: points.map((p) => p.id).sort(),
     condemned: [...drop, ...repack.filter((id) => !copied.keep.has(id))].sort(),

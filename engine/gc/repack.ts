@@ -9,7 +9,7 @@ import { PackWriter } from '../repo/pack-writer.js';
 import type { Repository } from '../repo/repository.js';
 import type { MarkState } from './mark.js';
 
-export interface RepackResult { packsWritten: number; bytesWritten: number; recordsCopied: number; damaged: Array<{ packId: string; offset: number }>; keep: Set<string> }
+export interface RepackResult { packsWritten: number; bytesWritten: number; recordsCopied: number; damaged: Array<{ packId: string; offset: number; chunk: string }>; keep: Set<string> }
 
 /** Live records read from one pack at a time, in spans of adjacent records of at most this many bytes. */
 const spanBytesMax = 8 * 1024 * 1024;
@@ -65,7 +65,7 @@ async function copySpan(repo: Repository, writer: PackWriter, packId: string, sp
   for (const r of span) {
     const payload = bytes.subarray(r.offset - first + recordHeaderBytes, r.offset - first + recordHeaderBytes + r.storedBytes);
     if (xxh64(payload) !== r.storedXxh64) {
-      result.damaged.push({ packId, offset: r.offset });
+      result.damaged.push({ packId, offset: r.offset, chunk: r.id.toString('hex') });
       result.keep.add(packId);
       continue;
     }

@@ -11,6 +11,7 @@ import type { PackRecord } from '../format/pack-format.js';
 import { putEncodedIndexObject } from '../repo/index-objects.js';
 import { packPath } from '../repo/layout.js';
 import { deletePendingGc } from '../repo/pending-gc.js';
+import { forgetQuarantineOf } from '../repo/quarantine.js';
 import type { Repository } from '../repo/repository.js';
 
 export interface SweepResult { packsDeleted: number; bytesDeleted: number; indexObjectsRewritten: number }
@@ -30,6 +31,7 @@ export async function sweep(repo: Repository, gcId: string, packIds: readonly st
     onPack?.(k + 1);
   }
   repo.index.removePacks(packIds.map((packId) => ({ packId, records: records.get(packId) ?? null })));
+  await forgetQuarantineOf(repo.storage, doomed);
   await deletePendingGc(repo.storage, gcId);
   return { packsDeleted: packIds.length, bytesDeleted, indexObjectsRewritten };
 }

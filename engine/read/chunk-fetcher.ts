@@ -107,7 +107,11 @@ export class ChunkFetcher {
     const locations: (ChunkLocation | undefined)[] = ids.map((id) => this.repo.index.lookup(id));
     const rawBytes = locations.map((l) => l?.rawBytes ?? 0);
     locations.forEach((l, i) => {
-      if (!l) problems.set(i, { id: ids[i].toString('hex'), code: 'CHUNK_MISSING', pack: null, offset: null, reason: 'not in any pack (index has no entry)' });
+      if (!l) {
+        const hex = ids[i].toString('hex');
+        const quarantined = this.repo.index.quarantineNote(hex);
+        problems.set(i, { id: hex, code: 'CHUNK_MISSING', pack: null, offset: null, reason: quarantined ?? 'not in any pack (index has no entry)' });
+      }
     });
     const order = locations.map((_, i) => i).filter((i) => locations[i])
       .sort((a, b) => (locations[a]!.packId === locations[b]!.packId ? locations[a]!.offset - locations[b]!.offset : locations[a]!.packId < locations[b]!.packId ? -1 : 1));

@@ -122,6 +122,18 @@ export class ChunkIndex {
     return value !== undefined && !this.condemned.doesExist(value.subarray(0, 16));
   }
 
+  /** Forgets where a chunk is (its record is quarantined): backups then store it afresh. */
+  dropChunk(id: Uint8Array): void {
+    this.chunks.removeSync(Buffer.from(id.buffer, id.byteOffset, id.byteLength));
+  }
+  /** Why a chunk has no location any more (a quarantined record), for messages. */
+  setQuarantineNote(idHex: string, note: string): void {
+    this.meta.putSync(`q:${idHex}`, note);
+  }
+  quarantineNote(idHex: string): string | undefined {
+    return this.meta.get(`q:${idHex}`) as string | undefined;
+  }
+
   /** Packs a pending gc will delete, with the gc's id. */
   condemnedPacks(): Map<string, string> {
     return new Map([...this.condemned.getRange()].map(({ key, value }) => [key.toString('hex'), value]));

@@ -19,6 +19,7 @@ import { packIdFromKey, packsDir, pointsDir } from './layout.js';
 import { acquireLock, newSessionId, type HeldLock } from './lock.js';
 import { MapPages } from './map-pages.js';
 import { alignCondemned, listPendingGcs } from './pending-gc.js';
+import { applyQuarantine, listQuarantined } from './quarantine.js';
 import { PackReader } from './pack-reader.js';
 import { catalogEntry, PointStore } from './point-store.js';
 
@@ -42,6 +43,8 @@ export async function initRepository(root: string, options: InitOptions = {}, st
 const onStale = (line: string) => process.stderr.write(`${line}\n`);
 /** Restore-point files read at once when cataloging (each is a small read: latency, not bandwidth). */
 const pointReadsInFlight = 16;
+/** Pack trailers read at once when rebuilding the index. */
+const trailersInFlight = 8;
 
 export class Repository {
   readonly packs: PackReader;
@@ -49,6 +52,8 @@ export class Repository {
   readonly index: ChunkIndex;
   /** Where the index lives when the repository is not writable (index-location.ts); null: in the repository. */
   readonly indexCacheDir: string | null;
+  /** Packs whose trailer could not be read in this process (named once). */
+  private readonly unreadablePacks = new Set<string>();
 
   private constructor(
     readonly root: string,
@@ -118,9 +123,16 @@ export class Repository {
     this.sayDamaged(ingested.damaged);
     let packsAdded = ingested.packs;
     for (const packId of listed) {
-      if (this.index.hasPack(packId)) continue;
-      await this.indexPack(packId);
-      packsAdded += 1;
+      if (this.index.hasPack(packId) || this.unreadablePacks.has(packId)) continue;
+      try {
+        await this.indexPack(packId);
+        packsAdded += 1;
+      } catch (err) {
+        if (!(err instanceof BlockvaultError)) throw err;
+        // A torn pack must not stop every open: named once, left for check and repair (its chunks are simply not found).
+        this.unreadablePacks.add(packId);
+        onStale(`blockvault: pack ${packId} cannot be indexed (${err.message}); run blockvault repair index -r ${this.root}`);
+      }
     }
     // Condemned packs a gc deleted before it stopped: nothing needs them (any other missing pack is damage, for check to name).
     const swept = [...this.index.condemnedPacks().keys()].filter((id) => !present.has(id) && this.index.hasPack(id));
@@ -157,9 +169,11 @@ export class Repository {
     const skipped: string[] = [];
     let packs = 0;
     let indexObjects = 0;
-    // Packs a pending gc condemned come last and never displace another copy of a chunk: that copy outlives them.
+    // Packs a pending gc condemned, and packs holding quarantined records, come last and never displace
+    // another copy of a chunk: that copy outlives them (a fresh copy is what heals a quarantined one).
     const pending = await listPendingGcs(this.storage, onStale);
-    const condemned = new Set(pending.flatMap((g) => g.condemned));
+    const quarantined = await listQuarantined(this.storage);
+    const condemned = new Set([...pending.flatMap((g) => g.condemned), ...quarantined.map((q) => q.pack)]);
     const listed = await this.listPackIds();
     const present = new Set(listed);
     if (!options.fromPacks) {
@@ -168,17 +182,28 @@ export class Repository {
       packs += ingested.packs;
       indexObjects = ingested.objects;
     }
-    for (const packId of [...listed.filter((id) => !condemned.has(id)), ...listed.filter((id) => condemned.has(id))]) {
-      if (this.index.hasPack(packId)) continue;
-      try {
-        await this.indexPack(packId, condemned.has(packId));
+    const unread = [...listed.filter((id) => !condemned.has(id)), ...listed.filter((id) => condemned.has(id))].filter((id) => !this.index.hasPack(id));
+    // Trailers read several at a time (each a latency-bound read at the pack's end), indexed in order.
+    for (let i = 0; i < unread.length; i += trailersInFlight * 4) {
+      const slice = unread.slice(i, i + trailersInFlight * 4);
+      const read = await mapLimit(slice, trailersInFlight, async (packId) => {
+        try {
+          return await this.packs.readTrailer(packId);
+        } catch (err) {
+          if (!(err instanceof BlockvaultError)) throw err;
+          skipped.push(`${packId}: ${err.message}`); // verify will name the restore points this affects
+          this.unreadablePacks.add(packId);
+          return null;
+        }
+      });
+      for (const [k, trailer] of read.entries()) {
+        if (!trailer) continue;
+        this.index.addPack(slice[k], trailer.packBytes, trailer.records, condemned.has(slice[k]));
         packs += 1;
-      } catch (err) {
-        if (!(err instanceof BlockvaultError)) throw err;
-        skipped.push(`${packId}: ${err.message}`); // verify will name the restore points this affects
       }
     }
     alignCondemned(this.index, pending);
+    applyQuarantine(this.index, quarantined);
     this.index.markCurrent();
     const { pointsAdded } = await this.reconcile();
     return { packs, points: pointsAdded, indexObjects, skipped };
