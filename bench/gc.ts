@@ -1,0 +1,213 @@
+// gc benchmarks.
+//  1. Real data: 30 daily restore points of the 4 GiB corpus image (each day
+//     rewrites 3.3% of its data chunks with fresh data, backed up with the
+//     exact changed-extents list), then the 15 oldest forgotten: about half
+//     the stored bytes are garbage. Whole-process wall time and peak RSS of
+//     `blockvault gc`, cold (page cache dropped, as root) and warm, medians of
+//     `rounds` runs on fresh copies of the repository; beside it, in the same
+//     run, the time to read every pack file once (cat, cold): what a gc that
+//     read everything would cost at least.
+//  2. Scale model: the mark (gc --dry-run: mark and plan, the part that grows
+//     with the repository) over 30 points of an all-data disk of N chunks
+//     whose chunk ids are in the index but not in packs (no chunk data),
+//     at 1x and 10x the chunk count.
+// Run: node dist/bench/gc.js [--rounds 3] [--scale-only]
+import { execFileSync } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { initDigests, isAllZero, sha256 } from '../engine/core/digest.js';
+import type { PointHeader } from '../engine/format/point-format.js';
+import { PagedMap } from '../engine/repo/chunk-map.js';
+import { MapBuilder } from '../engine/repo/map-builder.js';
+import { storeMapPage } from '../engine/repo/map-pages.js';
+import { PackWriter } from '../engine/repo/pack-writer.js';
+import { initRepository, Repository } from '../engine/repo/repository.js';
+import { cacheDir, corpus } from './corpus.js';
+import { duBytes, measure, median } from './measure.js';
+
+const top = new URL('../..', import.meta.url).pathname;
+const cli = join(top, 'dist', 'engine', 'cli', 'main.js');
+const chunkBytes = 64 * 1024;
+const days = 30;
+const dailyShare = 0.033;
+
+function dropCaches(): void {
+  execFileSync('sync');
+  writeFileSync('/proc/sys/vm/drop_caches', '3');
+}
+const canDrop = () => process.getuid?.() === 0;
+
+/** The data chunks (non-zero ids) of a point: where a guest's writes land. */
+async function dataChunks(root: string): Promise<number[]> {
+  await initDigests();
+  const repo = await Repository.open(root);
+  try {
+    const { map } = await repo.points.open(repo.points.list()[0]);
+    const out: number[] = [];
+    for await (const leaf of map.leaves()) {
+      for (let k = 0; k < leaf.ids.length / 32; k++) if (!isAllZero(leaf.ids.subarray(k * 32, k * 32 + 32))) out.push(leaf.firstChunk + k);
+    }
+    return out;
+  } finally {
+    await repo.close();
+  }
+}
+
+/** Builds (once, cached) the 30-point repository of the corpus image. */
+async function thirtyDays(): Promise<{ root: string; points: string[] }> {
+  const dir = join(cacheDir, 'gc');
+  const root = join(dir, 'repo');
+  const done = join(dir, 'points.json');
+  if (existsSync(done)) return { root, points: JSON.parse(execFileSync('cat', [done], { encoding: 'utf8' })) as string[] };
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const c = corpus();
+  const image = join(dir, 'disk.raw');
+  execFileSync('cp', ['--sparse=always', c.base, image]);
+  execFileSync(process.execPath, [cli, 'init', '-r', root]);
+  const run = (args: string[]) => JSON.parse(execFileSync(process.execPath, [cli, ...args, '--json'], { encoding: 'utf8', maxBuffer: 1 << 26 })) as { id: string };
+  const points = [run(['backup', '-r', root, '--vm', 'bench', '--disk', 'sda', image]).id];
+  const data = await dataChunks(root);
+  for (let day = 1; day < days; day++) {
+    process.stderr.write(`bench gc: building day ${day + 1}/${days}\n`);
+    const picks = [...new Set(Array.from({ length: Math.round(data.length * dailyShare) }, () => data[randomInt(data.length)]))].sort((a, b) => a - b);
+    const fd = openSync(image, 'r+');
+    for (const chunk of picks) writeSync(fd, randomBytes(chunkBytes), 0, chunkBytes, chunk * chunkBytes);
+    closeSync(fd);
+    const changed = join(dir, 'changed.json');
+    writeFileSync(changed, JSON.stringify(picks.map((chunk) => ({ start: chunk * chunkBytes, length: chunkBytes }))));
+    points.push(run(['backup', '-r', root, '--vm', 'bench', '--disk', 'sda', '--parent', points.at(-1)!, '--changed', changed, image]).id);
+  }
+  rmSync(image);
+  writeFileSync(done, JSON.stringify(points));
+  return { root, points };
+}
+
+export interface GcBenchRow { mode: 'cold' | 'warm'; seconds: number; rssBytes: number; bytesBefore: number; bytesAfter: number; packsDeleted: number; packsWritten: number; readAllSeconds: number }
+
+export async function runGcReal(rounds = 3): Promise<{ rows: GcBenchRow[]; points: number; storedBytes: number }> {
+  const { root, points } = await thirtyDays();
+  const work = join(cacheDir, 'gc', 'work');
+  const rows: GcBenchRow[] = [];
+  for (let i = 0; i < rounds; i++) {
+    for (const mode of canDrop() ? (['cold', 'warm'] as const) : (['warm'] as const)) {
+      rmSync(work, { recursive: true, force: true });
+      execFileSync('cp', ['-a', root, work]);
+      execFileSync(process.execPath, [cli, 'forget', '-r', work, ...points.slice(0, days / 2).map((id) => `bench/sda@${id}`)]);
+      let readAllSeconds = 0;
+      if (mode === 'cold') {
+        dropCaches();
+        const t = process.hrtime.bigint();
+        execFileSync('sh', ['-c', `find ${join(work, 'packs')} -name '*.pack' -print0 | xargs -0 cat > /dev/null`]);
+        readAllSeconds = Number(process.hrtime.bigint() - t) / 1e9;
+        dropCaches();
+      }
+      const m = await measure(process.execPath, [cli, 'gc', '-r', work, '--json']);
+      const r = JSON.parse(m.stdout) as { bytesBefore: number; bytesAfter: number; packsDeleted: number; packsWritten: number };
+      rows.push({ mode, seconds: m.seconds, rssBytes: m.rssBytes, ...r, readAllSeconds });
+    }
+  }
+  const storedBytes = duBytes(join(root, 'packs'));
+  rmSync(work, { recursive: true, force: true });
+  return { rows, points: points.length, storedBytes };
+}
+
+export interface GcScaleRow { chunksPerDisk: number; records: number; markSeconds: number; rssBytes: number; indexBytes: number }
+
+/** The synthetic repository: 30 points of an all-data disk, 3.3% of chunks new each day; chunk ids indexed in fake packs. */
+async function syntheticRepo(root: string, chunks: number): Promise<string[]> {
+  await initRepository(root);
+  const repo = await Repository.open(root, { writer: { what: 'bench gc scale', lockWaitSeconds: 0 } });
+  const ids: string[] = [];
+  try {
+    let fakePack = 0;
+    const register = (count: number): Buffer => {
+      const all = randomBytes(count * 32);
+      for (let first = 0; first < count; first += 2048) {
+        const n = Math.min(2048, count - first);
+        const records = Array.from({ length: n }, (_, k) => ({ id: all.subarray((first + k) * 32, (first + k + 1) * 32), offset: 32 + k * 40000, rawBytes: 65536, storedBytes: 40000 - 64, codec: 1 as const, storedXxh64: 1n }));
+        repo.index.addPack((fakePack++).toString(16).padStart(32, 'f'), 32 + n * 40000, records);
+      }
+      return all;
+    };
+    let base: PagedMap | null = null;
+    for (let day = 0; day < days; day++) {
+      const writer = new PackWriter(repo.storage, repo.sessionId, repo.index, 128 * 1024 * 1024);
+      const builder: MapBuilder = new MapBuilder(chunks, base, async (page) => (await storeMapPage(repo.index, writer, (c) => writer.append(c), 1, page)).id);
+      const changed = day === 0 ? Array.from({ length: chunks }, (_, k) => k) : [...new Set(Array.from({ length: Math.round(chunks * dailyShare) }, () => randomInt(chunks)))].sort((a, b) => a - b);
+      const fresh = register(changed.length);
+      for (const [k, c] of changed.entries()) await builder.put(c, fresh.subarray(k * 32, k * 32 + 32));
+      const built: Awaited<ReturnType<MapBuilder["finish"]>> = await builder.finish(chunks);
+      await writer.seal();
+      await writer.flushIndex();
+      const id = randomBytes(16).toString('hex');
+      const header: PointHeader = {
+        id, vm: 'scale', disk: 'sda', time: new Date(Date.UTC(2026, 10, 1 + day)).toISOString(), sizeBytes: chunks * chunkBytes, chunkBytes, chunksTotal: chunks,
+        parent: ids.at(-1) ?? null, base: null, chainDepth: 0, mapSha256: sha256(built.root).toString('hex'), source: {}, stats: {},
+      };
+      await repo.points.write(header, { kind: 'paged', height: built.height, root: built.root }, repo.sessionId);
+      base = new PagedMap(repo.points.pages, chunks, chunkBytes, chunks * chunkBytes, built.height, built.root, id);
+      ids.push(id);
+    }
+  } finally {
+    await repo.close();
+  }
+  return ids;
+}
+
+export async function runGcScale(factors = [1, 10], baseChunks = 65536): Promise<GcScaleRow[]> {
+  await initDigests();
+  const rows: GcScaleRow[] = [];
+  for (const factor of factors) {
+    const chunks = baseChunks * factor;
+    const root = join(cacheDir, 'gc-scale', `x${factor}`);
+    rmSync(join(cacheDir, 'gc-scale'), { recursive: true, force: true });
+    mkdirSync(join(cacheDir, 'gc-scale'), { recursive: true });
+    process.stderr.write(`bench gc: scale model, ${days} points of ${chunks} chunks\n`);
+    const ids = await syntheticRepo(root, chunks);
+    execFileSync(process.execPath, [cli, 'forget', '-r', root, ...ids.slice(0, days / 2).map((id) => `scale/sda@${id}`)]);
+    const seconds: number[] = [];
+    let rss = 0;
+    let records = 0;
+    for (let i = 0; i < 3; i++) {
+      const m = await measure(process.execPath, [cli, 'gc', '-r', root, '--dry-run', '--json']);
+      seconds.push(m.seconds);
+      rss = Math.max(rss, m.rssBytes);
+      records = (JSON.parse(m.stdout) as { packsBefore: number }).packsBefore;
+    }
+    const repo = await Repository.open(root);
+    records = repo.index.chunkCount();
+    await repo.close();
+    rows.push({ chunksPerDisk: chunks, records, markSeconds: median(seconds), rssBytes: rss, indexBytes: duBytes(join(root, 'index')) });
+    rmSync(join(cacheDir, 'gc-scale'), { recursive: true, force: true });
+  }
+  return rows;
+}
+
+export function gcTables(real: Awaited<ReturnType<typeof runGcReal>> | null, scale: GcScaleRow[]): string {
+  const mb = (b: number) => (b / 1e6).toFixed(0);
+  const out: string[] = [];
+  if (real) {
+    out.push(`| gc of ${real.points} points, 15 oldest forgotten (${mb(real.storedBytes)} MB of packs) | wall s (median) | peak RSS MB (max) | packs before → after MB | packs deleted / written | read every pack once (cat) s |`, '|---|---:|---:|---:|---:|---:|');
+    for (const mode of ['cold', 'warm'] as const) {
+      const rows = real.rows.filter((r) => r.mode === mode);
+      if (rows.length === 0) continue;
+      const r = rows[0];
+      const readAll = mode === 'cold' ? `${median(rows.map((x) => x.readAllSeconds)).toFixed(2)} (gc ${(median(rows.map((x) => x.seconds)) / median(rows.map((x) => x.readAllSeconds))).toFixed(2)}× of it)` : '';
+      out.push(`| ${mode} | ${median(rows.map((x) => x.seconds)).toFixed(2)} | ${mb(Math.max(...rows.map((x) => x.rssBytes)))} | ${mb(r.bytesBefore)} → ${mb(r.bytesAfter)} | ${r.packsDeleted} / ${r.packsWritten} | ${readAll} |`);
+    }
+    out.push('');
+  }
+  out.push('| scale model: mark and plan (gc --dry-run), 30 points, 15 forgotten | chunks per disk | chunk records in the index | wall s (median of 3) | peak RSS MB | index MB |', '|---|---:|---:|---:|---:|---:|');
+  for (const [k, r] of scale.entries()) out.push(`| ${k === 0 ? '1×' : `${r.chunksPerDisk / scale[0].chunksPerDisk}×`} | ${r.chunksPerDisk} | ${r.records} | ${r.markSeconds.toFixed(2)} | ${mb(r.rssBytes)} | ${mb(r.indexBytes)} |`);
+  return out.join('\n');
+}
+
+if (process.argv[1]?.endsWith('gc.js')) {
+  const rounds = Number(process.argv[process.argv.indexOf('--rounds') + 1] || 3);
+  const real = process.argv.includes('--scale-only') ? null : await runGcReal(process.argv.includes('--rounds') ? rounds : 3);
+  const scale = await runGcScale();
+  process.stdout.write(`${gcTables(real, scale)}\n`);
+  if (real) process.stdout.write(`${JSON.stringify(real.rows)}\n`);
+}
