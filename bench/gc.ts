@@ -10,7 +10,9 @@
 //  2. Scale model: the mark (gc --dry-run: mark and plan, the part that grows
 //     with the repository) over 30 points of an all-data disk of N chunks
 //     whose chunk ids are in the index but not in packs (no chunk data),
-//     at 1x and 10x the chunk count.
+//     at 1x (the corpus repository's chunk count) and 10x; peak memory split
+//     into anonymous and file-backed (LMDB's map).
+//  3. check --read-data and repair index on the 30-point repository.
 // Run: node dist/bench/gc.js [--rounds 3] [--scale-only]
 import { execFileSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
@@ -113,7 +115,75 @@ export async function runGcReal(rounds = 3): Promise<{ rows: GcBenchRow[]; point
   return { rows, points: points.length, storedBytes };
 }
 
-export interface GcScaleRow { chunksPerDisk: number; records: number; markSeconds: number; rssBytes: number; indexBytes: number }
+export interface CheckRepairRow { what: 'check --read-data' | 'repair index'; mode: 'cold' | 'warm'; seconds: number; rssBytes: number; packBytes: number }
+
+/** check --read-data and repair index on the 30-point repository: MB/s of stored data (packs), cold and warm. */
+export async function runCheckRepair(rounds = 3): Promise<CheckRepairRow[]> {
+  const { root } = await thirtyDays();
+  const work = join(cacheDir, 'gc', 'work');
+  const packBytes = duBytes(join(root, 'packs'));
+  const rows: CheckRepairRow[] = [];
+  rmSync(work, { recursive: true, force: true });
+  execFileSync('cp', ['-a', root, work]);
+  for (let i = 0; i < rounds; i++) {
+    for (const mode of canDrop() ? (['cold', 'warm'] as const) : (['warm'] as const)) {
+      if (mode === 'cold') dropCaches();
+      const check = await measure(process.execPath, [cli, 'check', '-r', work, '--read-data']);
+      rows.push({ what: 'check --read-data', mode, seconds: check.seconds, rssBytes: check.rssBytes, packBytes });
+      if (mode === 'cold') dropCaches();
+      const repair = await measure(process.execPath, [cli, 'repair', 'index', '-r', work]);
+      rows.push({ what: 'repair index', mode, seconds: repair.seconds, rssBytes: repair.rssBytes, packBytes });
+    }
+  }
+  rmSync(work, { recursive: true, force: true });
+  return rows;
+}
+
+export function checkRepairTable(rows: CheckRepairRow[]): string {
+  const out = ['| 30-point repository | mode | wall s (median) | MB/s of packs | peak RSS MB |', '|---|---|---:|---:|---:|'];
+  for (const what of ['check --read-data', 'repair index'] as const) {
+    for (const mode of ['cold', 'warm'] as const) {
+      const r = rows.filter((x) => x.what === what && x.mode === mode);
+      if (r.length === 0) continue;
+      const s = median(r.map((x) => x.seconds));
+      out.push(`| ${what} | ${mode} | ${s.toFixed(2)} | ${(r[0].packBytes / 1e6 / s).toFixed(0)} | ${(Math.max(...r.map((x) => x.rssBytes)) / 1e6).toFixed(0)} |`);
+    }
+  }
+  return out.join('\n');
+}
+
+export interface GcScaleRow { chunksPerDisk: number; records: number; markSeconds: number; rssBytes: number; anonBytes: number; fileBytes: number; indexBytes: number }
+
+/**
+ * A command's wall time and its peak resident memory split in two, sampled
+ * from /proc every 20 ms: anonymous (heap, buffers) and file-backed (mostly
+ * LMDB's memory-mapped index: page cache the kernel may drop at any time).
+ */
+async function measureMemory(args: string[]): Promise<{ seconds: number; rssBytes: number; anonBytes: number; fileBytes: number; stdout: string }> {
+  const { spawn } = await import('node:child_process');
+  const { readFileSync } = await import('node:fs');
+  const started = process.hrtime.bigint();
+  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let stdout = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  const peak = { rss: 0, anon: 0, file: 0 };
+  const sample = () => {
+    try {
+      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+      const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0) * 1024;
+      peak.rss = Math.max(peak.rss, kb('VmHWM'));
+      peak.anon = Math.max(peak.anon, kb('RssAnon'));
+      peak.file = Math.max(peak.file, kb('RssFile'));
+    } catch {
+      // exited between samples
+    }
+  };
+  const timer = setInterval(sample, 20);
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  clearInterval(timer);
+  if (code !== 0) throw new Error(`blockvault ${args.join(' ')} exited ${code}`);
+  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, rssBytes: peak.rss, anonBytes: peak.anon, fileBytes: peak.file, stdout };
+}
 
 /** The synthetic repository: 30 points of an all-data disk, 3.3% of chunks new each day; chunk ids indexed in fake packs. */
 async function syntheticRepo(root: string, chunks: number): Promise<string[]> {
@@ -127,7 +197,7 @@ async function syntheticRepo(root: string, chunks: number): Promise<string[]> {
       for (let first = 0; first < count; first += 2048) {
         const n = Math.min(2048, count - first);
         const records = Array.from({ length: n }, (_, k) => ({ id: all.subarray((first + k) * 32, (first + k + 1) * 32), offset: 32 + k * 40000, rawBytes: 65536, storedBytes: 40000 - 64, codec: 1 as const, storedXxh64: 1n }));
-        repo.index.addPack((fakePack++).toString(16).padStart(32, 'f'), 32 + n * 40000, records);
+        repo.index.addPack(`e${(fakePack++).toString(16).padStart(31, '0')}`, 32 + n * 40000, records);
       }
       return all;
     };
@@ -156,7 +226,8 @@ async function syntheticRepo(root: string, chunks: number): Promise<string[]> {
   return ids;
 }
 
-export async function runGcScale(factors = [1, 10], baseChunks = 65536): Promise<GcScaleRow[]> {
+/** 1x: the chunk count of the 30-point corpus repository (27 Ki data chunks per disk, 1.8 GB of data at 64 KiB). */
+export async function runGcScale(factors = [1, 10], baseChunks = 27 * 1024): Promise<GcScaleRow[]> {
   await initDigests();
   const rows: GcScaleRow[] = [];
   for (const factor of factors) {
@@ -168,18 +239,18 @@ export async function runGcScale(factors = [1, 10], baseChunks = 65536): Promise
     const ids = await syntheticRepo(root, chunks);
     execFileSync(process.execPath, [cli, 'forget', '-r', root, ...ids.slice(0, days / 2).map((id) => `scale/sda@${id}`)]);
     const seconds: number[] = [];
-    let rss = 0;
-    let records = 0;
+    const peak = { rss: 0, anon: 0, file: 0 };
     for (let i = 0; i < 3; i++) {
-      const m = await measure(process.execPath, [cli, 'gc', '-r', root, '--dry-run', '--json']);
+      const m = await measureMemory(['gc', '-r', root, '--dry-run', '--json']);
       seconds.push(m.seconds);
-      rss = Math.max(rss, m.rssBytes);
-      records = (JSON.parse(m.stdout) as { packsBefore: number }).packsBefore;
+      peak.rss = Math.max(peak.rss, m.rssBytes);
+      peak.anon = Math.max(peak.anon, m.anonBytes);
+      peak.file = Math.max(peak.file, m.fileBytes);
     }
     const repo = await Repository.open(root);
-    records = repo.index.chunkCount();
+    const records = repo.index.chunkCount();
     await repo.close();
-    rows.push({ chunksPerDisk: chunks, records, markSeconds: median(seconds), rssBytes: rss, indexBytes: duBytes(join(root, 'index')) });
+    rows.push({ chunksPerDisk: chunks, records, markSeconds: median(seconds), rssBytes: peak.rss, anonBytes: peak.anon, fileBytes: peak.file, indexBytes: duBytes(join(root, 'index')) });
     rmSync(join(cacheDir, 'gc-scale'), { recursive: true, force: true });
   }
   return rows;
@@ -199,15 +270,20 @@ export function gcTables(real: Awaited<ReturnType<typeof runGcReal>> | null, sca
     }
     out.push('');
   }
-  out.push('| scale model: mark and plan (gc --dry-run), 30 points, 15 forgotten | chunks per disk | chunk records in the index | wall s (median of 3) | peak RSS MB | index MB |', '|---|---:|---:|---:|---:|---:|');
-  for (const [k, r] of scale.entries()) out.push(`| ${k === 0 ? '1×' : `${r.chunksPerDisk / scale[0].chunksPerDisk}×`} | ${r.chunksPerDisk} | ${r.records} | ${r.markSeconds.toFixed(2)} | ${mb(r.rssBytes)} | ${mb(r.indexBytes)} |`);
+  out.push('| scale model: mark and plan (gc --dry-run), 30 points, 15 forgotten | chunks per disk | chunk records in the index | wall s (median of 3) | peak RSS MB | of it anonymous MB | of it file-backed MB (LMDB map) | index MB |', '|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const [k, r] of scale.entries()) out.push(`| ${k === 0 ? '1×' : `${r.chunksPerDisk / scale[0].chunksPerDisk}×`} | ${r.chunksPerDisk} | ${r.records} | ${r.markSeconds.toFixed(2)} | ${mb(r.rssBytes)} | ${mb(r.anonBytes)} | ${mb(r.fileBytes)} | ${mb(r.indexBytes)} |`);
   return out.join('\n');
 }
 
 if (process.argv[1]?.endsWith('gc.js')) {
   const rounds = Number(process.argv[process.argv.indexOf('--rounds') + 1] || 3);
+  const save = (name: string, value: unknown) => writeFileSync(join(cacheDir, `gc-${name}.json`), JSON.stringify(value));
   const real = process.argv.includes('--scale-only') ? null : await runGcReal(process.argv.includes('--rounds') ? rounds : 3);
+  save('real', real);
+  const checkRepair = process.argv.includes('--scale-only') ? [] : await runCheckRepair(process.argv.includes('--rounds') ? rounds : 3);
+  save('check-repair', checkRepair);
   const scale = await runGcScale();
-  process.stdout.write(`${gcTables(real, scale)}\n`);
+  save('scale', scale);
+  process.stdout.write(`${gcTables(real, scale)}\n\n${checkRepairTable(checkRepair)}\n`);
   if (real) process.stdout.write(`${JSON.stringify(real.rows)}\n`);
 }

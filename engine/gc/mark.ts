@@ -8,7 +8,10 @@ import type { ChunkIndex, PointEntry } from '../repo/chunk-index.js';
 import type { Repository } from '../repo/repository.js';
 
 export interface PackMarks {
+  /** One bit per record: needed by a kept point. */
   bits: Uint8Array;
+  /** One bit per record that is a map page: everything it names is marked too (created on first use). */
+  walked?: Uint8Array;
   records: number;
   bytes: number;
   storedBytes: number;
@@ -29,31 +32,48 @@ export class MarkState {
     }
   }
 
-  /** Marks the record holding `id`; false when it was marked before (so a page's subtree need not be walked again). */
-  mark(index: ChunkIndex, id: Buffer, isPage: boolean): boolean {
+  /**
+   * The mark's visitor (chunk-map.ts WalkVisitor): marks the record holding
+   * `id`; for a page, true when it has not been walked before (so walk it
+   * now); for a patch's base, true when it was walked whole before.
+   */
+  mark(index: ChunkIndex, id: Buffer, kind: 'page' | 'chunk' | 'base'): boolean {
     const at = index.lookup(id);
     if (!at) {
       // What a missing page names is unknown, and a repair may yet find it in a pack: judge nothing dead.
-      if (isPage) throw new BlockvaultError('CHUNK_MISSING', `map page ${id.toString('hex')} is in no pack`);
+      if (kind !== 'chunk') throw new BlockvaultError('CHUNK_MISSING', `map page ${id.toString('hex')} is in no pack`);
       this.missing += 1;
       return false;
     }
     const pack = this.packs.get(at.packId);
-    if (!pack) {
-      if (!isPage) return false;
-      const hex = id.toString('hex');
-      if (this.untrackedPages.has(hex)) return false;
-      this.untrackedPages.add(hex);
-      return true;
-    }
+    if (!pack) return kind === 'page' ? this.firstVisitUntracked(id) : false; // sealed after the mark began: kept anyway
     if (at.ordinal >= pack.records) throw new BlockvaultError('CORRUPT', `index: record ${at.ordinal} of pack ${at.packId} is past its ${pack.records} records; run blockvault index rebuild`);
     const byte = at.ordinal >> 3;
     const bit = 1 << (at.ordinal & 7);
-    if (pack.bits[byte] & bit) return false;
-    pack.bits[byte] |= bit;
-    pack.liveRecords += 1;
-    pack.liveStoredBytes += at.storedBytes;
+    if (!(pack.bits[byte] & bit)) {
+      pack.bits[byte] |= bit;
+      pack.liveRecords += 1;
+      pack.liveStoredBytes += at.storedBytes;
+    }
+    if (kind === 'chunk') return false;
+    pack.walked ??= new Uint8Array(pack.bits.length);
+    const walked = (pack.walked[byte] & bit) !== 0;
+    if (kind === 'base') return walked;
+    pack.walked[byte] |= bit;
+    return !walked;
+  }
+
+  private firstVisitUntracked(id: Buffer): boolean {
+    const hex = id.toString('hex');
+    if (this.untrackedPages.has(hex)) return false;
+    this.untrackedPages.add(hex);
     return true;
+  }
+
+  /** A page walked whole by the mark: everything below it is marked. */
+  isWalked(packId: string, ordinal: number): boolean {
+    const walked = this.packs.get(packId)?.walked;
+    return walked !== undefined && (walked[ordinal >> 3] & (1 << (ordinal & 7))) !== 0;
   }
 
   isMarked(packId: string, ordinal: number): boolean {
@@ -71,7 +91,7 @@ export async function markPoint(repo: Repository, entry: PointEntry, state: Mark
   let map;
   try {
     ({ map } = await repo.points.open(entry));
-    await map.walk((id, isPage) => state.mark(repo.index, id, isPage));
+    await map.walk((id, kind) => state.mark(repo.index, id, kind));
   } catch (err) {
     if (!(err instanceof BlockvaultError)) throw err;
     if (err.code === 'POINT_NOT_FOUND') return; // forgotten meanwhile (its file is gone): nothing to keep for it

@@ -14,27 +14,29 @@ import type { MarkState } from './mark.js';
  */
 export async function rescueCondemned(repo: Repository, marked: ReadonlySet<string>, condemned: ReadonlySet<string>, state: MarkState | null): Promise<{ rescued: Set<string>; pointsWalked: number }> {
   const rescued = new Set<string>();
-  const pagesSeen = new Set<string>();
+  const pagesWalked = new Set<string>();
   let pointsWalked = 0;
-  const enter = (id: Buffer, isPage: boolean): boolean => {
+  const visit = (id: Buffer, kind: 'page' | 'chunk' | 'base'): boolean => {
     const at = repo.index.lookup(id);
     if (!at) {
-      if (isPage) throw new BlockvaultError('CHUNK_MISSING', `map page ${id.toString('hex')} is in no pack`);
+      if (kind !== 'chunk') throw new BlockvaultError('CHUNK_MISSING', `map page ${id.toString('hex')} is in no pack`);
       return false;
     }
     if (condemned.has(at.packId)) rescued.add(at.packId);
-    if (!isPage || state?.isMarked(at.packId, at.ordinal)) return false;
+    if (kind === 'chunk') return false;
+    // A page the mark walked whole names only live chunks; one walked here already was checked.
     const hex = id.toString('hex');
-    if (pagesSeen.has(hex)) return false;
-    pagesSeen.add(hex);
-    return true;
+    const done = state?.isWalked(at.packId, at.ordinal) === true || pagesWalked.has(hex);
+    if (kind === 'base') return done;
+    pagesWalked.add(hex);
+    return !done;
   };
   for (const entry of repo.index.allPoints()) {
     if (marked.has(entry.id)) continue;
     pointsWalked += 1;
     try {
       const { map } = await repo.points.open(entry);
-      await map.walk(enter);
+      await map.walk(visit);
     } catch (err) {
       if (!(err instanceof BlockvaultError)) throw err;
       if (err.code === 'POINT_NOT_FOUND') continue;

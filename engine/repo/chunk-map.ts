@@ -34,18 +34,27 @@ export interface ChunkMap {
    */
   leaves(onPage?: (id: Buffer, place: PagePlace) => void): AsyncGenerator<MapLeaf>;
   /**
-   * Every non-zero id the map references, for gc: enter(id, isPage) sees each
-   * page (before it is read: returning false skips it and all below it) and
-   * each data chunk. A leaf patch's base leaf is entered as a page too, and
-   * the chunks it names walked: gc keeps the base whole.
+   * Every non-zero id the map references, for gc (see WalkVisitor): each page
+   * before it is read, each data chunk, and each leaf patch's base leaf.
    */
-  walk(enter: (id: Buffer, isPage: boolean) => boolean): Promise<void>;
+  walk(visit: WalkVisitor): Promise<void>;
 }
 
-function enterChunks(ids: Buffer, enter: (id: Buffer, isPage: boolean) => boolean): void {
+/**
+ * 'page': a page of the tree; return true to read it and visit what is below.
+ * 'chunk': a data chunk (the return value is ignored).
+ * 'base': the whole leaf a leaf patch rests on, which the patch needs to be
+ * read; return true when every chunk that base names is accounted for already
+ * (then only the entries the patch changes are visited), false to have every
+ * entry of the patched leaf visited. A base's own entries that the patch
+ * replaces are not the point's: they are never visited through the patch.
+ */
+export type WalkVisitor = (id: Buffer, kind: 'page' | 'chunk' | 'base') => boolean;
+
+function visitChunks(ids: Buffer, visit: WalkVisitor): void {
   for (let at = 0; at < ids.length; at += chunkIdBytes) {
     const id = ids.subarray(at, at + chunkIdBytes);
-    if (!isAllZero(id)) enter(id, false);
+    if (!isAllZero(id)) visit(id, 'chunk');
   }
 }
 
@@ -146,23 +155,20 @@ export class PagedMap implements ChunkMap {
     yield* this.below(this.height - 1, 0, this.root, onPage);
   }
 
-  async walk(enter: (id: Buffer, isPage: boolean) => boolean): Promise<void> {
-    if (this.height === 0) enterChunks(this.root, enter);
-    else await this.walkBelow(this.height - 1, 0, this.root, enter);
+  async walk(visit: WalkVisitor): Promise<void> {
+    if (this.height === 0) visitChunks(this.root, visit);
+    else await this.walkBelow(this.height - 1, 0, this.root, visit);
   }
 
-  private async walkBelow(level: number, firstIndex: number, entries: Buffer, enter: (id: Buffer, isPage: boolean) => boolean): Promise<void> {
+  private async walkBelow(level: number, firstIndex: number, entries: Buffer, visit: WalkVisitor): Promise<void> {
     for (let slot = 0; slot < entries.length / chunkIdBytes; slot++) {
       const id = entries.subarray(slot * chunkIdBytes, (slot + 1) * chunkIdBytes);
-      if (isAllZero(id) || !enter(id, true)) continue;
+      if (isAllZero(id) || !visit(id, 'page')) continue;
       const index = firstIndex + slot;
       const page = await this.pageAt(level, index, id);
-      if (level > 0) {
-        await this.walkBelow(level - 1, index * mapPageEntries, page.entries, enter);
-        continue;
-      }
-      enterChunks(page.entries, enter);
-      if (!page.fullId.equals(id) && enter(page.fullId, true)) enterChunks(page.fullEntries, enter);
+      if (level > 0) await this.walkBelow(level - 1, index * mapPageEntries, page.entries, visit);
+      else if (page.fullId.equals(id) || !visit(page.fullId, 'base')) visitChunks(page.entries, visit);
+      else visitPatched(page.entries, page.fullEntries, visit);
     }
   }
 
@@ -197,8 +203,8 @@ export class FlatMap implements ChunkMap {
     return this.map.subarray(first * chunkIdBytes, (first + count) * chunkIdBytes);
   }
 
-  async walk(enter: (id: Buffer, isPage: boolean) => boolean): Promise<void> {
-    enterChunks(this.map, enter);
+  async walk(visit: WalkVisitor): Promise<void> {
+    visitChunks(this.map, visit);
   }
 
   async *leaves(): AsyncGenerator<MapLeaf> {
@@ -206,6 +212,15 @@ export class FlatMap implements ChunkMap {
       const ids = this.map.subarray(first * chunkIdBytes, Math.min(this.chunksTotal, first + mapPageEntries) * chunkIdBytes);
       if (!isAllZero(ids)) yield { firstChunk: first, ids };
     }
+  }
+}
+
+/** The entries of a patched leaf that differ from its base's (most do not: compared without a view each). */
+function visitPatched(entries: Buffer, baseEntries: Buffer, visit: WalkVisitor): void {
+  for (let at = 0; at < entries.length; at += chunkIdBytes) {
+    if (entries.compare(baseEntries, at, at + chunkIdBytes, at, at + chunkIdBytes) === 0) continue;
+    const id = entries.subarray(at, at + chunkIdBytes);
+    if (!isAllZero(id)) visit(id, 'chunk');
   }
 }
 

@@ -158,6 +158,34 @@ describe('blockvault check', () => {
     expect(sha256File(out)).toBe(sha256File(image));
   });
 
+  it('a pack replaced by garbage of the same size is named; gc and restore of other points are unharmed; a backup heals', async () => {
+    const junk = join(dir, 'junk');
+    await cli(['init', '-r', junk, '--pack-size', '1M']);
+    const images = ['x', 'y'].map((name) => {
+      const path = join(dir, `junk-${name}.raw`);
+      writeFileSync(path, randomStream(`junk-${name}`)(2 * MiB));
+      return path;
+    });
+    const x = await cliJson<{ id: string }>(['backup', '-r', junk, '--vm', 'x', '--disk', 'sda', images[0]]);
+    const y = await cliJson<{ id: string }>(['backup', '-r', junk, '--vm', 'y', '--disk', 'sda', images[1]]);
+    const victim = (await firstChunk(junk, x.id)).packId;
+    const path = join(junk, packPath(victim));
+    writeFileSync(path, randomStream('garbage')(statSync(path).size));
+    const named = await cli(['check', '-r', junk]);
+    expect(named.code).toBe(2);
+    expect(named.stdout).toMatch(new RegExp(`^(CORRUPT|CHECKSUM_MISMATCH) packs/${victim.slice(0, 2)}/${victim}\\.pack: .*(magic|checksum)`, 'm'));
+    expect(named.stdout).toMatch(new RegExp(`breaks x/sda@${x.id}`));
+    const gc = await cli(['gc', '-r', junk]);
+    expect(gc.code, gc.stderr).toBe(0);
+    const out = join(dir, 'junk-out.raw');
+    expect((await cli(['restore', '-r', junk, `y/sda@${y.id}`, out])).code).toBe(0);
+    expect(sha256File(out)).toBe(sha256File(images[1]));
+    await cliJson(['backup', '-r', junk, '--vm', 'x', '--disk', 'sda', images[0]]);
+    expect((await cli(['check', '-r', junk, '--read-data'])).code).toBe(0);
+    expect((await cli(['restore', '-r', junk, `x/sda@${x.id}`, out, '--force'])).code).toBe(0);
+    expect(sha256File(out)).toBe(sha256File(images[0]));
+  });
+
   async function expectRestore(spec: string, image: string): Promise<void> {
     const out = join(dir, 'restored.raw');
     const r = await cli(['restore', '-r', root, spec, out, '--force']);

@@ -5,7 +5,7 @@ import { mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { acquireLock, lockKey, lockStaleAfterMs, newSessionId, stagingGraceMs } from '../../../engine/repo/lock.js';
+import { acquireLock, conflicts, lockKey, lockStaleAfterMs, newSessionId, stagingGraceMs } from '../../../engine/repo/lock.js';
 import { FsObjectStore } from '../../../engine/storage/fs-storage.js';
 import { tempDir } from '../../helpers/temp.js';
 
@@ -50,6 +50,24 @@ describe('locks', () => {
     await new Promise((r) => setTimeout(r, 100));
     await x.release();
     await (await waiting).release();
+  });
+
+  it('gc runs beside backups but never beside forget or another gc; the conflict table is symmetric', async () => {
+    const kinds = ['session', 'forget', 'gc', 'exclusive'] as const;
+    const expected: Record<string, string[]> = { session: ['exclusive'], forget: ['gc', 'exclusive'], gc: ['forget', 'gc', 'exclusive'], exclusive: [...kinds] };
+    for (const mine of kinds) {
+      for (const other of kinds) expect(conflicts(mine, other), `${mine} beside ${other}`).toBe(expected[mine].includes(other));
+      expect(conflicts(mine, 'intent'), `${mine} beside an intent`).toBe(mine !== 'exclusive');
+    }
+    const { store } = newStore();
+    const backup = await acquireLock(store, newSessionId(), { kind: 'session', what: 'backup', waitSeconds: 0 });
+    const gc = await acquireLock(store, newSessionId(), { kind: 'gc', what: 'gc', waitSeconds: 0 });
+    await expect(acquireLock(store, newSessionId(), { kind: 'forget', what: 'forget', waitSeconds: 0 }))
+      .rejects.toMatchObject({ code: 'REPO_LOCKED', message: expect.stringMatching(/locked by pid \d+ .*\(gc, since/) });
+    await expect(acquireLock(store, newSessionId(), { kind: 'gc', what: 'gc 2', waitSeconds: 0 })).rejects.toMatchObject({ code: 'REPO_LOCKED' });
+    await gc.release();
+    await (await acquireLock(store, newSessionId(), { kind: 'forget', what: 'forget', waitSeconds: 0 })).release();
+    await backup.release();
   });
 
   it('removes the locks of dead holders with their staging areas, and no live one', async () => {
