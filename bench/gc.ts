@@ -1,7 +1,7 @@
 // gc benchmarks.
 //  1. Real data: 30 daily restore points of the 4 GiB corpus image (each day
-//     rewrites 3.3% of its data chunks with fresh data, backed up with the
-//     exact changed-extents list), then the 15 oldest forgotten: about half
+//     rewrites 10% of its data chunks with fresh data, backed up with the
+//     exact changed-extents list), then the 20 oldest forgotten: about half
 //     the stored bytes are garbage. Whole-process wall time and peak RSS of
 //     `blockvault gc`, cold (page cache dropped, as root) and warm, medians of
 //     `rounds` runs on fresh copies of the repository; beside it, in the same
@@ -32,7 +32,9 @@ const top = new URL('../..', import.meta.url).pathname;
 const cli = join(top, 'dist', 'engine', 'cli', 'main.js');
 const chunkBytes = 64 * 1024;
 const days = 30;
-const dailyShare = 0.033;
+/** Each day rewrites this share of the data chunks; forgetting the oldest `forgotten` of 30 then leaves about half the stored bytes dead. */
+const dailyShare = 0.1;
+const forgotten = 20;
 
 function dropCaches(): void {
   execFileSync('sync');
@@ -60,7 +62,7 @@ async function dataChunks(root: string): Promise<number[]> {
 async function thirtyDays(): Promise<{ root: string; points: string[] }> {
   const dir = join(cacheDir, 'gc');
   const root = join(dir, 'repo');
-  const done = join(dir, 'points.json');
+  const done = join(dir, `points-${dailyShare}.json`);
   if (existsSync(done)) return { root, points: JSON.parse(execFileSync('cat', [done], { encoding: 'utf8' })) as string[] };
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -96,7 +98,7 @@ export async function runGcReal(rounds = 3): Promise<{ rows: GcBenchRow[]; point
     for (const mode of canDrop() ? (['cold', 'warm'] as const) : (['warm'] as const)) {
       rmSync(work, { recursive: true, force: true });
       execFileSync('cp', ['-a', root, work]);
-      execFileSync(process.execPath, [cli, 'forget', '-r', work, ...points.slice(0, days / 2).map((id) => `bench/sda@${id}`)]);
+      execFileSync(process.execPath, [cli, 'forget', '-r', work, ...points.slice(0, forgotten).map((id) => `bench/sda@${id}`)]);
       let readAllSeconds = 0;
       if (mode === 'cold') {
         dropCaches();
@@ -185,7 +187,7 @@ async function measureMemory(args: string[]): Promise<{ seconds: number; rssByte
   return { seconds: Number(process.hrtime.bigint() - started) / 1e9, rssBytes: peak.rss, anonBytes: peak.anon, fileBytes: peak.file, stdout };
 }
 
-/** The synthetic repository: 30 points of an all-data disk, 3.3% of chunks new each day; chunk ids indexed in fake packs. */
+/** The synthetic repository: 30 points of an all-data disk, 10% of chunks new each day; chunk ids indexed in fake packs. */
 async function syntheticRepo(root: string, chunks: number): Promise<string[]> {
   await initRepository(root);
   const repo = await Repository.open(root, { writer: { what: 'bench gc scale', lockWaitSeconds: 0 } });
@@ -237,7 +239,7 @@ export async function runGcScale(factors = [1, 10], baseChunks = 27 * 1024): Pro
     mkdirSync(join(cacheDir, 'gc-scale'), { recursive: true });
     process.stderr.write(`bench gc: scale model, ${days} points of ${chunks} chunks\n`);
     const ids = await syntheticRepo(root, chunks);
-    execFileSync(process.execPath, [cli, 'forget', '-r', root, ...ids.slice(0, days / 2).map((id) => `scale/sda@${id}`)]);
+    execFileSync(process.execPath, [cli, 'forget', '-r', root, ...ids.slice(0, forgotten).map((id) => `scale/sda@${id}`)]);
     const seconds: number[] = [];
     const peak = { rss: 0, anon: 0, file: 0 };
     for (let i = 0; i < 3; i++) {
@@ -260,7 +262,7 @@ export function gcTables(real: Awaited<ReturnType<typeof runGcReal>> | null, sca
   const mb = (b: number) => (b / 1e6).toFixed(0);
   const out: string[] = [];
   if (real) {
-    out.push(`| gc of ${real.points} points, 15 oldest forgotten (${mb(real.storedBytes)} MB of packs) | wall s (median) | peak RSS MB (max) | packs before → after MB | packs deleted / written | read every pack once (cat) s |`, '|---|---:|---:|---:|---:|---:|');
+    out.push(`| gc of ${days} points, ${forgotten} oldest forgotten (${mb(real.storedBytes)} MB of packs) | wall s (median) | peak RSS MB (max) | packs before → after MB | packs deleted / written | read every pack once (cat) s |`, '|---|---:|---:|---:|---:|---:|');
     for (const mode of ['cold', 'warm'] as const) {
       const rows = real.rows.filter((r) => r.mode === mode);
       if (rows.length === 0) continue;
@@ -270,7 +272,7 @@ export function gcTables(real: Awaited<ReturnType<typeof runGcReal>> | null, sca
     }
     out.push('');
   }
-  out.push('| scale model: mark and plan (gc --dry-run), 30 points, 15 forgotten | chunks per disk | chunk records in the index | wall s (median of 3) | peak RSS MB | of it anonymous MB | of it file-backed MB (LMDB map) | index MB |', '|---|---:|---:|---:|---:|---:|---:|---:|');
+  out.push(`| scale model: mark and plan (gc --dry-run), ${days} points, ${forgotten} forgotten | chunks per disk | chunk records in the index | wall s (median of 3) | peak RSS MB | of it anonymous MB | of it file-backed MB (LMDB map) | index MB |`, '|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const [k, r] of scale.entries()) out.push(`| ${k === 0 ? '1×' : `${r.chunksPerDisk / scale[0].chunksPerDisk}×`} | ${r.chunksPerDisk} | ${r.records} | ${r.markSeconds.toFixed(2)} | ${mb(r.rssBytes)} | ${mb(r.anonBytes)} | ${mb(r.fileBytes)} | ${mb(r.indexBytes)} |`);
   return out.join('\n');
 }

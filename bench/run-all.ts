@@ -12,6 +12,7 @@ import { duBytes, measure, median } from './measure.js';
 import { runMicro, type MicroResult } from './micro.js';
 import { indexRows, runIndexScale, runScale, scaleRows } from './scale.js';
 import { bigDiskTables, runBigDisk } from './big-disk.js';
+import { checkRepairTable, gcTables, runCheckRepair, runGcReal, runGcScale } from './gc.js';
 import { runCbt } from './cbt.js';
 import { mountTable, runMount } from './mount.js';
 import { bootLine, runBoot } from './boot.js';
@@ -197,6 +198,10 @@ async function main(): Promise<void> {
   rmSync(work, { recursive: true, force: true });
   process.stderr.write('bench: disks of any size (16 GiB, 256 GiB, 2 TiB holding the same 4 GiB)\n');
   const bigDisk = await runBigDisk({ old: process.env.BLOCKVAULT_BENCH_OLD ?? null });
+  process.stderr.write('bench: gc, check --read-data and repair index (30 points of the corpus; mark scale model)\n');
+  const gcReal = await runGcReal(runs);
+  const checkRepair = await runCheckRepair(runs);
+  const gcScale = await runGcScale();
   process.stderr.write('bench: scale model (1 TiB of chunk ids)\n');
   const scale = await runScale();
   const indexScale = await runIndexScale();
@@ -242,6 +247,12 @@ ${chunkTable(chunkRows)}
 Disks of any size (\`node dist/bench/big-disk.js [--old <previous main.js>]\`; the same 4 GiB of data on disks of three sizes; whole-process wall time and peak RSS, medians; the previous release beside it when BLOCKVAULT_BENCH_OLD names its main.js):
 
 ${bigDiskTables(bigDisk)}
+
+Garbage collection (\`node dist/bench/gc.js\`; see docs/BENCHMARKS.md "Garbage collection"):
+
+${gcTables(gcReal, gcScale)}
+
+${checkRepairTable(checkRepair)}
 
 Restore-point metadata at scale (\`node dist/bench/scale.js\`):
 

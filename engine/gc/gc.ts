@@ -17,7 +17,7 @@ import { alignCondemned, listPendingGcs, putPendingGc } from '../repo/pending-gc
 import { quarantine, quarantineEntry } from '../repo/quarantine.js';
 import type { Repository } from '../repo/repository.js';
 import { MarkState, markPoint } from './mark.js';
-import { planGc, type GcPlan } from './plan.js';
+import { planGc, type GcPlan, type RepackPolicy } from './plan.js';
 import { repackPacks } from './repack.js';
 import { rescueCondemned } from './rescue.js';
 import { sweep } from './sweep.js';
@@ -25,8 +25,8 @@ import { sweep } from './sweep.js';
 export type GcPhase = 'mark' | 'repack' | 'wait' | 'rescue' | 'sweep';
 export interface GcOptions {
   dryRun?: boolean;
-  /** Repack a pack whose live share of stored bytes is below this (0 .. 1; 0: never). */
-  repackBelow: number;
+  /** Which partly live packs to repack (plan.ts). */
+  repack: RepackPolicy;
   /** How long to wait for backups that were running when the packs were condemned. */
   sessionWaitSeconds: number;
   /** Dry runs only: mark as if these restore points were gone (prune --dry-run: what its forget would free). */
@@ -81,7 +81,7 @@ export async function runGc(repo: Repository, options: GcOptions): Promise<GcRes
   killPoint('gc-marked');
   result.points = points.length;
   result.missingChunks = state.missing;
-  result.plan = planGc(state.packs, options.repackBelow);
+  result.plan = planGc(state.packs, options.repack);
   const { drop, repack } = result.plan;
   if (options.dryRun || drop.length + repack.length === 0) return { ...result, seconds: seconds() };
 

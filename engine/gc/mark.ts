@@ -21,6 +21,8 @@ export interface PackMarks {
 
 export class MarkState {
   readonly packs = new Map<string, PackMarks>();
+  /** The same entries keyed by the pack id's 16 bytes as a latin1 string: found from a raw location without a hex string each. */
+  private readonly byRawId = new Map<string, PackMarks>();
   /** Referenced ids the index does not know: damage for check to name, never a reason to delete more. */
   missing = 0;
   /** Ids marked whose pack is not tracked (sealed after the mark began): kept, and walked through. */
@@ -28,7 +30,9 @@ export class MarkState {
 
   constructor(index: ChunkIndex) {
     for (const [id, e] of index.packEntries()) {
-      this.packs.set(id, { bits: new Uint8Array(Math.ceil(e.records / 8)), records: e.records, bytes: e.bytes, storedBytes: e.storedBytes, liveRecords: 0, liveStoredBytes: 0 });
+      const marks: PackMarks = { bits: new Uint8Array(Math.ceil(e.records / 8)), records: e.records, bytes: e.bytes, storedBytes: e.storedBytes, liveRecords: 0, liveStoredBytes: 0 };
+      this.packs.set(id, marks);
+      this.byRawId.set(Buffer.from(id, 'hex').toString('latin1'), marks);
     }
   }
 
@@ -38,22 +42,24 @@ export class MarkState {
    * now); for a patch's base, true when it was walked whole before.
    */
   mark(index: ChunkIndex, id: Buffer, kind: 'page' | 'chunk' | 'base'): boolean {
-    const at = index.lookup(id);
+    const at = index.peekLocation(id); // valid until the next index call: read what is needed first
     if (!at) {
       // What a missing page names is unknown, and a repair may yet find it in a pack: judge nothing dead.
       if (kind !== 'chunk') throw new BlockvaultError('CHUNK_MISSING', `map page ${id.toString('hex')} is in no pack`);
       this.missing += 1;
       return false;
     }
-    const pack = this.packs.get(at.packId);
+    const pack = this.byRawId.get(at.toString('latin1', 0, 16));
+    const ordinal = at.readUInt32LE(41);
+    const storedBytes = at.readUInt32LE(28);
     if (!pack) return kind === 'page' ? this.firstVisitUntracked(id) : false; // sealed after the mark began: kept anyway
-    if (at.ordinal >= pack.records) throw new BlockvaultError('CORRUPT', `index: record ${at.ordinal} of pack ${at.packId} is past its ${pack.records} records; run blockvault index rebuild`);
-    const byte = at.ordinal >> 3;
-    const bit = 1 << (at.ordinal & 7);
+    if (ordinal >= pack.records) throw new BlockvaultError('CORRUPT', `index: record ${ordinal} of pack ${at.toString('hex', 0, 16)} is past its ${pack.records} records; run blockvault index rebuild`);
+    const byte = ordinal >> 3;
+    const bit = 1 << (ordinal & 7);
     if (!(pack.bits[byte] & bit)) {
       pack.bits[byte] |= bit;
       pack.liveRecords += 1;
-      pack.liveStoredBytes += at.storedBytes;
+      pack.liveStoredBytes += storedBytes;
     }
     if (kind === 'chunk') return false;
     pack.walked ??= new Uint8Array(pack.bits.length);

@@ -107,6 +107,15 @@ export class ChunkIndex {
     return this.meta.get('formatVersion') === indexFormatVersion;
   }
 
+  /**
+   * The raw 45-byte location (layout above), in a buffer LMDB reuses: valid
+   * only until the next index call. For gc's mark, which looks up every chunk
+   * of every point and must not leave garbage behind for each one.
+   */
+  peekLocation(id: Uint8Array): Buffer | undefined {
+    return this.chunks.getBinaryFast(Buffer.from(id.buffer, id.byteOffset, id.byteLength));
+  }
+
   lookup(id: Uint8Array): ChunkLocation | undefined {
     const value = this.chunks.get(Buffer.from(id.buffer, id.byteOffset, id.byteLength));
     return value ? decodeLocation(value) : undefined;

@@ -86,6 +86,7 @@ export async function planPolicy(repo: Repository, rules: KeepRules, options: { 
  */
 export async function forgetUnits(repo: Repository, list: Unit[]): Promise<void> {
   await refuseProtected(repo, list);
+  await refuseDeltaBases(repo, list);
   // A pending gc may only sweep once every point written since its mark has been walked; forgetting one could hide what it needs.
   if (list.length > 0) await cancelPendingGcs(repo.storage, repo.index, (line) => process.stderr.write(`${line}\n`));
   for (const u of list) {
@@ -104,6 +105,22 @@ export async function refuseProtected(repo: Repository, list: Unit[]): Promise<v
   const refused = list.filter((u) => guarded.has(u.id));
   if (refused.length > 0) {
     throw new BlockvaultError('USAGE', `${refused.map((u) => u.name).join(', ')} ${refused.length === 1 ? 'is' : 'are'} protected; nothing was forgotten (blockvault unprotect first)`);
+  }
+}
+
+/**
+ * A version-1 delta map (left by an upgrade that could not page it) reads its
+ * base's map: forgetting that base would leave it unreadable, so it is refused
+ * by name. Paged points stand alone and never need this.
+ */
+async function refuseDeltaBases(repo: Repository, list: Unit[]): Promise<void> {
+  const going = new Set(list.flatMap((u) => u.points.map((p) => p.id)));
+  for (const entry of repo.index.allPoints()) {
+    if (entry.kind !== 'delta' || going.has(entry.id)) continue;
+    const { header } = await repo.points.readFile(entry.path);
+    if (header.base && going.has(header.base)) {
+      throw new BlockvaultError('USAGE', `restore point ${entry.vm}/${entry.disk}@${entry.id} is a version-1 delta of ${header.base}: forgetting its base would leave it unreadable; nothing was forgotten (run blockvault upgrade, or forget both)`);
+    }
   }
 }
 

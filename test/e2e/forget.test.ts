@@ -1,11 +1,14 @@
 // forget, protect and unprotect as a user drives them: a retention policy over
 // ten days of backups (dry run first), protected points, VM restore points
 // kept or forgotten whole, and the bad inputs.
-import { closeSync, copyFileSync, existsSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { randomStream, sha256File } from '../../scripts/vm-disk.js';
+import { initDigests } from '../../engine/core/digest.js';
+import { decodeConfig, encodeConfig, repoFormatVersion } from '../../engine/format/config-format.js';
 import { cli, cliJson } from '../helpers/cli.js';
+import { makeLegacy } from '../helpers/legacy-repo.js';
 import { tempDir } from '../helpers/temp.js';
 
 const MiB = 1024 * 1024;
@@ -109,5 +112,27 @@ describe('blockvault forget', () => {
       expect(r.stderr).toMatch(message);
     }
     expect(await cliJson<unknown[]>(['list', '-r', root])).toHaveLength(5); // 3 of web01, 2 disks of db01's kept group
+  });
+
+  it('refuses to forget the base of a version-1 delta an upgrade left (it would become unreadable)', async () => {
+    const legacy = join(dir, 'legacy');
+    const image = join(dir, 'legacy.raw');
+    writeFileSync(image, randomStream('legacy')(MiB));
+    await cli(['init', '-r', legacy]);
+    const ids: string[] = [];
+    for (let day = 0; day < 2; day++) {
+      poke(image, day * 65536, `legacy${day}`);
+      ids.push((await cliJson<{ id: string }>(['backup', '-r', legacy, '--vm', 'vm', '--disk', 'sda', image])).id);
+    }
+    // The second point as a version-1 delta of the first, in a current repository: what an upgrade that could not page it leaves.
+    await initDigests();
+    await makeLegacy(legacy, 2, { deltas: true });
+    const config = decodeConfig(readFileSync(join(legacy, 'config')), 'config');
+    writeFileSync(join(legacy, 'config'), encodeConfig({ ...config, formatVersion: repoFormatVersion }));
+    const refused = await cli(['forget', '-r', legacy, `vm/sda@${ids[0]}`]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(new RegExp(`vm/sda@${ids[1]} is a version-1 delta of ${ids[0]}: forgetting its base would leave it unreadable; nothing was forgotten`));
+    expect(await cliJson<unknown[]>(['list', '-r', legacy])).toHaveLength(2);
+    expect((await cli(['forget', '-r', legacy, `vm/sda@${ids[0]}`, `vm/sda@${ids[1]}`])).code).toBe(0);
   });
 });

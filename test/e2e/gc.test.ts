@@ -174,6 +174,7 @@ describe('blockvault gc', () => {
       [['--repack-below', '150%'], /--repack-below "150%": expected a percentage from 0% to 100%/],
       [['--repack-below', 'lots'], /--repack-below "lots": expected a percentage/],
       [['--session-wait=-1'], /--session-wait "-1": expected a non-negative number/],
+      [['--max-unused', '5%', '--repack-below', '50%'], /give --max-unused or --repack-below, not both/],
       [['--keep-daily', '3'], /unknown option --keep-daily/],
     ] as const) {
       const r = await cli(['gc', '-r', root, ...args]);

@@ -51,7 +51,7 @@ async function world(dir: string, name: string, writers: number): Promise<World>
 async function gcWith(root: string, store: FaultStorage, onWait?: () => void): Promise<GcResult> {
   const repo = await Repository.open(root, { storage: store, writer: { what: 'gc', kind: 'gc', lockWaitSeconds: 5 } });
   try {
-    return await runGc(repo, { repackBelow: 0.5, sessionWaitSeconds: 60, onProgress: (phase, done) => { if (phase === 'wait' && done === 0) onWait?.(); } });
+    return await runGc(repo, { repack: { below: 0.5 }, sessionWaitSeconds: 60, onProgress: (phase, done) => { if (phase === 'wait' && done === 0) onWait?.(); } });
   } finally {
     await repo.close();
   }

@@ -1,40 +1,50 @@
 import { BlockvaultError } from '../../core/errors.js';
 import { humanBytes, humanSeconds, plural } from '../../core/human.js';
 import { runGc, type GcOptions, type GcPhase, type GcResult } from '../../gc/gc.js';
+import type { RepackPolicy } from '../../gc/plan.js';
 import type { Repository } from '../../repo/repository.js';
 import { intOption, type Options } from '../args.js';
 import { note, say } from '../command.js';
 import { progressLine, type ProgressLine } from '../progress.js';
 
 export const gcOptions: Options = {
-  'dry-run': { type: 'boolean' }, 'repack-below': { type: 'string' }, 'session-wait': { type: 'string' }, 'lock-wait': { type: 'string' },
+  'dry-run': { type: 'boolean' }, 'repack-below': { type: 'string' }, 'max-unused': { type: 'string' }, 'session-wait': { type: 'string' }, 'lock-wait': { type: 'string' },
 };
 
-export const gcOptionsHelp = `  --repack-below P%       copy the live data out of packs less than P% live, then
-                          delete them (default 25%: each byte copied frees at
-                          least three; 0% deletes only packs nothing needs)
+export const gcOptionsHelp = `  --max-unused P%         copy the live data out of the emptiest packs, then
+                          delete them, until at most P% of what stays is data
+                          no point needs (default 10%; 100% copies nothing)
+  --repack-below P%       instead: repack every pack less than P% live (0%
+                          deletes only packs nothing needs)
   --session-wait SECONDS  how long to wait for backups that were running when gc
                           chose what to delete (default 3600); when they run
                           longer, nothing is deleted and the next gc finishes
   --lock-wait SECONDS     wait this long while a forget, another gc or an
                           exclusive operation runs (default 60)`;
 
-/** --repack-below "P%" (or a bare number of percent) as a share 0 .. 1. */
-export function repackShare(values: Record<string, unknown>): number {
-  const raw = values['repack-below'] as string | undefined;
-  if (raw === undefined) return 0.25;
+function percent(values: Record<string, unknown>, name: string): number | undefined {
+  const raw = values[name] as string | undefined;
+  if (raw === undefined) return undefined;
   const m = /^(\d+(?:\.\d+)?)%?$/.exec(raw.trim());
-  if (!m || Number(m[1]) > 100) throw new BlockvaultError('USAGE', `--repack-below ${JSON.stringify(raw)}: expected a percentage from 0% to 100%, such as 50%`);
+  if (!m || Number(m[1]) > 100) throw new BlockvaultError('USAGE', `--${name} ${JSON.stringify(raw)}: expected a percentage from 0% to 100%, such as 50%`);
   return Number(m[1]) / 100;
+}
+
+/** --max-unused P% (default 10%) or --repack-below P%, as a repack policy. */
+export function repackPolicy(values: Record<string, unknown>): RepackPolicy {
+  const below = percent(values, 'repack-below');
+  const maxUnused = percent(values, 'max-unused');
+  if (below !== undefined && maxUnused !== undefined) throw new BlockvaultError('USAGE', 'give --max-unused or --repack-below, not both');
+  return below !== undefined ? { below } : { maxUnused: maxUnused ?? 0.1 };
 }
 
 const phaseUnits: Record<GcPhase, string> = { mark: 'restore points marked', repack: 'packs repacked', wait: 'older backups ended', rescue: 'rescue walks', sweep: 'packs deleted' };
 
-export type GcSettings = Pick<GcOptions, 'dryRun' | 'repackBelow' | 'sessionWaitSeconds'>;
+export type GcSettings = Pick<GcOptions, 'dryRun' | 'repack' | 'sessionWaitSeconds'>;
 
 /** The gc options, checked before the repository is opened. */
 export function gcSettings(values: Record<string, unknown>): GcSettings {
-  return { dryRun: values['dry-run'] === true, repackBelow: repackShare(values), sessionWaitSeconds: intOption(values, 'session-wait', 3600) };
+  return { dryRun: values['dry-run'] === true, repack: repackPolicy(values), sessionWaitSeconds: intOption(values, 'session-wait', 3600) };
 }
 
 export async function gcWithProgress(repo: Repository, settings: GcSettings, withoutPoints?: ReadonlySet<string>): Promise<GcResult> {

@@ -5,11 +5,12 @@ import { gcJson, gcOptions, gcOptionsHelp, gcSettings, gcWithProgress, showGc } 
 
 export const gcCommand: Command = {
   name: 'gc',
-  help: `Usage: blockvault gc -r <repo> [--dry-run] [--repack-below P%] [--session-wait SECONDS] [--json]
+  help: `Usage: blockvault gc -r <repo> [--dry-run] [--max-unused P% | --repack-below P%] [--session-wait SECONDS] [--json]
 
 Reclaims the space of data no restore point needs any more (after forget):
 packs nothing needs are deleted, and packs mostly dead have their live data
-copied into new packs first. Every remaining restore point restores exactly
+copied into new packs first (the emptiest first, until at most --max-unused
+of what stays is dead). Every remaining restore point restores exactly
 as before. Backups keep running meanwhile: gc stops them deduplicating
 against what it will delete, waits for the backups that were already
 running, and keeps whatever the restore points they wrote need. Killed or

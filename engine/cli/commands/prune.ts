@@ -7,7 +7,7 @@ import { gcJson, gcOptions, gcOptionsHelp, gcSettings, gcWithProgress, showGc } 
 export const pruneCommand: Command = {
   name: 'prune',
   help: `Usage: blockvault prune -r <repo> --keep-last N | --keep-daily N ... [--tz ZONE] [--vm NAME]
-                        [--dry-run] [--repack-below P%] [--json]
+                        [--dry-run] [--max-unused P% | --repack-below P%] [--json]
        blockvault prune -r <repo> <vm>/<disk>@<id> | <vm>@<id> ...
 
 forget, then gc, in one command and under one lock: removes the restore
