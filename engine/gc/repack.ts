@@ -4,6 +4,7 @@
 // old packs can be deleted. A record whose payload no longer matches its
 // checksum is not copied, and its pack is kept: check names it.
 import { xxh64 } from '../core/digest.js';
+import { chunkBytesMax } from '../core/limits.js';
 import { recordHeaderBytes, type PackRecord } from '../format/pack-format.js';
 import { PackWriter } from '../repo/pack-writer.js';
 import type { Repository } from '../repo/repository.js';
@@ -17,11 +18,13 @@ const spanBytesMax = 8 * 1024 * 1024;
 export async function repackPacks(repo: Repository, packIds: readonly string[], state: MarkState, onPack?: (done: number) => void): Promise<RepackResult> {
   const writer = new PackWriter(repo.storage, repo.sessionId, repo.index, repo.config.packBytesTarget);
   const result: RepackResult = { packsWritten: 0, bytesWritten: 0, recordsCopied: 0, damaged: [], keep: new Set() };
+  // One read buffer for every span (a span is written out before the next is read): no garbage per span.
+  const buffer = Buffer.allocUnsafe(spanBytesMax + recordHeaderBytes + chunkBytesMax);
   try {
     for (const [k, packId] of packIds.entries()) {
       const { records } = await repo.packs.readTrailer(packId);
       const live = records.filter((r, ordinal) => state.isMarked(packId, ordinal) && stillHere(repo, packId, r));
-      for (const span of spans(live)) await copySpan(repo, writer, packId, span, result);
+      for (const span of spans(live)) await copySpan(repo, writer, packId, span, result, buffer);
       onPack?.(k + 1);
     }
     await writer.seal();
@@ -57,10 +60,11 @@ function* spans(records: PackRecord[]): Generator<PackRecord[]> {
   if (span.length > 0) yield span;
 }
 
-async function copySpan(repo: Repository, writer: PackWriter, packId: string, span: PackRecord[], result: RepackResult): Promise<void> {
+async function copySpan(repo: Repository, writer: PackWriter, packId: string, span: PackRecord[], result: RepackResult, buffer: Buffer): Promise<void> {
   const first = span[0].offset;
   const last = span.at(-1)!;
-  const bytes = await repo.packs.readRange(packId, first, last.offset + recordHeaderBytes + last.storedBytes - first);
+  const length = last.offset + recordHeaderBytes + last.storedBytes - first;
+  const bytes = await repo.packs.readRange(packId, first, length, buffer.subarray(0, length));
   const chunks = [];
   for (const r of span) {
     const payload = bytes.subarray(r.offset - first + recordHeaderBytes, r.offset - first + recordHeaderBytes + r.storedBytes);
