@@ -16,7 +16,7 @@ import { describeHolder, liveLocks } from '../repo/lock.js';
 import { alignCondemned, listPendingGcs, putPendingGc } from '../repo/pending-gc.js';
 import { quarantine, quarantineEntry } from '../repo/quarantine.js';
 import type { Repository } from '../repo/repository.js';
-import { MarkState, markPoint } from './mark.js';
+import { buildMarkState, MarkState, markPoint } from './mark.js';
 import { planGc, type GcPlan, type RepackPolicy } from './plan.js';
 import { repackPacks } from './repack.js';
 import { rescueCondemned } from './rescue.js';
@@ -73,7 +73,7 @@ export async function runGc(repo: Repository, options: GcOptions): Promise<GcRes
   }
   // Every point file, hidden disks of a group still being written included.
   const points = repo.index.allPoints().filter((p) => !(options.dryRun && options.withoutPoints?.has(p.id)));
-  const state = new MarkState(repo.index);
+  const state = await buildMarkState(repo);
   for (const [k, entry] of points.entries()) {
     await markPoint(repo, entry, state);
     options.onProgress?.('mark', k + 1, points.length);

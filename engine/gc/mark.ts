@@ -1,11 +1,15 @@
 // gc's mark: which records of which packs the restore points need. The state
-// is one bit per pack record (the record's ordinal, from the index), so a
-// repository of N records costs N/8 bytes however many points share them;
-// a page already marked is not read again (everything below it is marked
-// already), which makes marking the 30th point of a disk cost its changes.
-import { BlockvaultError } from '../core/errors.js';
+// is two bits per pack record (needed; for a page, walked whole), found
+// through a table of every record built from the index objects and trailers
+// (record-table.ts: about 33 bytes a record, and no B-tree lookup per
+// chunk); a page walked before is not read again (everything below it is
+// marked already), which makes marking the 30th point of a disk cost its
+// changes.
+import { assert, BlockvaultError, storageError } from '../core/errors.js';
+import { decodeIndexObject, indexObjectBytesMax, type IndexedPack } from '../format/index-object-format.js';
 import type { ChunkIndex, PointEntry } from '../repo/chunk-index.js';
 import type { Repository } from '../repo/repository.js';
+import { RecordTable } from './record-table.js';
 
 export interface PackMarks {
   /** One bit per record: needed by a kept point. */
@@ -21,18 +25,21 @@ export interface PackMarks {
 
 export class MarkState {
   readonly packs = new Map<string, PackMarks>();
-  /** The same entries keyed by the pack id's 16 bytes as a latin1 string: found from a raw location without a hex string each. */
-  private readonly byRawId = new Map<string, PackMarks>();
+  /** The same entries by pack number (the record table's). */
+  private readonly byNumber: PackMarks[] = [];
   /** Referenced ids the index does not know: damage for check to name, never a reason to delete more. */
   missing = 0;
   /** Ids marked whose pack is not tracked (sealed after the mark began): kept, and walked through. */
   private readonly untrackedPages = new Set<string>();
 
-  constructor(index: ChunkIndex) {
-    for (const [id, e] of index.packEntries()) {
+  /** packIds: the packs the table numbers, in its order. */
+  constructor(index: ChunkIndex, private readonly table: RecordTable, packIds: readonly string[]) {
+    for (const id of packIds) {
+      const e = index.pack(id);
+      assert(e !== undefined, 'a pack the record table numbers is in the index');
       const marks: PackMarks = { bits: new Uint8Array(Math.ceil(e.records / 8)), records: e.records, bytes: e.bytes, storedBytes: e.storedBytes, liveRecords: 0, liveStoredBytes: 0 };
       this.packs.set(id, marks);
-      this.byRawId.set(Buffer.from(id, 'hex').toString('latin1'), marks);
+      this.byNumber.push(marks);
     }
   }
 
@@ -42,24 +49,16 @@ export class MarkState {
    * now); for a patch's base, true when it was walked whole before.
    */
   mark(index: ChunkIndex, id: Buffer, kind: 'page' | 'chunk' | 'base'): boolean {
-    const at = index.peekLocation(id); // valid until the next index call: read what is needed first
-    if (!at) {
-      // What a missing page names is unknown, and a repair may yet find it in a pack: judge nothing dead.
-      if (kind !== 'chunk') throw new BlockvaultError('CHUNK_MISSING', `map page ${id.toString('hex')} is in no pack`);
-      this.missing += 1;
-      return false;
-    }
-    const pack = this.byRawId.get(at.toString('latin1', 0, 16));
-    const ordinal = at.readUInt32LE(41);
-    const storedBytes = at.readUInt32LE(28);
-    if (!pack) return kind === 'page' ? this.firstVisitUntracked(id) : false; // sealed after the mark began: kept anyway
-    if (ordinal >= pack.records) throw new BlockvaultError('CORRUPT', `index: record ${ordinal} of pack ${at.toString('hex', 0, 16)} is past its ${pack.records} records; run blockvault index rebuild`);
+    const slot = this.table.find(id);
+    if (slot < 0) return this.markUntracked(index, id, kind);
+    const pack = this.byNumber[this.table.packOf(slot)];
+    const ordinal = this.table.ordinalOf(slot);
     const byte = ordinal >> 3;
     const bit = 1 << (ordinal & 7);
     if (!(pack.bits[byte] & bit)) {
       pack.bits[byte] |= bit;
       pack.liveRecords += 1;
-      pack.liveStoredBytes += storedBytes;
+      pack.liveStoredBytes += this.table.storedBytesOf(slot);
     }
     if (kind === 'chunk') return false;
     pack.walked ??= new Uint8Array(pack.bits.length);
@@ -67,6 +66,15 @@ export class MarkState {
     if (kind === 'base') return walked;
     pack.walked[byte] |= bit;
     return !walked;
+  }
+
+  /** An id the table does not hold: in a pack sealed since it was built (kept anyway), or in none. */
+  private markUntracked(index: ChunkIndex, id: Buffer, kind: 'page' | 'chunk' | 'base'): boolean {
+    if (index.peekLocation(id)) return kind === 'page' ? this.firstVisitUntracked(id) : false;
+    // What a missing page names is unknown, and a repair may yet find it in a pack: judge nothing dead.
+    if (kind !== 'chunk') throw new BlockvaultError('CHUNK_MISSING', `map page ${id.toString('hex')} is in no pack`);
+    this.missing += 1;
+    return false;
   }
 
   private firstVisitUntracked(id: Buffer): boolean {
@@ -102,5 +110,59 @@ export async function markPoint(repo: Repository, entry: PointEntry, state: Mark
     if (!(err instanceof BlockvaultError)) throw err;
     if (err.code === 'POINT_NOT_FOUND') return; // forgotten meanwhile (its file is gone): nothing to keep for it
     throw new BlockvaultError(err.code, `gc stopped before deleting anything: ${err.message}; run blockvault check -r ${repo.root}`, { cause: err });
+  }
+}
+
+/**
+ * The table of every record of the packs the index knows, from their index
+ * objects (a few large reads) and the trailers of packs none names. A chunk
+ * with copies in several packs is located where the index locates it: the
+ * copy readers use is the one that must stay.
+ */
+export async function buildMarkState(repo: Repository): Promise<MarkState> {
+  const entries = repo.index.packEntries();
+  const packIds = entries.map(([id]) => id);
+  const number = new Map(packIds.map((id, k) => [id, k]));
+  const table = new RecordTable(entries.reduce((a, [, e]) => a + e.records, 0));
+  // A second copy of a chunk replaces the first only where the index locates the chunk (the copy readers use).
+  const locatedAt = (id: Buffer, packId: string, ordinal: number): boolean => {
+    const at = repo.index.peekLocation(id);
+    return at !== undefined && at.readUInt32LE(41) === ordinal && at.toString('hex', 0, 16) === packId;
+  };
+  const add = (p: { packId: string; records: IndexedPack['records'] }) => {
+    const k = number.get(p.packId)!;
+    if (p.records.length !== entries[k][1].records) throw new BlockvaultError('CORRUPT', `pack ${p.packId}: ${p.records.length} records, the index says ${entries[k][1].records}; run blockvault index rebuild`);
+    p.records.forEach((r, ordinal) => table.put(r.id, k, ordinal, r.storedBytes, () => !locatedAt(r.id, p.packId, ordinal)));
+  };
+  const loaded = new Set<string>();
+  const byObject = new Map<string, string[]>();
+  for (const [id, e] of entries) if (e.indexObject) byObject.set(e.indexObject, [...(byObject.get(e.indexObject) ?? []), id]);
+  for (const key of byObject.keys()) {
+    for (const p of await readIndexObjectOrNull(repo, key)) {
+      if (!number.has(p.packId) || loaded.has(p.packId)) continue;
+      add(p);
+      loaded.add(p.packId);
+    }
+  }
+  for (const id of packIds) {
+    if (loaded.has(id)) continue;
+    try {
+      add({ packId: id, records: (await repo.packs.readTrailer(id)).records });
+    } catch (err) {
+      if (!(err instanceof BlockvaultError)) throw err;
+      // Its records unknown, a pack would look dead: nothing may be judged so.
+      throw new BlockvaultError(err.code, `gc stopped before deleting anything: what pack ${id} holds cannot be read (${err.message}); run blockvault check -r ${repo.root}, then blockvault repair index`, { cause: err });
+    }
+  }
+  return new MarkState(repo.index, table, packIds);
+}
+
+/** An index object's packs; none when it is gone or damaged (their trailers are read instead). */
+async function readIndexObjectOrNull(repo: Repository, key: string): Promise<IndexedPack[]> {
+  try {
+    return decodeIndexObject(await repo.storage.get(key, indexObjectBytesMax), key);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || err instanceof BlockvaultError) return [];
+    throw storageError(err, key);
   }
 }

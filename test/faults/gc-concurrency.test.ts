@@ -51,7 +51,8 @@ async function world(dir: string, name: string, writers: number): Promise<World>
 async function gcWith(root: string, store: FaultStorage, onWait?: () => void): Promise<GcResult> {
   const repo = await Repository.open(root, { storage: store, writer: { what: 'gc', kind: 'gc', lockWaitSeconds: 5 } });
   try {
-    return await runGc(repo, { repack: { below: 0.5 }, sessionWaitSeconds: 60, onProgress: (phase, done) => { if (phase === 'wait' && done === 0) onWait?.(); } });
+    let told = false; // the wait reports progress on every poll: tell once
+    return await runGc(repo, { repack: { below: 0.5 }, sessionWaitSeconds: 60, onProgress: (phase) => { if (phase === 'wait' && !told) { told = true; onWait?.(); } } });
   } finally {
     await repo.close();
   }
