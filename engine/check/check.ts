@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { BlockvaultError } from '../core/errors.js';
 import { dataChunkIds } from '../repo/chunk-map.js';
+import type { PointEntry } from '../repo/chunk-index.js';
 import { packPath } from '../repo/layout.js';
 import { listQuarantined, quarantine, quarantineEntry, type Quarantined } from '../repo/quarantine.js';
 import type { Repository } from '../repo/repository.js';
@@ -78,35 +79,81 @@ async function checkPacks(repo: Repository, problems: CheckProblem[], badPacks: 
   return good;
 }
 
-/** Walks every point's map: each page read and checked; each chunk it names must be in a good pack. */
+/**
+ * Walks every point's map: each page read and checked; each chunk it names
+ * must be in a good pack. A page walked for one point is not walked again
+ * for the next (its bytes, and so what it names, are the same); only when
+ * something is missing are the points walked whole, to name which it breaks.
+ */
 async function checkPoints(repo: Repository, goodPacks: Set<string>, problems: CheckProblem[], packUsers: Map<string, Set<string>>,
   onProgress?: (done: number, total: number) => void): Promise<number> {
   const points = repo.points.list();
-  const missing = new Map<string, CheckProblem>(); // chunk id hex -> its problem
-  const seen = new Set<string>();
+  const bad = new Set<string>(); // chunk ids (hex) in no pack or in a bad one
+  const records = new Map<string, Uint8Array>(); // pack -> a bit per record referenced (the count of distinct chunks)
+  let distinct = 0;
+  const walked = new Set<string>(); // page ids (hex): a page count, 1/1024 of the chunks
+  let missingDistinct = 0;
+  const visit = (id: Buffer, kind: 'page' | 'chunk' | 'base'): boolean => {
+    const at = repo.index.peekLocation(id);
+    const pack = at?.toString('hex', 0, 16);
+    if (at && pack !== undefined) {
+      let bits = records.get(pack);
+      if (!bits) records.set(pack, (bits = new Uint8Array(Math.ceil((repo.index.pack(pack)?.records ?? 0) / 8) + 1)));
+      const ordinal = at.readUInt32LE(41);
+      if (ordinal >> 3 < bits.length && !(bits[ordinal >> 3] & (1 << (ordinal & 7)))) {
+        bits[ordinal >> 3] |= 1 << (ordinal & 7);
+        distinct += 1;
+      }
+    }
+    if (!at || !goodPacks.has(pack!)) {
+      const hex = id.toString('hex');
+      if (!at && !bad.has(hex)) missingDistinct += 1;
+      bad.add(hex);
+      if (kind !== 'chunk') return false; // reading it fails: named below with the point
+    }
+    if (kind === 'chunk') return false;
+    const hex = id.toString('hex');
+    if (kind === 'base') return walked.has(hex);
+    if (walked.has(hex)) return false;
+    walked.add(hex);
+    return true;
+  };
   for (const [k, entry] of points.entries()) {
-    const name = `${entry.vm}/${entry.disk}@${entry.id}`;
     try {
       const { map } = await repo.points.open(entry, { checkMap: true });
-      for await (const id of dataChunkIds(map)) {
-        const hex = id.toString('hex');
-        seen.add(hex);
-        const where = repo.index.lookup(id);
-        if (where && goodPacks.has(where.packId)) continue;
-        if (where) packUsers.set(where.packId, (packUsers.get(where.packId) ?? new Set()).add(name));
-        const why = where ? `in ${packPath(where.packId)}, which is missing or damaged` : (repo.index.quarantineNote(hex) ?? 'in no pack');
-        const problem = missing.get(hex) ?? { code: 'CHUNK_MISSING', object: `chunk ${hex}`, reason: why, points: [] };
-        if (problem.points.at(-1) !== name) problem.points.push(name);
-        missing.set(hex, problem);
-      }
+      await map.walk(visit);
     } catch (err) {
       if (!(err instanceof BlockvaultError)) throw err;
-      problems.push({ code: err.code, object: entry.path, reason: err.message, points: [name] });
+      problems.push({ code: err.code, object: entry.path, reason: err.message, points: [`${entry.vm}/${entry.disk}@${entry.id}`] });
     }
     onProgress?.(k + 1, points.length);
   }
-  problems.push(...missing.values());
-  return seen.size;
+  if (bad.size > 0) problems.push(...(await nameBroken(repo, points, bad, packUsers)));
+  return distinct + missingDistinct;
+}
+
+/** The points each bad chunk breaks (a whole walk of every point: only when something is bad). */
+async function nameBroken(repo: Repository, points: PointEntry[], bad: Set<string>, packUsers: Map<string, Set<string>>): Promise<CheckProblem[]> {
+  const found = new Map<string, CheckProblem>();
+  for (const entry of points) {
+    const name = `${entry.vm}/${entry.disk}@${entry.id}`;
+    try {
+      const { map } = await repo.points.open(entry);
+      for await (const id of dataChunkIds(map)) {
+        const hex = id.toString('hex');
+        if (!bad.has(hex)) continue;
+        const where = repo.index.lookup(id);
+        if (where) packUsers.set(where.packId, (packUsers.get(where.packId) ?? new Set()).add(name));
+        const why = where ? `in ${packPath(where.packId)}, which is missing or damaged` : (repo.index.quarantineNote(hex) ?? 'in no pack');
+        const problem = found.get(hex) ?? { code: 'CHUNK_MISSING', object: `chunk ${hex}`, reason: why, points: [] };
+        if (problem.points.at(-1) !== name) problem.points.push(name);
+        found.set(hex, problem);
+      }
+    } catch (err) {
+      if (!(err instanceof BlockvaultError)) throw err; // named by the first walk
+    }
+  }
+  return [...found.values()];
 }
 
 /** Every VM restore point has each of its disks, naming it back. */
