@@ -24,6 +24,8 @@ import { PagedMap } from '../engine/repo/chunk-map.js';
 import { MapBuilder } from '../engine/repo/map-builder.js';
 import { storeMapPage } from '../engine/repo/map-pages.js';
 import { PackWriter } from '../engine/repo/pack-writer.js';
+import { putIndexObject } from '../engine/repo/index-objects.js';
+import type { PackRecord } from '../engine/format/pack-format.js';
 import { initRepository, Repository } from '../engine/repo/repository.js';
 import { cacheDir, corpus } from './corpus.js';
 import { duBytes, measure, median } from './measure.js';
@@ -194,13 +196,26 @@ async function syntheticRepo(root: string, chunks: number): Promise<string[]> {
   const ids: string[] = [];
   try {
     let fakePack = 0;
-    const register = (count: number): Buffer => {
+    let objects = 0;
+    // The fake packs are named by index objects, as a backup's are (gc reads what packs hold from them).
+    const register = async (count: number): Promise<Buffer> => {
       const all = randomBytes(count * 32);
+      let named: Array<{ packId: string; packBytes: number; records: PackRecord[] }> = [];
+      const flush = async () => {
+        if (named.length === 0) return;
+        const key = await putIndexObject(repo.storage, repo.sessionId, 500_000 + objects++, named);
+        repo.index.markIndexObject(key, named.map((p) => p.packId));
+        named = [];
+      };
       for (let first = 0; first < count; first += 2048) {
         const n = Math.min(2048, count - first);
         const records = Array.from({ length: n }, (_, k) => ({ id: all.subarray((first + k) * 32, (first + k + 1) * 32), offset: 32 + k * 40000, rawBytes: 65536, storedBytes: 40000 - 64, codec: 1 as const, storedXxh64: 1n }));
-        repo.index.addPack(`e${(fakePack++).toString(16).padStart(31, '0')}`, 32 + n * 40000, records);
+        const packId = `e${(fakePack++).toString(16).padStart(31, '0')}`;
+        repo.index.addPack(packId, 32 + n * 40000, records);
+        named.push({ packId, packBytes: 32 + n * 40000 + 64 * n + 32, records });
+        if (named.length >= 64) await flush();
       }
+      await flush();
       return all;
     };
     let base: PagedMap | null = null;
@@ -208,7 +223,7 @@ async function syntheticRepo(root: string, chunks: number): Promise<string[]> {
       const writer = new PackWriter(repo.storage, repo.sessionId, repo.index, 128 * 1024 * 1024);
       const builder: MapBuilder = new MapBuilder(chunks, base, async (page) => (await storeMapPage(repo.index, writer, (c) => writer.append(c), 1, page)).id);
       const changed = day === 0 ? Array.from({ length: chunks }, (_, k) => k) : [...new Set(Array.from({ length: Math.round(chunks * dailyShare) }, () => randomInt(chunks)))].sort((a, b) => a - b);
-      const fresh = register(changed.length);
+      const fresh = await register(changed.length);
       for (const [k, c] of changed.entries()) await builder.put(c, fresh.subarray(k * 32, k * 32 + 32));
       const built: Awaited<ReturnType<MapBuilder["finish"]>> = await builder.finish(chunks);
       await writer.seal();
@@ -253,7 +268,7 @@ export async function runGcScale(factors = [1, 10], baseChunks = 27 * 1024): Pro
     const records = repo.index.chunkCount();
     await repo.close();
     rows.push({ chunksPerDisk: chunks, records, markSeconds: median(seconds), rssBytes: peak.rss, anonBytes: peak.anon, fileBytes: peak.file, indexBytes: duBytes(join(root, 'index')) });
-    rmSync(join(cacheDir, 'gc-scale'), { recursive: true, force: true });
+    if (!process.env.BENCH_GC_KEEP) rmSync(join(cacheDir, 'gc-scale'), { recursive: true, force: true });
   }
   return rows;
 }

@@ -55,6 +55,21 @@ export function encodeIndexObjectFromTrailers(packs: readonly SealedPack[]): Buf
 }
 
 export function decodeIndexObject(bytes: Uint8Array, what: string): IndexedPack[] {
+  return indexObjectSections(bytes, what).map((p) => ({
+    packId: p.packId, packBytes: p.packBytes, records: decodeTrailerEntries(p.entries, p.records, p.entriesXxh64, p.packBytes, `${what} pack ${p.packId}`),
+  }));
+}
+
+/** One pack's part of an index object: its entries still encoded (64 bytes each, as in a trailer). */
+export interface IndexObjectSection { packId: string; packBytes: number; records: number; entriesXxh64: bigint; entries: Buffer }
+
+/**
+ * An index object's packs, checked (magic, the whole-object XXH64, every
+ * range), with each pack's entries left encoded: a reader that needs only a
+ * field or two of each (gc's record table) checks their XXH64 itself
+ * (checkSectionEntries) and makes no object per record.
+ */
+export function indexObjectSections(bytes: Uint8Array, what: string): IndexObjectSection[] {
   const b = asBuffer(bytes);
   needBytes(b, headerBytes + footerBytes, what);
   checkMagic(b, 0, indexObjectMagic, what);
@@ -63,7 +78,7 @@ export function decodeIndexObject(bytes: Uint8Array, what: string): IndexedPack[
   }
   const count = b.readUInt32LE(8);
   if (count > indexObjectPacksMax) throw new BlockvaultError('CORRUPT', `${what}: ${count} packs exceed ${indexObjectPacksMax}`);
-  const packs: IndexedPack[] = [];
+  const packs: IndexObjectSection[] = [];
   let at = headerBytes;
   for (let i = 0; i < count; i++) {
     needBytes(b.subarray(at), packHeaderBytes + footerBytes, `${what} pack ${i}`);
@@ -80,9 +95,14 @@ export function decodeIndexObject(bytes: Uint8Array, what: string): IndexedPack[
     at += packHeaderBytes;
     const end = at + records * trailerEntryBytes;
     if (end > b.length - footerBytes) throw new BlockvaultError('CORRUPT', `${what}: pack ${packId} runs past the end of the object`);
-    packs.push({ packId, packBytes, records: decodeTrailerEntries(b.subarray(at, end), records, entriesXxh64, packBytes, `${what} pack ${packId}`) });
+    packs.push({ packId, packBytes, records, entriesXxh64, entries: b.subarray(at, end) });
     at = end;
   }
   if (at !== b.length - footerBytes) throw new BlockvaultError('CORRUPT', `${what}: ${b.length - footerBytes - at} bytes after the last pack`);
   return packs;
+}
+
+/** A section's entries against their XXH64. */
+export function checkSectionEntries(section: IndexObjectSection, what: string): void {
+  if (xxh64(section.entries) !== section.entriesXxh64) throw new BlockvaultError('CHECKSUM_MISMATCH', `${what} pack ${section.packId}: trailer checksum mismatch`);
 }

@@ -6,7 +6,8 @@
 // marked already), which makes marking the 30th point of a disk cost its
 // changes.
 import { assert, BlockvaultError, storageError } from '../core/errors.js';
-import { decodeIndexObject, indexObjectBytesMax, type IndexedPack } from '../format/index-object-format.js';
+import { checkSectionEntries, indexObjectBytesMax, indexObjectSections, type IndexObjectSection } from '../format/index-object-format.js';
+import { encodeTrailer, packFooterBytes, trailerEntryBytes, type PackRecord } from '../format/pack-format.js';
 import type { ChunkIndex, PointEntry } from '../repo/chunk-index.js';
 import type { Repository } from '../repo/repository.js';
 import { RecordTable } from './record-table.js';
@@ -129,25 +130,36 @@ export async function buildMarkState(repo: Repository): Promise<MarkState> {
     const at = repo.index.peekLocation(id);
     return at !== undefined && at.readUInt32LE(41) === ordinal && at.toString('hex', 0, 16) === packId;
   };
-  const add = (p: { packId: string; records: IndexedPack['records'] }) => {
-    const k = number.get(p.packId)!;
-    if (p.records.length !== entries[k][1].records) throw new BlockvaultError('CORRUPT', `pack ${p.packId}: ${p.records.length} records, the index says ${entries[k][1].records}; run blockvault index rebuild`);
-    p.records.forEach((r, ordinal) => table.put(r.id, k, ordinal, r.storedBytes, () => !locatedAt(r.id, p.packId, ordinal)));
+  // Entries as a trailer encodes them (64 bytes: id at 0, stored bytes at 44): read in place, no object per record.
+  const add = (packId: string, encoded: Buffer, count: number) => {
+    const k = number.get(packId)!;
+    if (count !== entries[k][1].records) throw new BlockvaultError('CORRUPT', `pack ${packId}: ${count} records, the index says ${entries[k][1].records}; run blockvault index rebuild`);
+    for (let ordinal = 0; ordinal < count; ordinal++) {
+      const id = encoded.subarray(ordinal * trailerEntryBytes, ordinal * trailerEntryBytes + 32);
+      table.put(id, k, ordinal, encoded.readUInt32LE(ordinal * trailerEntryBytes + 44), () => !locatedAt(id, packId, ordinal));
+    }
   };
   const loaded = new Set<string>();
   const byObject = new Map<string, string[]>();
   for (const [id, e] of entries) if (e.indexObject) byObject.set(e.indexObject, [...(byObject.get(e.indexObject) ?? []), id]);
   for (const key of byObject.keys()) {
-    for (const p of await readIndexObjectOrNull(repo, key)) {
-      if (!number.has(p.packId) || loaded.has(p.packId)) continue;
-      add(p);
-      loaded.add(p.packId);
+    for (const section of await readIndexObjectOrNull(repo, key)) {
+      if (!number.has(section.packId) || loaded.has(section.packId)) continue;
+      try {
+        checkSectionEntries(section, key);
+      } catch (err) {
+        if (err instanceof BlockvaultError) continue; // damaged here: the pack's own trailer is read below
+        throw err;
+      }
+      add(section.packId, section.entries, section.records);
+      loaded.add(section.packId);
     }
   }
   for (const id of packIds) {
     if (loaded.has(id)) continue;
     try {
-      add({ packId: id, records: (await repo.packs.readTrailer(id)).records });
+      const { records } = await repo.packs.readTrailer(id);
+      add(id, encodeTrailerEntries(records), records.length);
     } catch (err) {
       if (!(err instanceof BlockvaultError)) throw err;
       // Its records unknown, a pack would look dead: nothing may be judged so.
@@ -158,11 +170,17 @@ export async function buildMarkState(repo: Repository): Promise<MarkState> {
 }
 
 /** An index object's packs; none when it is gone or damaged (their trailers are read instead). */
-async function readIndexObjectOrNull(repo: Repository, key: string): Promise<IndexedPack[]> {
+async function readIndexObjectOrNull(repo: Repository, key: string): Promise<IndexObjectSection[]> {
   try {
-    return decodeIndexObject(await repo.storage.get(key, indexObjectBytesMax), key);
+    return indexObjectSections(await repo.storage.get(key, indexObjectBytesMax), key);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || err instanceof BlockvaultError) return [];
     throw storageError(err, key);
   }
+}
+
+/** A pack's records as trailer entries (packs no index object names are few: their trailers were decoded already). */
+function encodeTrailerEntries(records: PackRecord[]): Buffer {
+  const trailer = encodeTrailer(records);
+  return trailer.subarray(0, trailer.length - packFooterBytes);
 }
