@@ -74,9 +74,14 @@ export async function runGc(repo: Repository, options: GcOptions): Promise<GcRes
   // Every point file, hidden disks of a group still being written included.
   const points = repo.index.allPoints().filter((p) => !(options.dryRun && options.withoutPoints?.has(p.id)));
   const state = await buildMarkState(repo);
-  for (const [k, entry] of points.entries()) {
-    await markPoint(repo, entry, state);
-    options.onProgress?.('mark', k + 1, points.length);
+  repo.points.pages.locator = (id) => state.locate(id); // pages found through the table too: no index lookup in the mark
+  try {
+    for (const [k, entry] of points.entries()) {
+      await markPoint(repo, entry, state);
+      options.onProgress?.('mark', k + 1, points.length);
+    }
+  } finally {
+    repo.points.pages.locator = null;
   }
   killPoint('gc-marked');
   result.points = points.length;

@@ -34,7 +34,7 @@ export class MarkState {
   private readonly untrackedPages = new Set<string>();
 
   /** packIds: the packs the table numbers, in its order. */
-  constructor(index: ChunkIndex, private readonly table: RecordTable, packIds: readonly string[]) {
+  constructor(index: ChunkIndex, private readonly table: RecordTable, private readonly packIds: readonly string[]) {
     for (const id of packIds) {
       const e = index.pack(id);
       assert(e !== undefined, 'a pack the record table numbers is in the index');
@@ -67,6 +67,12 @@ export class MarkState {
     if (kind === 'base') return walked;
     pack.walked[byte] |= bit;
     return !walked;
+  }
+
+  /** Where the table says a record is (map-pages.ts reads a page from there and checks its header): no index lookup. */
+  locate(id: Buffer): { packId: string; offset: number; storedBytes: number } | null {
+    const slot = this.table.find(id);
+    return slot < 0 ? null : { packId: this.packIds[this.table.packOf(slot)], offset: this.table.offsetOf(slot), storedBytes: this.table.storedBytesOf(slot) };
   }
 
   /** An id the table does not hold: in a pack sealed since it was built (kept anyway), or in none. */
@@ -136,7 +142,8 @@ export async function buildMarkState(repo: Repository): Promise<MarkState> {
     if (count !== entries[k][1].records) throw new BlockvaultError('CORRUPT', `pack ${packId}: ${count} records, the index says ${entries[k][1].records}; run blockvault index rebuild`);
     for (let ordinal = 0; ordinal < count; ordinal++) {
       const id = encoded.subarray(ordinal * trailerEntryBytes, ordinal * trailerEntryBytes + 32);
-      table.put(id, k, ordinal, encoded.readUInt32LE(ordinal * trailerEntryBytes + 44), () => !locatedAt(id, packId, ordinal));
+      const at = ordinal * trailerEntryBytes;
+      table.put(id, k, ordinal, encoded.readUInt32LE(at + 44), Number(encoded.readBigUInt64LE(at + 32)), () => !locatedAt(id, packId, ordinal));
     }
   };
   const loaded = new Set<string>();

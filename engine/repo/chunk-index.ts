@@ -88,11 +88,7 @@ export class ChunkIndex {
   static open(path: string): ChunkIndex {
     let env: RootDatabase;
     try {
-      // noReadAhead: lookups are random (chunk ids are hashes), so the kernel's read-ahead of the
-      // map would only fault in neighbouring pages nobody asked for, and count them in RSS.
-      // (lmdb-js supports the flag; its types do not list it.)
-      const options = { path, maxDbs: 8, compression: false, noReadAhead: true };
-      env = open(options);
+      env = open({ path, maxDbs: 8, compression: false });
     } catch (err) {
       throw new BlockvaultError('REPO_UNAVAILABLE', `cannot open index ${path}: ${(err as Error).message}`, { cause: err });
     }

@@ -4,7 +4,7 @@
 // small (32 KiB): they are decoded on the calling thread, not in workers.
 import { BlockvaultError } from '../core/errors.js';
 import { sha256 } from '../core/digest.js';
-import { recordHeaderBytes } from '../format/pack-format.js';
+import { decodeRecordHeader, recordHeaderBytes } from '../format/pack-format.js';
 import type { ChunkIndex } from './chunk-index.js';
 import { packPath } from './layout.js';
 import type { PackReader } from './pack-reader.js';
@@ -26,6 +26,13 @@ export class MapPages {
   private cachedBytes = 0;
   /** Pages read from packs (not from the cache): the benchmarks report it. */
   pagesLoaded = 0;
+  /**
+   * Where to find a page without asking the index (gc's mark, which has a
+   * table of every record: a B-tree lookup per page would fault in pages of
+   * the index map by the tens of kilobytes). The record's header, read with
+   * it, gives the rest and is checked against the id.
+   */
+  locator: ((id: Buffer) => { packId: string; offset: number; storedBytes: number } | null) | null = null;
 
   constructor(private readonly index: ChunkIndex, private readonly packs: PackReader, private readonly cacheBytesMax = mapPageCacheBytesMax) {}
 
@@ -57,6 +64,10 @@ export class MapPages {
     return made;
   }
 
+  private fromHeader(id: Buffer, place: PagePlace, where: { packId: string; offset: number; storedBytes: number }) {
+    return readRecord(this.packs, id, where, place);
+  }
+
   private remember(key: string, bytes: Buffer): void {
     if (this.cache.has(key)) return;
     this.cache.set(key, bytes);
@@ -69,12 +80,13 @@ export class MapPages {
   }
 
   private async read(id: Buffer, place: PagePlace): Promise<Buffer> {
-    const at = this.index.lookup(id);
+    const located = this.locator?.(id) ?? null;
+    const at = located ? await this.fromHeader(id, place, located) : this.index.lookup(id);
     if (!at) throw new BlockvaultError('CHUNK_MISSING', `${placeText(place)}: page ${id.toString('hex')} is in no pack`);
     const where = `${placeText(place)}: page ${id.toString('hex')} in ${packPath(at.packId)} at offset ${at.offset}`;
     let input: Buffer;
     try {
-      input = await this.packs.readRange(at.packId, at.offset + recordHeaderBytes, at.storedBytes);
+      input = 'payload' in at ? at.payload : await this.packs.readRange(at.packId, at.offset + recordHeaderBytes, at.storedBytes);
     } catch (err) {
       if (err instanceof BlockvaultError) throw new BlockvaultError(err.code, `${where}: ${err.message}`, { cause: err });
       throw err;
@@ -92,6 +104,21 @@ export class MapPages {
     this.pagesLoaded += 1;
     return Buffer.from(reply.output!);
   }
+}
+
+/** A located record read whole (header and payload); its header checked and matched to the id. */
+async function readRecord(packs: PackReader, id: Buffer, where: { packId: string; offset: number; storedBytes: number }, place: PagePlace) {
+  const what = `${placeText(place)}: page ${id.toString('hex')} in ${packPath(where.packId)} at offset ${where.offset}`;
+  let bytes: Buffer;
+  try {
+    bytes = await packs.readRange(where.packId, where.offset, recordHeaderBytes + where.storedBytes);
+  } catch (err) {
+    if (err instanceof BlockvaultError) throw new BlockvaultError(err.code, `${what}: ${err.message}`, { cause: err });
+    throw err;
+  }
+  const header = decodeRecordHeader(bytes.subarray(0, recordHeaderBytes), where.offset, what);
+  if (!header.id.equals(id) || header.storedBytes !== where.storedBytes) throw new BlockvaultError('CORRUPT', `${what}: the record there holds another chunk`);
+  return { packId: where.packId, offset: where.offset, rawBytes: header.rawBytes, storedBytes: header.storedBytes, codec: header.codec, storedXxh64: header.storedXxh64, payload: bytes.subarray(recordHeaderBytes) };
 }
 
 /** The zstd codec, loaded on first use: a command that reads no page (list, --help) does not pay for it. */

@@ -15,21 +15,21 @@ describe('record table', () => {
         return id;
       });
       const table = new RecordTable(n + dupes);
-      const want = new Map<string, [number, number, number]>();
+      const want = new Map<string, [number, number, number, number]>();
       ids.forEach((id, k) => {
-        table.put(id, k, k * 2, k * 3, () => true);
-        want.set(id.toString('hex'), [k, k * 2, k * 3]);
+        table.put(id, k, k * 2, k * 3, k * 5, () => true);
+        want.set(id.toString('hex'), [k, k * 2, k * 3, k * 5]);
       });
       for (let d = 0; d < dupes; d++) {
         const id = ids[d % n];
-        table.put(id, 1000 + d, d, d, () => keepFirst);
-        if (!keepFirst) want.set(id.toString('hex'), [1000 + d, d, d]);
+        table.put(id, 1000 + d, d, d, d, () => keepFirst);
+        if (!keepFirst) want.set(id.toString('hex'), [1000 + d, d, d, d]);
       }
       expect(table.size).toBe(n);
       for (const id of ids) {
         const slot = table.find(id);
         expect(slot).toBeGreaterThanOrEqual(0);
-        expect([table.packOf(slot), table.ordinalOf(slot), table.storedBytesOf(slot)]).toEqual(want.get(id.toString('hex')));
+        expect([table.packOf(slot), table.ordinalOf(slot), table.storedBytesOf(slot), table.offsetOf(slot)]).toEqual(want.get(id.toString('hex')));
       }
       expect(table.find(randomBytes(32))).toBe(-1);
     }));
