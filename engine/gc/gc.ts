@@ -54,6 +54,9 @@ export interface GcResult {
   seconds: number;
 }
 
+/** The mark walks each page about once (a patch's base is the page read again): a small cache does. */
+const gcPageCacheBytes = 2 * 1024 * 1024;
+
 const emptyPlan = (): GcPlan => ({ drop: [], repack: [], packsKept: 0, bytesDropped: 0, bytesRepacked: 0, bytesToCopy: 0, bytesDeadKept: 0 });
 
 export async function runGc(repo: Repository, options: GcOptions): Promise<GcResult> {
@@ -75,6 +78,7 @@ export async function runGc(repo: Repository, options: GcOptions): Promise<GcRes
   const points = repo.index.allPoints().filter((p) => !(options.dryRun && options.withoutPoints?.has(p.id)));
   const state = await buildMarkState(repo);
   repo.points.pages.locator = (id) => state.locate(id); // pages found through the table too: no index lookup in the mark
+  repo.points.pages.limitCache(gcPageCacheBytes);
   try {
     for (const [k, entry] of points.entries()) {
       await markPoint(repo, entry, state);

@@ -13,7 +13,7 @@ import type { MarkState } from './mark.js';
 export interface RepackResult { packsWritten: number; bytesWritten: number; recordsCopied: number; damaged: Array<{ packId: string; offset: number; chunk: string }>; keep: Set<string> }
 
 /** Live records read from one pack at a time, in spans of adjacent records of at most this many bytes. */
-const spanBytesMax = 8 * 1024 * 1024;
+const spanBytesMax = 4 * 1024 * 1024;
 
 export async function repackPacks(repo: Repository, packIds: readonly string[], state: MarkState, onPack?: (done: number) => void): Promise<RepackResult> {
   const writer = new PackWriter(repo.storage, repo.sessionId, repo.index, repo.config.packBytesTarget);

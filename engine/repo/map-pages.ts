@@ -34,7 +34,13 @@ export class MapPages {
    */
   locator: ((id: Buffer) => { packId: string; offset: number; storedBytes: number } | null) | null = null;
 
-  constructor(private readonly index: ChunkIndex, private readonly packs: PackReader, private readonly cacheBytesMax = mapPageCacheBytesMax) {}
+  constructor(private readonly index: ChunkIndex, private readonly packs: PackReader, private cacheBytesMax = mapPageCacheBytesMax) {}
+
+  /** Bounds the cache anew (gc reads each page about once: it needs little), dropping the oldest pages over it. */
+  limitCache(bytesMax: number): void {
+    this.cacheBytesMax = bytesMax;
+    this.trim();
+  }
 
   /** A page's raw bytes (header and entries), checked against its id. */
   load(id: Buffer, place: PagePlace): Promise<Buffer> {
@@ -72,7 +78,11 @@ export class MapPages {
     if (this.cache.has(key)) return;
     this.cache.set(key, bytes);
     this.cachedBytes += bytes.length;
-    while (this.cachedBytes > this.cacheBytesMax) {
+    this.trim();
+  }
+
+  private trim(): void {
+    while (this.cachedBytes > this.cacheBytesMax && this.cache.size > 0) {
       const [oldest, old] = this.cache.entries().next().value as [string, Buffer];
       this.cache.delete(oldest);
       this.cachedBytes -= old.length;
