@@ -129,14 +129,14 @@ export async function runCheckRepair(rounds = 3): Promise<CheckRepairRow[]> {
   const rows: CheckRepairRow[] = [];
   rmSync(work, { recursive: true, force: true });
   execFileSync('cp', ['-a', root, work]);
+  // Each command cold (page cache dropped), then again at once, warm: the cold run has just read what the warm one reads.
   for (let i = 0; i < rounds; i++) {
-    for (const mode of canDrop() ? (['cold', 'warm'] as const) : (['warm'] as const)) {
-      if (mode === 'cold') dropCaches();
-      const check = await measure(process.execPath, [cli, 'check', '-r', work, '--read-data']);
-      rows.push({ what: 'check --read-data', mode, seconds: check.seconds, rssBytes: check.rssBytes, packBytes });
-      if (mode === 'cold') dropCaches();
-      const repair = await measure(process.execPath, [cli, 'repair', 'index', '-r', work]);
-      rows.push({ what: 'repair index', mode, seconds: repair.seconds, rssBytes: repair.rssBytes, packBytes });
+    for (const [what, args] of [['check --read-data', ['check', '-r', work, '--read-data']], ['repair index', ['repair', 'index', '-r', work]]] as const) {
+      for (const mode of canDrop() ? (['cold', 'warm'] as const) : (['warm'] as const)) {
+        if (mode === 'cold') dropCaches();
+        const m = await measure(process.execPath, [cli, ...args]);
+        rows.push({ what, mode, seconds: m.seconds, rssBytes: m.rssBytes, packBytes });
+      }
     }
   }
   rmSync(work, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 // gc's mark: which records of which packs the restore points need. The state
 // is two bits per pack record (needed; for a page, walked whole), found
 // through a table of every record built from the index objects and trailers
-// (record-table.ts: about 33 bytes a record, and no B-tree lookup per
+// (record-table.ts: about 38 bytes a record, and no B-tree lookup per
 // chunk); a page walked before is not read again (everything below it is
 // marked already), which makes marking the 30th point of a disk cost its
 // changes.
