@@ -6,8 +6,7 @@
 //
 //   magic (8) | u32 JSON length | JSON | XXH64 of everything before it (8)
 import { BlockvaultError } from '../core/errors.js';
-import { xxh64 } from '../core/digest.js';
-import { asBuffer, checkMagic, needBytes } from './binary.js';
+import { decodeJsonEnvelope, encodeJsonEnvelope, envelopeBytes } from './json-envelope.js';
 
 export const pendingGcMagic = Buffer.from('BVGCPND\x01', 'latin1'); // version 1 of pending-gc objects
 /** 64 MiB: the ids of about a million restore points and a million packs. */
@@ -34,30 +33,11 @@ function check(g: PendingGc, what: string): void {
 
 export function encodePendingGc(g: PendingGc): Buffer {
   check(g, 'encode pending gc');
-  const json = Buffer.from(JSON.stringify(g));
-  if (json.length > pendingGcBytesMax - 20) throw new BlockvaultError('USAGE', `a pending-gc object of ${json.length} bytes is over the ${pendingGcBytesMax}-byte limit`);
-  const head = Buffer.alloc(12);
-  pendingGcMagic.copy(head, 0);
-  head.writeUInt32LE(json.length, 8);
-  const body = Buffer.concat([head, json]);
-  const sum = Buffer.alloc(8);
-  sum.writeBigUInt64LE(xxh64(body), 0);
-  return Buffer.concat([body, sum]);
+  return encodeJsonEnvelope(pendingGcMagic, g, pendingGcBytesMax - envelopeBytes, 'pending-gc');
 }
 
 export function decodePendingGc(bytes: Uint8Array, what: string): PendingGc {
-  const b = asBuffer(bytes);
-  needBytes(b, 20, what);
-  checkMagic(b, 0, pendingGcMagic, what);
-  const n = b.readUInt32LE(8);
-  if (n > pendingGcBytesMax - 20 || b.length !== 12 + n + 8) throw new BlockvaultError('CORRUPT', `${what}: pending-gc length out of range`);
-  if (xxh64(b.subarray(0, 12 + n)) !== b.readBigUInt64LE(12 + n)) throw new BlockvaultError('CHECKSUM_MISMATCH', `${what}: pending-gc checksum mismatch`);
-  let g: PendingGc;
-  try {
-    g = JSON.parse(b.toString('utf8', 12, 12 + n)) as PendingGc;
-  } catch {
-    throw new BlockvaultError('CORRUPT', `${what}: pending-gc JSON does not parse`);
-  }
+  const g = decodeJsonEnvelope(bytes, pendingGcMagic, pendingGcBytesMax - envelopeBytes, 'pending-gc', what) as PendingGc;
   check(g, what);
   return g;
 }

@@ -4,8 +4,7 @@
 //
 //   magic (8) | u32 JSON length | JSON | XXH64 of everything before it (8)
 import { BlockvaultError } from '../core/errors.js';
-import { xxh64 } from '../core/digest.js';
-import { asBuffer, checkMagic, needBytes } from './binary.js';
+import { decodeJsonEnvelope, encodeJsonEnvelope } from './json-envelope.js';
 
 export const groupMagic = Buffer.from('BVGROUP\x01', 'latin1'); // version 1 of group objects
 export const groupBytesMax = 64 * 1024;
@@ -25,29 +24,11 @@ function check(g: GroupHeader, what: string): void {
 
 export function encodeGroup(g: GroupHeader): Buffer {
   check(g, 'encode group');
-  const json = Buffer.from(JSON.stringify(g));
-  const head = Buffer.alloc(12);
-  groupMagic.copy(head, 0);
-  head.writeUInt32LE(json.length, 8);
-  const body = Buffer.concat([head, json]);
-  const sum = Buffer.alloc(8);
-  sum.writeBigUInt64LE(xxh64(body), 0);
-  return Buffer.concat([body, sum]);
+  return encodeJsonEnvelope(groupMagic, g, groupBytesMax, 'group');
 }
 
 export function decodeGroup(bytes: Uint8Array, what: string): GroupHeader {
-  const b = asBuffer(bytes);
-  needBytes(b, 20, what);
-  checkMagic(b, 0, groupMagic, what);
-  const n = b.readUInt32LE(8);
-  if (n > groupBytesMax || b.length !== 12 + n + 8) throw new BlockvaultError('CORRUPT', `${what}: group length out of range`);
-  if (xxh64(b.subarray(0, 12 + n)) !== b.readBigUInt64LE(12 + n)) throw new BlockvaultError('CHECKSUM_MISMATCH', `${what}: group checksum mismatch`);
-  let g: GroupHeader;
-  try {
-    g = JSON.parse(b.toString('utf8', 12, 12 + n)) as GroupHeader;
-  } catch {
-    throw new BlockvaultError('CORRUPT', `${what}: group JSON does not parse`);
-  }
+  const g = decodeJsonEnvelope(bytes, groupMagic, groupBytesMax, 'group', what) as GroupHeader;
   check(g, what);
   return g;
 }

@@ -6,7 +6,7 @@
 import { xxh64 } from '../core/digest.js';
 import { chunkBytesMax } from '../core/limits.js';
 import { recordHeaderBytes, type PackRecord } from '../format/pack-format.js';
-import { PackWriter } from '../repo/pack-writer.js';
+import { PackWriter, writingPacks } from '../repo/pack-writer.js';
 import type { Repository } from '../repo/repository.js';
 import type { MarkState } from './mark.js';
 
@@ -20,19 +20,14 @@ export async function repackPacks(repo: Repository, packIds: readonly string[], 
   const result: RepackResult = { packsWritten: 0, bytesWritten: 0, recordsCopied: 0, damaged: [], keep: new Set() };
   // One read buffer for every span (a span is written out before the next is read): no garbage per span.
   const buffer = Buffer.allocUnsafe(spanBytesMax + recordHeaderBytes + chunkBytesMax);
-  try {
+  await writingPacks(writer, async () => {
     for (const [k, packId] of packIds.entries()) {
       const { records } = await repo.packs.readTrailer(packId);
       const live = records.filter((r, ordinal) => state.isMarked(packId, ordinal) && stillHere(repo, packId, r));
       for (const span of spans(live)) await copySpan(repo, writer, packId, span, result, buffer);
       onPack?.(k + 1);
     }
-    await writer.seal();
-    await writer.flushIndex();
-  } catch (err) {
-    await writer.abort();
-    throw err;
-  }
+  });
   result.packsWritten = writer.packsSealed;
   result.bytesWritten = writer.bytesSealed;
   return result;

@@ -8,7 +8,7 @@ import { BlockvaultError, storageError } from '../core/errors.js';
 import { xxh64 } from '../core/digest.js';
 import { decodeRecordHeader, packHeaderBytes, packRecordMagic, recordHeaderBytes } from '../format/pack-format.js';
 import { packPath } from '../repo/layout.js';
-import { PackWriter, type StoredChunk } from '../repo/pack-writer.js';
+import { PackWriter, writingPacks, type StoredChunk } from '../repo/pack-writer.js';
 import { forgetQuarantineOf } from '../repo/quarantine.js';
 import type { Repository } from '../repo/repository.js';
 
@@ -27,7 +27,7 @@ export async function repairIndex(repo: Repository, onPack?: (done: number, tota
   const writer = new PackWriter(repo.storage, repo.sessionId, repo.index, repo.config.packBytesTarget);
   const result: RepairResult = { packs: rebuilt.packs, points: rebuilt.points, packsTorn: torn.length, recordsSalvaged: 0, bytesSalvaged: 0, packsWritten: 0, unreadable: [], seconds: 0 };
   const salvaged = new Set<string>();
-  try {
+  await writingPacks(writer, async () => {
     for (const [k, packId] of torn.entries()) {
       try {
         const { records, bytes } = await salvage(repo, writer, packId);
@@ -40,12 +40,7 @@ export async function repairIndex(repo: Repository, onPack?: (done: number, tota
       }
       onPack?.(k + 1, torn.length);
     }
-    await writer.seal();
-    await writer.flushIndex();
-  } catch (err) {
-    await writer.abort();
-    throw err;
-  }
+  });
   result.packsWritten = writer.packsSealed;
   // What the torn packs held that could be read is in sealed, indexed packs now: the torn ones go, and their quarantine notes.
   for (const packId of salvaged) await repo.storage.delete(packPath(packId)).catch((err) => { throw storageError(err, packPath(packId)); });

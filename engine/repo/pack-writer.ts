@@ -140,3 +140,21 @@ export class PackWriter {
     await handle.abort().catch(() => undefined);
   }
 }
+
+/**
+ * Runs work that appends through `writer`, then seals its last pack and puts
+ * the index object naming what it sealed; on any failure drops the unsealed
+ * pack (what was sealed stays: sealed packs are never referenced until an
+ * index object or point names them, and a later open indexes them).
+ */
+export async function writingPacks<T>(writer: PackWriter, work: () => Promise<T>): Promise<T> {
+  try {
+    const result = await work();
+    await writer.seal();
+    await writer.flushIndex();
+    return result;
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
+}

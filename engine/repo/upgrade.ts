@@ -13,7 +13,7 @@ import type { ObjectStore } from '../storage/storage.js';
 import { configPath } from './layout.js';
 import { MapBuilder } from './map-builder.js';
 import { storeMapPage } from './map-pages.js';
-import { PackWriter } from './pack-writer.js';
+import { PackWriter, writingPacks } from './pack-writer.js';
 import { readConfig, upgradeFromVersion1 } from './init.js';
 import { Repository } from './repository.js';
 
@@ -47,7 +47,7 @@ async function pageVersion1Points(repo: Repository): Promise<{ pointsPaged: numb
   const writer = new PackWriter(repo.storage, repo.sessionId, repo.index, repo.config.packBytesTarget);
   const paged: Array<{ header: PointHeader; height: number; root: Buffer }> = [];
   const skipped: string[] = [];
-  try {
+  await writingPacks(writer, async () => {
     for (const path of await repo.listPointPaths()) {
       let file: Awaited<ReturnType<Repository['points']['readFile']>>;
       try {
@@ -66,12 +66,7 @@ async function pageVersion1Points(repo: Repository): Promise<{ pointsPaged: numb
         skipped.push(`${path}: ${err.message}; left as it is, for verify to name`);
       }
     }
-    await writer.seal();
-    await writer.flushIndex();
-  } catch (err) {
-    await writer.abort();
-    throw err;
-  }
+  });
   for (const p of paged) {
     const header: PointHeader = { ...p.header, base: null, chainDepth: 0, mapSha256: sha256(p.root).toString('hex') };
     await repo.points.write(header, { kind: 'paged', height: p.height, root: p.root }, repo.sessionId); // recatalogs it too
