@@ -14,9 +14,9 @@
 //     into anonymous and file-backed (LMDB's map).
 //  3. check --read-data and repair index on the 30-point repository.
 // Run: node dist/bench/gc.js [--rounds 3] [--scale-only]
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { initDigests, isAllZero, sha256 } from '../engine/core/digest.js';
 import type { PointHeader } from '../engine/format/point-format.js';
@@ -65,7 +65,7 @@ async function thirtyDays(): Promise<{ root: string; points: string[] }> {
   const dir = join(cacheDir, 'gc');
   const root = join(dir, 'repo');
   const done = join(dir, `points-${dailyShare}.json`);
-  if (existsSync(done)) return { root, points: JSON.parse(execFileSync('cat', [done], { encoding: 'utf8' })) as string[] };
+  if (existsSync(done)) return { root, points: JSON.parse(readFileSync(done, 'utf8')) as string[] };
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const c = corpus();
@@ -164,8 +164,6 @@ export interface GcScaleRow { chunksPerDisk: number; records: number; markSecond
  * LMDB's memory-mapped index: page cache the kernel may drop at any time).
  */
 async function measureMemory(args: string[]): Promise<{ seconds: number; rssBytes: number; anonBytes: number; fileBytes: number; stdout: string }> {
-  const { spawn } = await import('node:child_process');
-  const { readFileSync } = await import('node:fs');
   const started = process.hrtime.bigint();
   const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   let stdout = '';

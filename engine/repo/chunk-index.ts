@@ -147,9 +147,6 @@ export class ChunkIndex {
   condemnedPacks(): Map<string, string> {
     return new Map([...this.condemned.getRange()].map(({ key, value }) => [key.toString('hex'), value]));
   }
-  isCondemned(packIdHex: string): boolean {
-    return this.condemned.doesExist(Buffer.from(packIdHex, 'hex'));
-  }
   /** Marks packs condemned by gc `gcId` (one transaction), or with gcId null takes the mark off. */
   setCondemned(packIds: readonly string[], gcId: string | null): void {
     this.condemned.transactionSync(() => {
