@@ -20,6 +20,8 @@ import { barChart } from './chart.js';
 import { cliPathsTable, runCliPaths } from './cli-paths.js';
 import { openScaleTable, runOpenScale } from './open-scale.js';
 import { concurrentCbtTable, runConcurrentCbt } from './concurrent-cbt.js';
+import { coldReportText, runCold, type ColdReport } from './cold.js';
+import { corpusMixed } from './corpus.js';
 import { sha256File } from '../scripts/vm-disk.js';
 
 const top = new URL('../..', import.meta.url).pathname;
@@ -193,6 +195,12 @@ async function main(): Promise<void> {
   process.stderr.write('bench: many writers (opening 10,000 packs; concurrent CBT increments)\n');
   const openScale = [await runOpenScale(10_000, 1_000, false), ...(process.getuid?.() === 0 ? [await runOpenScale(10_000, 1_000, true)] : [])];
   const concurrentCbt = await runConcurrentCbt();
+  process.stderr.write('bench: whole commands, warm and cold, on two corpora\n');
+  const wholeCommands: ColdReport[] = [];
+  for (const corpusOf of [() => c, corpusMixed]) {
+    wholeCommands.push(await runCold(corpusOf(), false, runs, true));
+    if (process.getuid?.() === 0) wholeCommands.push(await runCold(corpusOf(), true, runs, true));
+  }
   process.stderr.write('bench: chunk sizes\n');
   const chunkRows = await chunkSizeExperiment(c);
   rmSync(work, { recursive: true, force: true });
@@ -234,6 +242,10 @@ Start-up and restore into a slower reader (\`node dist/bench/cli-paths.js --cold
 
 ${cliPaths.map(cliPathsTable).join('\n\n')}
 
+Whole commands, warm and cold, each beside this machine's limit measured in the same round (\`node dist/bench/cold.js --cold\`; whole-process wall time, medians of ${runs} rounds; cold = page cache dropped before every command; see docs/BENCHMARKS.md "Whole commands, cold"):
+
+${coldReportText(wholeCommands)}
+
 Many writers (\`node dist/bench/open-scale.js\`, \`node dist/bench/concurrent-cbt.js\`; see docs/BENCHMARKS.md "Many writers"):
 
 ${openScaleTable(openScale)}
@@ -263,7 +275,7 @@ Micro-benchmarks (tinybench, medians, one core):
 ${microTable(micro)}
 `;
   mkdirSync(join(top, 'bench', 'results'), { recursive: true });
-  const record = JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, resticRuns, borgRuns, cbt, mount: mountResult, boot, cliPaths, openScale, concurrentCbt, chunkRows, bigDisk, scale, indexScale, micro }, null, 2);
+  const record = JSON.stringify({ date, machine, versions, corpus: c, steps, bvRuns, resticRuns, borgRuns, cbt, mount: mountResult, boot, cliPaths, wholeCommands, openScale, concurrentCbt, chunkRows, bigDisk, scale, indexScale, micro }, null, 2);
   writeFileSync(join(top, 'bench', 'results', `${date.slice(0, 19).replace(/:/g, '')}.json`), record); // one file per run
   writeFileSync(join(top, 'bench', 'results', 'latest.json'), record);
   writeFileSync(join(top, 'bench', 'results', 'latest.md'), markdown);

@@ -20,12 +20,14 @@ export interface DiskSpec {
   seed?: string;
   /** Where to stage the ext4 tree and keep it (tests compare files with it); default: a temp dir removed afterwards. */
   stageDir?: string;
+  /** Trees to copy system files from, in this order (another order gives another file mix). */
+  systemRoots?: string[];
 }
 
 export interface Partition { number: number; start: number; size: number; type: string }
 export interface DiskInfo { path: string; sizeBytes: number; partitions: Partition[]; ext4: Partition; fat: Partition; stageDir: string | null }
 
-const systemRoots = ['/usr/share/doc', '/usr/share/perl', '/usr/lib/python3', '/usr/bin', '/usr/share/locale', '/usr/lib/x86_64-linux-gnu', '/usr/share'];
+const systemRootsDefault = ['/usr/share/doc', '/usr/share/perl', '/usr/lib/python3', '/usr/bin', '/usr/share/locale', '/usr/lib/x86_64-linux-gnu', '/usr/share'];
 
 function run(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -39,7 +41,7 @@ export function randomStream(seed: string): (bytes: number) => Buffer {
 }
 
 /** Copies real files (sorted walk, deterministic) into dir until `budget` bytes. */
-function copySystemFiles(dir: string, budget: number): number {
+function copySystemFiles(dir: string, budget: number, systemRoots: string[]): number {
   let copied = 0;
   const seen = new Set<string>();
   const staged = new Map<string, string>();
@@ -141,7 +143,7 @@ function buildVmDisk(spec: DiskSpec, work: string, stage: string): DiskInfo {
   mkdirSync(join(stage, 'srv'), { recursive: true });
   writeFileSync(join(stage, 'etc', 'hostname'), `${seed}\n`);
   symlinkSync('hostname', join(stage, 'etc', 'hostname.link'));
-  copySystemFiles(stage, spec.systemBytes);
+  copySystemFiles(stage, spec.systemBytes, spec.systemRoots ?? systemRootsDefault);
   if (spec.randomBytes > 0) writeRandomFile(join(stage, 'srv', 'data.bin'), spec.randomBytes, `${seed}/data`);
 
   rmSync(spec.path, { force: true });

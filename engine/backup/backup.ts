@@ -7,8 +7,9 @@ import { BlockvaultError } from '../core/errors.js';
 import { humanBytes, plural } from '../core/human.js';
 import { interruptedError, whenAborted } from '../core/interrupt.js';
 import { backupTime } from '../core/test-hooks.js';
+import { phase } from '../core/phases.js';
 import { chunkIdBytes, sha256, zeroChunkId } from '../core/digest.js';
-import { batchBytes, batchesInFlightMax, chunksPerPointMax } from '../core/limits.js';
+import { batchBytes, batchesInFlightMax, chunksPerPointMax, readsInFlightMax } from '../core/limits.js';
 import type { PointBody, PointHeader } from '../format/point-format.js';
 import { PagedMap } from '../repo/chunk-map.js';
 import { MapBuilder, type BuiltMap } from '../repo/map-builder.js';
@@ -17,7 +18,9 @@ import { PackWriter, type CommitHook, type StoredChunk } from '../repo/pack-writ
 import type { OpenPoint } from '../repo/point-store.js';
 import type { Repository } from '../repo/repository.js';
 import type { Source } from '../source/source.js';
+import type { SlabRef, StoredChunks } from '../workers/messages.js';
 import type { WorkerPool } from '../workers/pool.js';
+import { BatchSlots } from './batch-slots.js';
 import { readBatches, type Batch, type HoleRun } from './batches.js';
 
 export interface BackupProgress { bytesDone: number; bytesTotal: number | null; bytesRead: number; bytesNew: number; chunksDone: number; chunksKnown: number; chunksNew: number }
@@ -127,6 +130,7 @@ export async function prepareBackup(repo: Repository, options: BackupOptions): P
   const { signal } = options;
   try {
     await pump(readBatches(options.source, chunkBytes, store.batchChunks, store.allocate, options.plan?.ranges), processBatch, signal);
+    phase('data-read');
     if (signal?.aborted) throw interruptedError(signal, `no restore point was committed; ${sealedNote(writer)}`);
     const sizeBytes = options.source.sizeBytes ?? counters.bytesDone;
     if (sizeBytes === 0 && !options.allowEmpty) {
@@ -140,6 +144,7 @@ export async function prepareBackup(repo: Repository, options: BackupOptions): P
     await appends.idle();
     await writer.seal();
     await writer.flushIndex();
+    phase('sealed');
     return describePoint(repo, options, { writer, counters, built, sizeBytes, time, started });
   } catch (err) {
     await ordered.drained().catch(() => undefined); // no page append may start after the abort
@@ -220,66 +225,79 @@ async function storePage(repo: Repository, writer: PackWriter, appends: AppendQu
 class ChunkStage {
   readonly batchChunks: number;
   private readonly claimed = new Set<string>();
-  // Batch buffers circulate: reader -> hash worker -> compress worker -> back here.
-  private readonly freeBuffers: ArrayBuffer[] = [];
-  private readonly freeOutputs: ArrayBuffer[] = [];
-  readonly allocate = () => this.freeBuffers.pop() ?? new ArrayBuffer(this.batchChunks * this.chunkBytes);
-  private readonly chunkBytes: number;
+  private readonly slots: BatchSlots;
+  /** Share of recent batches' non-zero chunks that were new: above one half, the hash trip also compresses. */
+  private newShare = 1;
+  readonly allocate: (bytes: number) => Uint8Array;
 
   constructor(private readonly repo: Repository, private readonly options: BackupOptions, private readonly writer: PackWriter,
     private readonly appends: AppendQueue, private readonly counters: Counters) {
-    this.chunkBytes = repo.config.chunkBytes;
-    this.batchChunks = Math.max(1, Math.floor(batchBytes / this.chunkBytes));
+    const { chunkBytes } = repo.config;
+    this.batchChunks = Math.max(1, Math.floor(batchBytes / chunkBytes));
+    // Batches pump() works on, plus those read ahead of it, plus the one between the two.
+    this.slots = new BatchSlots(options.pool, this.batchChunks * chunkBytes, batchesInFlightMax + readsInFlightMax + 1);
+    this.allocate = (bytes) => this.slots.take(bytes);
   }
 
   async batch(batch: Batch): Promise<Buffer> {
-    const ids = Buffer.alloc(batch.chunkLengths.length * chunkIdBytes); // holes stay zero ids
-    const readLengths = batch.readChunks.map((c) => batch.chunkLengths[c]);
-    let data = batch.data;
-    if (readLengths.length > 0) {
-      const hashed = await this.options.pool.hash({ data, chunkLengths: readLengths });
-      data = hashed.data;
-      const hashedIds = Buffer.from(hashed.ids);
-      const ranges: number[] = [];
-      const fresh: { id: Buffer; rawBytes: number }[] = [];
-      let at = 0;
-      batch.readChunks.forEach((c, i) => {
-        const id = hashedIds.subarray(i * chunkIdBytes, (i + 1) * chunkIdBytes);
-        id.copy(ids, c * chunkIdBytes);
-        if (!id.equals(zeroChunkId)) {
-          const hex = id.toString('hex');
-          if (this.repo.index.isDedupTarget(id) || this.writer.isPending(hex) || this.claimed.has(hex)) {
-            this.counters.chunksKnown += 1;
-          } else {
-            this.claimed.add(hex);
-            ranges.push(at, readLengths[i]);
-            fresh.push({ id: Buffer.from(id), rawBytes: readLengths[i] });
-          }
-        }
-        at += readLengths[i];
-      });
-      if (fresh.length > 0) data = await this.storeFresh(data, ranges, fresh);
+    const slot = this.slots.slotOf(batch.data);
+    try {
+      const ids = Buffer.alloc(batch.chunkLengths.length * chunkIdBytes); // holes stay zero ids
+      if (batch.readChunks.length > 0) await this.hashAndStore(batch, slot, ids);
+      return ids;
+    } finally {
+      this.slots.give(slot);
     }
-    if (data.byteLength > 0) this.freeBuffers.push(data);
-    return ids;
   }
 
-  private async storeFresh(data: ArrayBuffer, ranges: number[], fresh: { id: Buffer; rawBytes: number }[]): Promise<ArrayBuffer> {
-    const out = this.freeOutputs.pop() ?? new ArrayBuffer(this.batchChunks * this.chunkBytes);
-    const packed = await this.options.pool.compress({ data, out, ranges, level: this.repo.config.zstdLevel });
-    const payloads = Buffer.from(packed.payloads);
-    let p = 0;
-    const chunks: StoredChunk[] = fresh.map((f, i) => {
-      const payload = payloads.subarray(p, p + packed.storedBytes[i]);
-      p += packed.storedBytes[i];
-      return { id: f.id, rawBytes: f.rawBytes, storedBytes: packed.storedBytes[i], codec: packed.codecs[i] as 0 | 1, storedXxh64: packed.storedXxh64[i], payload };
+  private async hashAndStore(batch: Batch, slot: number, ids: Buffer): Promise<void> {
+    const readLengths = batch.readChunks.map((c) => batch.chunkLengths[c]);
+    const refs = await this.slots.refs(slot);
+    const level = this.repo.config.zstdLevel;
+    const speculate = this.newShare > 0.5;
+    const hashed = await this.options.pool.slabHash({ input: refs.input, chunkLengths: readLengths, compress: speculate ? { level, output: refs.output } : null });
+    const fresh: Array<{ id: Buffer; rawBytes: number; at: number; nonZero: number }> = [];
+    let at = 0;
+    let nonZero = 0;
+    batch.readChunks.forEach((c, i) => {
+      const id = Buffer.from(hashed.ids.buffer, hashed.ids.byteOffset + i * chunkIdBytes, chunkIdBytes);
+      id.copy(ids, c * chunkIdBytes);
+      if (!id.equals(zeroChunkId)) {
+        const hex = id.toString('hex');
+        if (this.repo.index.isDedupTarget(id) || this.writer.isPending(hex) || this.claimed.has(hex)) {
+          this.counters.chunksKnown += 1;
+        } else {
+          this.claimed.add(hex);
+          fresh.push({ id: Buffer.from(id), rawBytes: readLengths[i], at, nonZero });
+        }
+        nonZero += 1;
+      }
+      at += readLengths[i];
     });
-    await this.appends.append(chunks);
-    this.freeOutputs.push(packed.payloads); // written: reusable
+    if (nonZero > 0) this.newShare = 0.75 * this.newShare + 0.25 * (fresh.length / nonZero);
+    if (fresh.length > 0) await this.storeFresh(slot, refs, fresh, hashed.compressed);
+  }
+
+  /** Appends the new chunks, compressed by the hash trip (speculation) or now. */
+  private async storeFresh(slot: number, refs: { input: SlabRef; output: SlabRef }, fresh: Array<{ id: Buffer; rawBytes: number; at: number; nonZero: number }>,
+    compressed: StoredChunks | null): Promise<void> {
+    let stored = compressed;
+    let picks = fresh.map((f) => f.nonZero); // each fresh chunk's entry in `stored`
+    if (!stored) {
+      stored = await this.options.pool.slabCompress({ input: refs.input, ranges: fresh.flatMap((f) => [f.at, f.rawBytes]), level: this.repo.config.zstdLevel, output: refs.output });
+      picks = fresh.map((_, i) => i);
+    }
+    const payloadAt: number[] = [];
+    for (let k = 0, p = 0; k < stored.storedBytes.length; p += stored.storedBytes[k], k++) payloadAt.push(p);
+    const chunks: StoredChunk[] = fresh.map((f, i) => {
+      const k = picks[i];
+      const payload = this.slots.outputView(slot, payloadAt[k], stored.storedBytes[k]);
+      return { id: f.id, rawBytes: f.rawBytes, storedBytes: stored.storedBytes[k], codec: stored.codecs[k] as 0 | 1, storedXxh64: stored.storedXxh64[k], payload };
+    });
+    await this.appends.append(chunks); // written once this resolves: the slot may be reused
     for (const f of fresh) this.claimed.delete(f.id.toString('hex'));
     this.counters.chunksNew += fresh.length;
     this.counters.bytesNew += fresh.reduce((a, f) => a + f.rawBytes, 0);
-    return packed.data;
   }
 }
 

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { AssertionError, BlockvaultError } from '../core/errors.js';
 import { deliverInterrupt, type Command } from './command.js';
+import { phase, writePhases } from '../core/phases.js';
 
 interface Entry { name: string; summary: string; load: () => Promise<Command> }
 
@@ -60,6 +61,7 @@ Set BLOCKVAULT_REPO to skip -r. Exit codes: 0 ok, 1 usage or bad input,
 }
 
 export async function main(argv: string[]): Promise<number> {
+  phase('main');
   const [name, ...rest] = argv;
   if (!name || name === 'help' || name === '--help' || name === '-h') {
     const topic = commands.find((c) => c.name === rest[0]);
@@ -76,6 +78,7 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   const command = await entry.load();
+  phase('command-loaded');
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(`${command.help}\n`);
     return 0;
@@ -83,6 +86,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const { initDigests } = await import('../core/digest.js');
     await initDigests();
+    phase('digests-ready');
     return await command.run(rest);
   } catch (err) {
     if (err instanceof BlockvaultError) {
@@ -128,4 +132,8 @@ for (const stream of [process.stdout, process.stderr]) {
 // Exit explicitly once the command is done (it has awaited its own cleanup;
 // stdout and stderr writes are synchronous on Linux): after an unmount,
 // fuse-native leaves a native handle that would keep the process alive.
-main(process.argv.slice(2)).then((code) => process.exit(process.exitCode && code === 0 ? process.exitCode : code));
+main(process.argv.slice(2)).then((code) => {
+  const exit = process.exitCode && code === 0 ? Number(process.exitCode) : code;
+  writePhases(process.argv[2] ?? '', exit);
+  process.exit(exit);
+});

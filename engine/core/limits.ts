@@ -38,5 +38,9 @@ export const configBytesMax = 64 * KiB;
 
 /** Bytes read from the source per pipeline batch. */
 export const batchBytes = 4 * MiB;
+/** Source reads a backup keeps in flight ahead of hashing (see readAhead in backup/batches.ts). */
+export const readsInFlightMax = 8;
+/** ...and the bytes they may hold: four full batches. */
+export const readAheadBytesMax = 16 * MiB;
 /** Batches in flight through the worker pool; bounds backup/restore memory. */
 export const batchesInFlightMax = 6;

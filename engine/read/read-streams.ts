@@ -39,6 +39,13 @@ export class ReadStreams {
   onRead(offsetBytes: number, endBytes: number): PrefetchRange {
     const lastRead = Math.floor((endBytes - 1) / this.chunkBytes);
     const stream = this.match(offsetBytes);
+    if (!stream && offsetBytes === 0) {
+      // A read from the very start of a disk (dd, cp, a VM's first sector) nearly always goes on:
+      // prefetch one stride at once, so the first MiBs read cold run at the streaming rate.
+      const to = Math.min(this.chunkCount - 1, lastRead + this.strideChunks);
+      this.remember({ endBytes, windowChunks: this.strideChunks, prefetchedEnd: to + 1, usedAt: ++this.clock });
+      return { first: lastRead + 1, last: to };
+    }
     if (!stream) {
       this.remember({ endBytes, windowChunks: 1, prefetchedEnd: lastRead + 1, usedAt: ++this.clock });
       return { first: 1, last: 0 };

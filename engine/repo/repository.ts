@@ -4,6 +4,7 @@
 // committed point not yet indexed), or rebuilds it when it is missing or of
 // another version. A writer opens as a session (many at once) or, to delete
 // or rewrite, exclusively (lock.ts).
+import { phase } from '../core/phases.js';
 import { resolve } from 'node:path';
 import { mapLimit } from '../core/concurrency.js';
 import { BlockvaultError } from '../core/errors.js';
@@ -82,15 +83,19 @@ export class Repository {
     if (want && config.formatVersion !== repoFormatVersion && !(options.upgrading && options.exclusive)) {
       throw new BlockvaultError('FORMAT_VERSION', `${root} is a version-${config.formatVersion} repository: blockvault reads it as it is, and writes to it once upgraded with: blockvault upgrade -r ${root}`);
     }
+    phase('config-read');
     const lock = want
       ? await acquireLock(storage, newSessionId(), { kind: want.kind, what: want.what, waitSeconds: want.lockWaitSeconds, onWait: want.onWait, onStale })
       : null;
     let opened: OpenedIndex | null = null;
     try {
+      phase('locked');
       opened = openIndex(storage, root, config.repoId, !lock);
+      phase('index-opened');
       const repo = new Repository(root, config, storage, opened, lock);
       if (!opened.index.isCurrent() || (opened.cacheDir && !(await repo.cacheInStep()))) await repo.rebuildIndex();
       else await repo.reconcile();
+      phase('repo-open');
       return repo;
     } catch (err) {
       await opened?.index.close();

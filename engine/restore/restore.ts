@@ -2,6 +2,7 @@
 // Batches are fetched (and verified) in parallel, written in order.
 import { chunkIdBytes, zeroChunkId } from '../core/digest.js';
 import { interruptedError, whenAborted } from '../core/interrupt.js';
+import { phase } from '../core/phases.js';
 import { batchBytes, batchesInFlightMax } from '../core/limits.js';
 import { ChunkFetcher, problemError } from '../read/chunk-fetcher.js';
 import type { PointEntry } from '../repo/chunk-index.js';
@@ -9,11 +10,14 @@ import type { ChunkMap } from '../repo/chunk-map.js';
 import type { Repository } from '../repo/repository.js';
 import type { Target } from './target.js';
 import type { WorkerPool } from '../workers/pool.js';
+import { SlabSlots } from '../workers/slab-slots.js';
 
 export interface RestoreProgress { bytesDone: number; bytesTotal: number }
 export interface RestoreResult { id: string; bytesTotal: number; bytesWritten: number; chunksZero: number; seconds: number }
 
-interface BatchOut { firstChunk: number; count: number; data: Buffer | null; present: boolean[] }
+interface Counts { bytesWritten: number; chunksZero: number; bytesDone: number }
+/** A fetched batch: `data` is its slot, chunk k at k * chunkBytes (null: all zero). */
+interface BatchOut { firstChunk: number; count: number; data: Uint8Array | null; present: boolean[]; slot: number | null }
 /** A stretch of the disk in order: chunks with their ids (at most a batch), or a run of zero chunks (a map leaf of none). */
 type Span = { firstChunk: number; count: number; ids: Buffer | null };
 
@@ -36,59 +40,109 @@ export async function runRestore(repo: Repository, entry: PointEntry, target: Ta
   onProgress?: (p: RestoreProgress) => void, signal?: AbortSignal): Promise<RestoreResult> {
   const started = process.hrtime.bigint();
   const point = await repo.points.open(entry);
+  phase('point-open');
   const { chunkBytes, sizeBytes } = point.header;
   const name = `${entry.vm}/${entry.disk}@${entry.id}`;
   const fetcher = new ChunkFetcher(repo, pool);
   const batchChunks = Math.max(1, Math.floor(batchBytes / chunkBytes));
-  const counts = { bytesWritten: 0, chunksZero: 0 };
-  const freeOutputs: ArrayBuffer[] = []; // decode outputs, recycled once written
+  const counts: Counts = { bytesWritten: 0, chunksZero: 0, bytesDone: 0 };
+  // Workers decode each batch straight into its slot, chunk k at k * chunkBytes: the slot then
+  // holds the disk's bytes as laid out, written from there (one slot per batch in flight, and
+  // one being written).
+  const slots = new SlabSlots(pool, batchChunks * chunkBytes, batchesInFlightMax + 1);
 
   const fetchBatch = async (span: Span): Promise<BatchOut> => {
     const present: boolean[] = [];
     const ids: Buffer[] = [];
+    const offsets: number[] = [];
+    const slot = slots.take();
     for (let k = 0; k < span.count; k++) {
       const id = span.ids ? span.ids.subarray(k * chunkIdBytes, (k + 1) * chunkIdBytes) : zeroChunkId;
       const isData = !id.equals(zeroChunkId);
       present.push(isData);
-      if (isData) ids.push(id);
+      if (isData) {
+        ids.push(id);
+        offsets.push(slot * slots.slotBytes + k * chunkBytes);
+      }
     }
-    if (ids.length === 0) return { firstChunk: span.firstChunk, count: span.count, data: null, present };
-    const result = await fetcher.fetch(ids, freeOutputs.pop());
-    const first = [...result.problems.values()][0];
-    if (first) throw problemError(first, `restore of ${name}`);
-    return { firstChunk: span.firstChunk, count: span.count, data: result.output, present };
+    try {
+      if (ids.length > 0) {
+        const result = await fetcher.fetchInto(ids, await slots.slabId(), offsets);
+        const first = [...result.problems.values()][0];
+        if (first) throw problemError(first, `restore of ${name}`);
+      }
+    } catch (err) {
+      slots.give(slot);
+      throw err;
+    }
+    return { firstChunk: span.firstChunk, count: span.count, data: ids.length > 0 ? slots.view(slot) : null, present, slot };
   };
 
-  const write = (out: BatchOut) => writeBatch(out, target, { chunkBytes, sizeBytes }, counts, freeOutputs, onProgress);
-  const interrupted = rejectOnAbort(signal, target);
-  const next = async (queue: Promise<BatchOut>[]) => Promise.race([write(await queue.shift()!), interrupted]);
-  try {
-    const queue: Promise<BatchOut>[] = [];
-    for await (const span of spans(point.map, batchChunks)) {
-      const p = span.ids ? fetchBatch(span) : Promise.resolve({ firstChunk: span.firstChunk, count: span.count, data: null, present: [] });
-      p.catch(() => undefined); // observed when its turn comes
-      queue.push(p);
-      if (queue.length >= batchesInFlightMax) await next(queue);
+  const write = async (out: BatchOut) => {
+    try {
+      await writeBatch(out, target, { chunkBytes, sizeBytes }, counts, onProgress);
+    } finally {
+      if (out.slot !== null) slots.give(out.slot);
     }
-    while (queue.length > 0) await next(queue);
+  };
+  const fetchSpan = (span: Span): Promise<BatchOut> => (span.ids ? fetchBatch(span) : Promise.resolve({ firstChunk: span.firstChunk, count: span.count, data: null, present: [], slot: null }));
+  const interrupted = rejectOnAbort(signal, target);
+  try {
+    const batches = spans(point.map, batchChunks);
+    await Promise.race([(target.inOrder ? writeInOrder : writeAsFetched)(batches, fetchSpan, write, signal), interrupted]);
+    phase('data-written');
     await target.finish(sizeBytes); // not raced: once it runs, the restore completes
+    phase('synced');
   } catch (err) {
     await target.abort();
     throw err;
   }
-  return { id: entry.id, bytesTotal: sizeBytes, ...counts, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
+  return { id: entry.id, bytesTotal: sizeBytes, bytesWritten: counts.bytesWritten, chunksZero: counts.chunksZero, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
 }
 
-/** Writes a fetched batch in order: runs of data chunks as one write each, zero chunks (or a whole zero run) as zeros. */
-async function writeBatch(out: BatchOut, target: Target, disk: { chunkBytes: number; sizeBytes: number }, counts: { bytesWritten: number; chunksZero: number },
-  freeOutputs: ArrayBuffer[], onProgress?: (p: RestoreProgress) => void): Promise<void> {
+/** A stream: batches fetched batchesInFlightMax ahead, written strictly in disk order. */
+async function writeInOrder(batches: AsyncGenerator<Span>, fetch: (s: Span) => Promise<BatchOut>, write: (b: BatchOut) => Promise<void>, signal?: AbortSignal): Promise<void> {
+  const queue: Promise<BatchOut>[] = [];
+  for await (const span of batches) {
+    if (signal?.aborted) return; // the interrupt race has already failed the restore
+    const p = fetch(span);
+    p.catch(() => undefined); // observed when its turn comes
+    queue.push(p);
+    if (queue.length >= batchesInFlightMax) await write(await queue.shift()!);
+  }
+  while (queue.length > 0 && !signal?.aborted) await write(await queue.shift()!);
+}
+
+/**
+ * A file or block device: each batch is written as soon as it is decoded,
+ * batchesInFlightMax at a time, so a slow fetch never holds up the writes
+ * behind it and the output disk is kept busy. Stops at the first failure
+ * once the writes in flight have settled (abort() then closes the file).
+ */
+async function writeAsFetched(batches: AsyncGenerator<Span>, fetch: (s: Span) => Promise<BatchOut>, write: (b: BatchOut) => Promise<void>, signal?: AbortSignal): Promise<void> {
+  const inflight = new Set<Promise<void>>();
+  let failure: unknown = null;
+  for await (const span of batches) {
+    if (signal?.aborted) break; // the interrupt race has already failed the restore
+    const task: Promise<void> = fetch(span).then(write).catch((err) => { failure ??= err; }).finally(() => inflight.delete(task));
+    inflight.add(task);
+    while (inflight.size >= batchesInFlightMax) await Promise.race(inflight);
+    if (failure) break;
+  }
+  await Promise.all(inflight);
+  if (failure) throw failure;
+}
+
+/** Writes a fetched batch: runs of data chunks as one write each, zero chunks (or a whole zero run) as zeros. */
+async function writeBatch(out: BatchOut, target: Target, disk: { chunkBytes: number; sizeBytes: number }, counts: Counts,
+  onProgress?: (p: RestoreProgress) => void): Promise<void> {
   const { chunkBytes, sizeBytes } = disk;
   const end = Math.min(sizeBytes, (out.firstChunk + out.count) * chunkBytes);
+  counts.bytesDone += end - out.firstChunk * chunkBytes;
   if (!out.data) {
     counts.chunksZero += out.count;
     await target.zero(out.firstChunk * chunkBytes, end - out.firstChunk * chunkBytes);
   } else {
-    let at = 0;
     for (let k = 0; k < out.count; k++) {
       const offset = (out.firstChunk + k) * chunkBytes;
       const length = Math.min(chunkBytes, sizeBytes - offset);
@@ -97,18 +151,17 @@ async function writeBatch(out: BatchOut, target: Target, disk: { chunkBytes: num
         await target.zero(offset, length);
         continue;
       }
+      const at = k * chunkBytes;
       let run = length;
       while (k + 1 < out.count && out.present[k + 1]) {
         k += 1;
         run += Math.min(chunkBytes, sizeBytes - (out.firstChunk + k) * chunkBytes);
       }
       await target.write(out.data.subarray(at, at + run), offset);
-      at += run;
       counts.bytesWritten += run;
     }
-    freeOutputs.push(out.data.buffer as ArrayBuffer);
   }
-  onProgress?.({ bytesDone: end, bytesTotal: sizeBytes });
+  onProgress?.({ bytesDone: counts.bytesDone, bytesTotal: sizeBytes });
 }
 
 /** Rejects when `signal` aborts: an interrupt wins over a write that waits on a stalled reader (stdout) or a slow device. */

@@ -8,6 +8,8 @@ interface NativeApi {
   dataExtents(fd: number, sizeBytes: number): number[];
   /** posix_fadvise(DONTNEED): drops a range's clean pages from the page cache. */
   dropCache(fd: number, offset: number, length: number): void;
+  /** sync_file_range(WRITE): starts writeback of a range's dirty pages; does not wait for it. */
+  startWriteback(fd: number, offset: number, length: number): void;
 }
 
 let api: NativeApi | null | undefined;

@@ -1,20 +1,26 @@
 // The CPU work on chunks, pure functions over bytes: run inside worker
 // threads by chunk-worker.ts, and directly by tests.
 import { createRequire } from 'node:module';
-import { chunkIdBytes, isAllZero, sha256, xxh64 } from '../core/digest.js';
+import { chunkIdBytes, isAllZero, isZeroChunkId, sha256, xxh64 } from '../core/digest.js';
 import { compressSavingsMin } from '../core/limits.js';
 import { codecRaw, codecZstd } from '../format/pack-format.js';
-import type { CompressReply, CompressRequest, DecodeFailure, DecodeReply, DecodeRequest, HashReply, HashRequest } from './messages.js';
+import type { CompressReply, CompressRequest, DecodeFailure, DecodeReply, DecodeRequest, HashReply, HashRequest, SlabCompressRequest, SlabHashReply, SlabHashRequest, SlabRef, StoredChunks } from './messages.js';
 
 export function hashChunks(req: HashRequest): HashReply {
-  const ids = Buffer.alloc(req.chunkLengths.length * chunkIdBytes);
+  const ids = hashInto(new Uint8Array(req.data), req.chunkLengths);
+  return { data: req.data, ids: ids.buffer.slice(ids.byteOffset, ids.byteOffset + ids.length) as ArrayBuffer };
+}
+
+/** The SHA-256 id of each chunk laid back to back in `data` (zero chunks: the zero id). */
+function hashInto(data: Uint8Array, chunkLengths: number[]): Buffer {
+  const ids = Buffer.alloc(chunkLengths.length * chunkIdBytes);
   let at = 0;
-  req.chunkLengths.forEach((length, i) => {
-    const chunk = new Uint8Array(req.data, at, length);
+  chunkLengths.forEach((length, i) => {
+    const chunk = data.subarray(at, at + length);
     if (!isAllZero(chunk)) sha256(chunk).copy(ids, i * chunkIdBytes);
     at += length;
   });
-  return { data: req.data, ids: ids.buffer.slice(ids.byteOffset, ids.byteOffset + ids.length) as ArrayBuffer };
+  return ids;
 }
 
 // zstd's own binding, so chunks compress straight into the caller's
@@ -26,16 +32,21 @@ let cctxLevel = 0;
 let dctx: InstanceType<typeof zstd.DCtx> | null = null;
 
 export function compressChunks(req: CompressRequest): CompressReply {
-  if (!cctx || cctxLevel !== req.level) {
+  const reply = compressInto(new Uint8Array(req.data), req.ranges, new Uint8Array(req.out), req.level);
+  return { ...reply, data: req.data, payloads: req.out };
+}
+
+/** Compresses data's chunks at `ranges` (offset, length pairs) into `out`, back to back; raw where zstd saves too little. */
+function compressInto(data: Uint8Array, ranges: number[], out: Uint8Array, level: number): StoredChunks {
+  if (!cctx || cctxLevel !== level) {
     cctx = new zstd.CCtx();
-    cctx.setParameter(zstd.CParameter.compressionLevel, req.level);
-    cctxLevel = req.level;
+    cctx.setParameter(zstd.CParameter.compressionLevel, level);
+    cctxLevel = level;
   }
-  const out = new Uint8Array(req.out);
-  const reply: Omit<CompressReply, 'payloads' | 'data'> = { storedBytes: [], codecs: [], storedXxh64: [] };
+  const reply: StoredChunks = { storedBytes: [], codecs: [], storedXxh64: [] };
   let at = 0;
-  for (let i = 0; i < req.ranges.length; i += 2) {
-    const raw = new Uint8Array(req.data, req.ranges[i], req.ranges[i + 1]);
+  for (let i = 0; i < ranges.length; i += 2) {
+    const raw = data.subarray(ranges[i], ranges[i] + ranges[i + 1]);
     // Room for a result that saves at least compressSavingsMin; zstd fails if it needs more.
     const room = raw.length - Math.ceil(raw.length * compressSavingsMin);
     let stored = 0;
@@ -54,7 +65,7 @@ export function compressChunks(req: CompressRequest): CompressReply {
     reply.storedXxh64.push(xxh64(out.subarray(at, at + stored)));
     at += stored;
   }
-  return { ...reply, data: req.data, payloads: req.out };
+  return reply;
 }
 
 /** Shared slabs registered with this thread (see SlabRequest). */
@@ -62,6 +73,31 @@ const slabs = new Map<number, SharedArrayBuffer>();
 
 export function registerSlab(id: number, slab: SharedArrayBuffer): void {
   slabs.set(id, slab);
+}
+
+function slabView(ref: SlabRef, bytes?: number): Uint8Array {
+  const slab = slabs.get(ref.slab);
+  if (!slab) throw new Error(`slab ${ref.slab} was never registered with this worker`);
+  return new Uint8Array(slab, ref.offset, bytes ?? slab.byteLength - ref.offset);
+}
+
+export function slabHash(req: SlabHashRequest): SlabHashReply {
+  const total = req.chunkLengths.reduce((a, b) => a + b, 0);
+  const data = slabView(req.input, total);
+  const ids = hashInto(data, req.chunkLengths);
+  if (!req.compress) return { ids, compressed: null };
+  const ranges: number[] = [];
+  let at = 0;
+  req.chunkLengths.forEach((length, i) => {
+    if (!isZeroChunkId(ids.subarray(i * chunkIdBytes, (i + 1) * chunkIdBytes))) ranges.push(at, length);
+    at += length;
+  });
+  return { ids, compressed: compressInto(data, ranges, slabView(req.compress.output, total), req.compress.level) };
+}
+
+export function slabCompress(req: SlabCompressRequest): StoredChunks {
+  const total = req.ranges.reduce((a, v, i) => (i % 2 ? a + v : a), 0);
+  return compressInto(slabView(req.input), req.ranges, slabView(req.output, total), req.level);
 }
 
 export function decodeChunks(req: DecodeRequest): DecodeReply {

@@ -1,7 +1,7 @@
 // Worker thread entry: receives WorkRequests, replies with transfers.
 import { parentPort } from 'node:worker_threads';
 import { initDigests } from '../core/digest.js';
-import { compressChunks, decodeChunks, hashChunks, registerSlab } from './chunk-work.js';
+import { compressChunks, decodeChunks, hashChunks, registerSlab, slabCompress, slabHash } from './chunk-work.js';
 import type { WorkRequest } from './messages.js';
 
 const port = parentPort;
@@ -21,6 +21,10 @@ port.on('message', async (msg: { seq: number; req: WorkRequest }) => {
     } else if (req.op === 'decode') {
       const reply = decodeChunks(req);
       port.postMessage({ seq: msg.seq, reply }, reply.output ? [reply.output, reply.input] : [reply.input]);
+    } else if (req.op === 'slab-hash') {
+      port.postMessage({ seq: msg.seq, reply: slabHash(req) });
+    } else if (req.op === 'slab-compress') {
+      port.postMessage({ seq: msg.seq, reply: slabCompress(req) });
     } else {
       registerSlab(req.id, req.slab);
       port.postMessage({ seq: msg.seq, reply: {} });

@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { AssertionError } from '../core/errors.js';
-import type { CompressReply, CompressRequest, DecodeReply, DecodeRequest, HashReply, HashRequest, WorkRequest } from './messages.js';
+import type { CompressReply, CompressRequest, DecodeReply, DecodeRequest, HashReply, HashRequest, SlabCompressRequest, SlabHashReply, SlabHashRequest, StoredChunks, WorkRequest } from './messages.js';
 
 let slabIds = 0;
 
@@ -39,6 +39,8 @@ export class WorkerPool {
   private readonly slots: Slot[] = [];
   private readonly pending = new Map<number, Pending>();
   private seq = 0;
+  /** Slabs shared so far: a worker started later gets them before any request. */
+  private readonly shared: Array<{ id: number; slab: SharedArrayBuffer }> = [];
 
   constructor(size = Math.max(1, availableParallelism())) {
     this.grow(size);
@@ -67,6 +69,8 @@ export class WorkerPool {
         this.pending.clear();
       });
       this.slots.push(slot);
+      // Requests reach a worker in order: registered before anything can name them.
+      for (const { id, slab } of this.shared) void this.run({ op: 'slab', id, slab }, [], slot);
     }
   }
 
@@ -93,9 +97,16 @@ export class WorkerPool {
   decode(req: Omit<DecodeRequest, 'op'>): Promise<DecodeReply> {
     return this.run({ op: 'decode', ...req }, req.output ? [req.input, req.ids, req.output] : [req.input, req.ids]);
   }
-  /** Shares `slab` with every worker once; decode requests then name it by the returned id. */
+  slabHash(req: Omit<SlabHashRequest, 'op'>): Promise<SlabHashReply> {
+    return this.run({ op: 'slab-hash', ...req }, []);
+  }
+  slabCompress(req: Omit<SlabCompressRequest, 'op'>): Promise<StoredChunks> {
+    return this.run({ op: 'slab-compress', ...req }, []);
+  }
+  /** Shares `slab` with every worker (and any started later); requests then name it by the returned id. */
   async shareSlab(slab: SharedArrayBuffer): Promise<number> {
     const id = ++slabIds;
+    this.shared.push({ id, slab });
     await Promise.all(this.slots.map((slot) => this.run({ op: 'slab', id, slab }, [], slot)));
     return id;
   }

@@ -48,9 +48,12 @@ pub const SEEK_DATA: c_int = 3;
 pub const SEEK_HOLE: c_int = 4;
 
 pub const POSIX_FADV_DONTNEED: c_int = 4;
+pub const SYNC_FILE_RANGE_WRITE: u32 = 2;
 
 extern "C" {
     pub fn lseek(fd: c_int, offset: i64, whence: c_int) -> i64;
     /// Returns an errno value (0 on success); does not set errno.
     pub fn posix_fadvise(fd: c_int, offset: i64, len: i64, advice: c_int) -> c_int;
+    /// Returns 0 or -1 with errno set.
+    pub fn sync_file_range(fd: c_int, offset: i64, nbytes: i64, flags: u32) -> c_int;
 }

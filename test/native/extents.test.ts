@@ -65,3 +65,22 @@ describe('native dropCache (posix_fadvise DONTNEED)', () => {
     expect(() => api!.dropCache(987654, 0, 10)).toThrow(/posix_fadvise/);
   });
 });
+
+describe('native startWriteback (sync_file_range WRITE)', () => {
+  const dir = tempDir();
+  const api = nativeApi();
+
+  it('starts writeback of a dirty file without changing it, and names a bad descriptor or range', () => {
+    const path = join(dir, 'dirty.bin');
+    const data = randomBytes(4 * 1024 * 1024);
+    const fd = openSync(path, 'w');
+    writeSync(fd, data);
+    api!.startWriteback(fd, 0, 0); // the whole file
+    api!.startWriteback(fd, 1024 * 1024, 1024 * 1024);
+    closeSync(fd);
+    expect(readFileSync(path).equals(data)).toBe(true);
+    expect(() => api!.startWriteback(987654, 0, 0)).toThrow(/sync_file_range\(WRITE\) failed/);
+    expect(() => api!.startWriteback(-1, 0, 0)).toThrow(/takes an fd >= 0/);
+    expect(() => api!.startWriteback(0, -5, 0)).toThrow(/takes an fd >= 0/);
+  });
+});

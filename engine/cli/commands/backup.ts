@@ -2,6 +2,7 @@ import { plannedReadBytes, runBackup, type IncrementalPlan } from '../../backup/
 import type { Source } from '../../source/source.js';
 import type { CommitHook } from '../../repo/pack-writer.js';
 import { BlockvaultError } from '../../core/errors.js';
+import { phase } from '../../core/phases.js';
 import { checkName } from '../../core/names.js';
 import { humanBytes, humanRate, humanSeconds, plural, ratio } from '../../core/human.js';
 import { Repository } from '../../repo/repository.js';
@@ -129,6 +130,7 @@ Examples:
     const sourcePath = onePositional('backup', positionals, 'source (image file, block device or -)');
     const opened = await openBackupSource(sourcePath, { format: values.format as string | undefined, bitmap: values.bitmap as string | undefined });
     const source = opened.source;
+    phase('source-open');
     const repo = await Repository.open(root, {
       writer: { what: `backup ${vm}/${disk}`, lockWaitSeconds, onWait: (who) => note(`blockvault: waiting for ${who} to finish (it runs alone)`) },
     }).catch(async (err) => { await opened.close(); throw err; });
@@ -140,6 +142,7 @@ Examples:
         bitmap: values.bitmap ? { name: values.bitmap as string, source: opened.bitmapSource, problem: opened.bitmapProblem } : undefined,
         cbtCheckPercent, cbtFallback,
       });
+      phase('planned');
       if (!values.json) note(`blockvault: ${decision.plan ? 'incremental' : 'full'} backup: ${decision.reason}; ${readScope(source, decision.plan, repo.config.chunkBytes)}`);
       const interruptHook = testInterruptHook();
       pool.grow(workersFor(plannedReadBytes(source, decision.plan, repo.config.chunkBytes)));
@@ -153,6 +156,7 @@ Examples:
         },
       });
       bar.done();
+      phase('committed');
       if (values.json) {
         printJson(result);
       } else {

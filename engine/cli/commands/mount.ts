@@ -49,6 +49,7 @@ Options:
     const tree = new MountTree(repo, pool, cacheBytes, values['verify-content'] === true);
     let handle;
     try {
+      await tree.warm();
       handle = await mountTree(mnt, tree, (line) => note(line), readaheadBytes);
     } catch (err) {
       await pool.close();

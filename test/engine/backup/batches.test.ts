@@ -29,7 +29,7 @@ async function reassemble(source: Source, chunkBytes: number, batchChunks: numbe
     let at = 0;
     for (const c of b.readChunks) {
       const length = b.chunkLengths[c];
-      out.set(new Uint8Array(b.data, at, length), (b.firstChunk + c) * chunkBytes);
+      out.set(b.data.subarray(at, at + length), (b.firstChunk + c) * chunkBytes);
       at += length;
     }
     chunks += b.chunkLengths.length;

@@ -21,6 +21,13 @@ describe('ReadStreams', () => {
     expect(ranges[ranges.length - 1].last).toBeLessThanOrEqual((400 * req) / chunk + 256);
   });
 
+  it('prefetches a stride at the first read from the start of the disk, and nothing at a first read elsewhere', () => {
+    expect(streams().onRead(0, req)).toEqual({ first: 2, last: 33 });
+    expect(streams().onRead(5 * req, 6 * req)).toEqual({ first: 1, last: 0 });
+    const tiny = new ReadStreams(chunk, 10, 256, 32);
+    expect(tiny.onRead(0, req)).toEqual({ first: 2, last: 9 });
+  });
+
   it('keeps streaming when FUSE threads deliver requests out of order', () => {
     const inOrder = Array.from({ length: 256 }, (_, i) => i * req);
     const shuffled = [...inOrder];
