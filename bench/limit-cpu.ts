@@ -10,7 +10,7 @@ import { closeSync, openSync, read, fstatSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { nativeApi } from '../engine/source/native.js';
+import { nativeApi } from '../engine/core/native.js';
 
 const pieceBytes = 4 * 1024 * 1024;
 const chunkBytes = 64 * 1024;

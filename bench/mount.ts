@@ -10,7 +10,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assert } from '../engine/core/errors.js';
-import { nativeApi } from '../engine/source/native.js';
+import { nativeApi } from '../engine/core/native.js';
 import { isMounted } from '../mount/fuse-mount.js';
 import { corpus, cacheDir, type Corpus } from './corpus.js';
 import { measure, median } from './measure.js';

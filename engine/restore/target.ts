@@ -5,7 +5,7 @@ import { constants, promises as fs, write as writeCb } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { blockDeviceBytes } from '../core/block-device.js';
 import { BlockvaultError } from '../core/errors.js';
-import { nativeApi } from '../source/native.js';
+import { nativeApi } from '../core/native.js';
 
 export interface Target {
   readonly description: string;

@@ -5,7 +5,7 @@ import { promises as fs, read as readCb } from 'node:fs';
 import { blockDeviceBytes } from '../core/block-device.js';
 import { BlockvaultError } from '../core/errors.js';
 import { diskBytesMax } from '../core/limits.js';
-import { nativeApi } from './native.js';
+import { nativeApi } from '../core/native.js';
 
 export interface Source {
   readonly description: string;

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fs, type Dirent } from 'node:fs';
 import { join } from 'node:path';
 import { BlockvaultError } from '../core/errors.js';
-import { nativeApi } from '../source/native.js';
+import { nativeApi } from '../core/native.js';
 import { dirOf, type ObjectInfo, type ObjectStore, type ObjectWriter, type RangeReader, type StagingArea } from './storage.js';
 
 export const stagingDir = 'tmp';

@@ -47,6 +47,7 @@ extern "C" {
 pub const SEEK_DATA: c_int = 3;
 pub const SEEK_HOLE: c_int = 4;
 
+pub const POSIX_FADV_WILLNEED: c_int = 3;
 pub const POSIX_FADV_DONTNEED: c_int = 4;
 pub const SYNC_FILE_RANGE_WRITE: u32 = 2;
 

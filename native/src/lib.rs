@@ -3,6 +3,8 @@
 //!   flat [start0, end0, start1, end1, ...] of the data regions of a file.
 //! dropCache(fd: number, offset: number, length: number): undefined
 //!   drops a range of a file from the page cache (clean pages only).
+//! willNeed(fd: number, offset: number, length: number): undefined
+//!   asks the kernel to read a range into the page cache in the background.
 //! startWriteback(fd: number, offset: number, length: number): undefined
 //!   starts writing a range's dirty pages to disk and returns at once
 //!   (sync_file_range WRITE): a restore's final fsync then finds little left.
@@ -74,6 +76,17 @@ unsafe extern "C" fn drop_cache_js(env: napi_env, info: napi_callback_info) -> n
     ptr::null_mut()
 }
 
+unsafe extern "C" fn will_need_js(env: napi_env, info: napi_callback_info) -> napi_value {
+    let Some((fd, offset, length)) = fd_range_args(env, info) else {
+        return throw(env, "EINVAL", "willNeed(fd, offset, length) takes an fd >= 0 and two safe integers >= 0");
+    };
+    let err = posix_fadvise(fd, offset, length, POSIX_FADV_WILLNEED);
+    if err != 0 {
+        return throw(env, "EIO", &format!("posix_fadvise(WILLNEED) failed: errno {err}"));
+    }
+    ptr::null_mut()
+}
+
 /// Reads (fd, offset, length) with offset and length safe non-negative integers.
 unsafe fn fd_range_args(env: napi_env, info: napi_callback_info) -> Option<(i32, i64, i64)> {
     let mut argc: usize = 3;
@@ -116,5 +129,6 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
     export(env, exports, "dataExtents", Some(data_extents_js));
     export(env, exports, "dropCache", Some(drop_cache_js));
     export(env, exports, "startWriteback", Some(start_writeback_js));
+    export(env, exports, "willNeed", Some(will_need_js));
     exports
 }

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, ftruncateSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { nativeApi } from '../../engine/source/native.js';
+import { nativeApi } from '../../engine/core/native.js';
 import { residentBytes } from '../helpers/page-cache.js';
 import { tempDir } from '../helpers/temp.js';
 

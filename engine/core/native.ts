@@ -1,4 +1,4 @@
-// Loads blockvault's native addon (native/, built by setup). It is an
+// Loads blockvault's native addon (native/, built by setup): holes, page-cache hints. It is an
 // optimization only: without it, blockvault says so once and reads holes.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -8,6 +8,8 @@ interface NativeApi {
   dataExtents(fd: number, sizeBytes: number): number[];
   /** posix_fadvise(DONTNEED): drops a range's clean pages from the page cache. */
   dropCache(fd: number, offset: number, length: number): void;
+  /** posix_fadvise(WILLNEED): the kernel reads a range into the page cache in the background. */
+  willNeed(fd: number, offset: number, length: number): void;
   /** sync_file_range(WRITE): starts writeback of a range's dirty pages; does not wait for it. */
   startWriteback(fd: number, offset: number, length: number): void;
 }
