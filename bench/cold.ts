@@ -31,7 +31,8 @@ const node = process.execPath;
 
 export interface Timed { seconds: number; rssBytes: number }
 export interface Row { what: string; ours: Timed; limits: Record<string, number>; others: Record<string, number> }
-export interface ColdReport { corpus: string; cold: boolean; rounds: number; rows: Row[]; phases: Record<string, PhaseRun[]> }
+export interface LevelRow { level: number; seconds: number; storedBytes: number }
+export interface ColdReport { corpus: string; cold: boolean; rounds: number; rows: Row[]; phases: Record<string, PhaseRun[]>; levels: LevelRow[] }
 
 const dropCaches = () => { execFileSync('sync'); writeFileSync('/proc/sys/vm/drop_caches', '3'); };
 
@@ -168,6 +169,24 @@ function others(s: Setup, cold: boolean): Record<string, Record<string, number>>
   return out;
 }
 
+/**
+ * The codec choice behind the default (zstd level 1): the CPU-bound work of
+ * a full backup at other levels, warm, with the bytes it would store
+ * (chunks kept raw where zstd saves less than 1/32 are not counted apart).
+ */
+function zstdLevels(c: Corpus): LevelRow[] {
+  return [-5, -1, 1, 2, 3].map((level) => {
+    const times: number[] = [];
+    let storedBytes = 0;
+    for (let i = 0; i < 3; i++) {
+      const started = process.hrtime.bigint();
+      storedBytes = Number(execFileSync(node, [limitCpu, c.base, String(level)], { encoding: 'utf8' }).trim());
+      times.push(Number(process.hrtime.bigint() - started) / 1e9);
+    }
+    return { level, seconds: median(times), storedBytes };
+  });
+}
+
 export async function runCold(c: Corpus, cold: boolean, rounds: number, withOthers: boolean): Promise<ColdReport> {
   const s = prepare(c);
   const phases: Phases = {};
@@ -181,7 +200,7 @@ export async function runCold(c: Corpus, cold: boolean, rounds: number, withOthe
       limits: Object.fromEntries(Object.keys(all[0][what].limits).map((k) => [k, median(all.map((r) => r[what].limits[k]))])),
       others: Object.fromEntries(Object.entries(theirs).filter(([, v]) => v[what] !== undefined).map(([tool, v]) => [tool, v[what]])),
     }));
-    return { corpus: c.name, cold, rounds, rows, phases };
+    return { corpus: c.name, cold, rounds, rows, phases, levels: cold ? [] : zstdLevels(c) };
   } finally {
     rmSync(s.work, { recursive: true, force: true });
   }
@@ -198,8 +217,14 @@ export function coldTable(r: ColdReport): string {
   return lines.join('\n');
 }
 
+function levelsTable(r: ColdReport): string {
+  const base = r.levels.find((l) => l.level === 1)!;
+  return [`| ${r.corpus}: zstd level | SHA-256 + zstd on all cores, s | stored MB | vs level 1: time | vs level 1: stored |`, '|---:|---:|---:|---:|---:|',
+    ...r.levels.map((l) => `| ${l.level} | ${l.seconds.toFixed(2)} | ${(l.storedBytes / 1e6).toFixed(0)} | ${(l.seconds / base.seconds).toFixed(2)}x | ${(l.storedBytes / base.storedBytes).toFixed(3)}x |`)].join('\n');
+}
+
 export function coldReportText(reports: ColdReport[]): string {
-  return reports.map((r) => `${coldTable(r)}\n\n${breakdownTable(r.corpus, r.cold, summarize(r.phases))}`).join('\n\n');
+  return reports.map((r) => [coldTable(r), breakdownTable(r.corpus, r.cold, summarize(r.phases)), ...(r.levels.length ? [levelsTable(r)] : [])].join('\n\n')).join('\n\n');
 }
 
 if (process.argv[1]?.endsWith('cold.js')) {

@@ -10,6 +10,8 @@ interface NativeApi {
   dropCache(fd: number, offset: number, length: number): void;
   /** posix_fadvise(WILLNEED): the kernel reads a range into the page cache in the background. */
   willNeed(fd: number, offset: number, length: number): void;
+  /** The view's memory address modulo `alignment` (O_DIRECT writes need 0 at 4096). */
+  misalignment(view: Uint8Array, alignment: number): number;
   /** sync_file_range(WRITE): starts writeback of a range's dirty pages; does not wait for it. */
   startWriteback(fd: number, offset: number, length: number): void;
 }

@@ -62,7 +62,7 @@ export async function runRestore(repo: Repository, entry: PointEntry, target: Ta
       present.push(isData);
       if (isData) {
         ids.push(id);
-        offsets.push(slot * slots.slotBytes + k * chunkBytes);
+        offsets.push(slots.offsetOf(slot, k * chunkBytes));
       }
     }
     try {

@@ -4,16 +4,24 @@
 // every arrival, and V8 answered ~1.8 GB of them with a full GC every
 // ~64 MB). Pages are only touched as slots fill: small batches cost little.
 import { assert } from '../core/errors.js';
+import { nativeApi } from '../core/native.js';
 import type { SlabRef } from './messages.js';
 import type { WorkerPool } from './pool.js';
 
+/** Slot starts are aligned to this in memory when the native addon can tell (O_DIRECT writes from a slot). */
+export const slotAlignBytes = 4096;
+
 export class SlabSlots {
   readonly slab: SharedArrayBuffer;
+  /** Where slot 0 starts in the slab: memory-aligned to slotAlignBytes where possible. */
+  private readonly base: number;
   private readonly id: Promise<number>;
   private readonly free: number[];
 
   constructor(pool: WorkerPool, readonly slotBytes: number, readonly count: number) {
-    this.slab = new SharedArrayBuffer(slotBytes * count);
+    this.slab = new SharedArrayBuffer(slotBytes * count + slotAlignBytes);
+    const off = nativeApi()?.misalignment(new Uint8Array(this.slab, 0, 1), slotAlignBytes) ?? 0;
+    this.base = (slotAlignBytes - off) % slotAlignBytes;
     this.id = pool.shareSlab(this.slab);
     this.id.catch(() => undefined); // surfaced by ref()
     this.free = Array.from({ length: count }, (_, i) => count - 1 - i);
@@ -33,18 +41,23 @@ export class SlabSlots {
 
   view(slot: number, offset = 0, bytes = this.slotBytes - offset): Uint8Array {
     assert(offset + bytes <= this.slotBytes, `${bytes} bytes at ${offset} overrun a ${this.slotBytes}-byte slot`);
-    return new Uint8Array(this.slab, slot * this.slotBytes + offset, bytes);
+    return new Uint8Array(this.slab, this.offsetOf(slot, offset), bytes);
+  }
+
+  /** Byte `offset` of `slot` as an offset in the slab (what requests with absolute offsets take). */
+  offsetOf(slot: number, offset = 0): number {
+    return this.base + slot * this.slotBytes + offset;
   }
 
   /** Which slot a view from view() lies in. */
   slotOf(view: Uint8Array): number {
-    assert(view.buffer === this.slab, 'not a view of this slab');
-    return Math.floor(view.byteOffset / this.slotBytes);
+    assert(view.buffer === this.slab && view.byteOffset >= this.base, 'not a view of this slab');
+    return Math.floor((view.byteOffset - this.base) / this.slotBytes);
   }
 
   /** The slot (at `offset` in it) as workers name it. */
   async ref(slot: number, offset = 0): Promise<SlabRef> {
-    return { slab: await this.id, offset: slot * this.slotBytes + offset };
+    return { slab: await this.id, offset: this.offsetOf(slot, offset) };
   }
 
   /** The slab's id with the pool (for requests that take absolute offsets). */

@@ -5,6 +5,8 @@
 //!   drops a range of a file from the page cache (clean pages only).
 //! willNeed(fd: number, offset: number, length: number): undefined
 //!   asks the kernel to read a range into the page cache in the background.
+//! misalignment(view: Uint8Array, alignment: number): number
+//!   the view's memory address modulo alignment (O_DIRECT needs 0 at 4096).
 //! startWriteback(fd: number, offset: number, length: number): undefined
 //!   starts writing a range's dirty pages to disk and returns at once
 //!   (sync_file_range WRITE): a restore's final fsync then finds little left.
@@ -87,6 +89,28 @@ unsafe extern "C" fn will_need_js(env: napi_env, info: napi_callback_info) -> na
     ptr::null_mut()
 }
 
+unsafe extern "C" fn misalignment_js(env: napi_env, info: napi_callback_info) -> napi_value {
+    let mut argc: usize = 2;
+    let mut argv: [napi_value; 2] = [ptr::null_mut(); 2];
+    let mut alignment: f64 = 0.0;
+    let mut kind: std::os::raw::c_int = 0;
+    let mut length: usize = 0;
+    let mut data: *mut std::os::raw::c_void = ptr::null_mut();
+    let mut buffer: napi_value = ptr::null_mut();
+    let mut byte_offset: usize = 0;
+    if napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) != NAPI_OK
+        || argc < 2
+        || napi_get_typedarray_info(env, argv[0], &mut kind, &mut length, &mut data, &mut buffer, &mut byte_offset) != NAPI_OK
+        || napi_get_value_double(env, argv[1], &mut alignment) != NAPI_OK
+        || !(alignment >= 1.0 && alignment <= 1048576.0)
+    {
+        return throw(env, "EINVAL", "misalignment(view, alignment) takes a typed array and an alignment from 1 to 1048576");
+    }
+    let mut result: napi_value = ptr::null_mut();
+    napi_create_double(env, ((data as usize) % (alignment as usize)) as f64, &mut result);
+    result
+}
+
 /// Reads (fd, offset, length) with offset and length safe non-negative integers.
 unsafe fn fd_range_args(env: napi_env, info: napi_callback_info) -> Option<(i32, i64, i64)> {
     let mut argc: usize = 3;
@@ -130,5 +154,6 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
     export(env, exports, "dropCache", Some(drop_cache_js));
     export(env, exports, "startWriteback", Some(start_writeback_js));
     export(env, exports, "willNeed", Some(will_need_js));
+    export(env, exports, "misalignment", Some(misalignment_js));
     exports
 }
