@@ -35,6 +35,7 @@ function split(run: PhaseRun): Map<string, { wallMs: number; cpuMs: number }> {
 export function summarize(phases: Record<string, PhaseRun[]>): PhaseSummary {
   const summary: PhaseSummary = {};
   for (const [command, runs] of Object.entries(phases)) {
+    if (runs.length === 0) continue;
     const splits = runs.map(split);
     const names = [...splits[0].keys()];
     summary[command] = {

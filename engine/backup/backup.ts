@@ -234,8 +234,9 @@ class ChunkStage {
     private readonly appends: AppendQueue, private readonly counters: Counters) {
     const { chunkBytes } = repo.config;
     this.batchChunks = Math.max(1, Math.floor(batchBytes / chunkBytes));
-    // Batches pump() works on, plus those read ahead of it, plus the one between the two.
-    this.slots = new BatchSlots(options.pool, this.batchChunks * chunkBytes, batchesInFlightMax + readsInFlightMax + 1);
+    // Input: batches pump() works on, plus those read ahead of it, plus the one between the two.
+    // Output: one per batch pump() works on.
+    this.slots = new BatchSlots(options.pool, this.batchChunks * chunkBytes, batchesInFlightMax + readsInFlightMax + 1, batchesInFlightMax);
     this.allocate = (bytes) => this.slots.take(bytes);
   }
 
@@ -252,54 +253,62 @@ class ChunkStage {
 
   private async hashAndStore(batch: Batch, slot: number, ids: Buffer): Promise<void> {
     const readLengths = batch.readChunks.map((c) => batch.chunkLengths[c]);
-    const refs = await this.slots.refs(slot);
+    const input = await this.slots.inputRef(slot);
     const level = this.repo.config.zstdLevel;
-    const speculate = this.newShare > 0.5;
-    const hashed = await this.options.pool.slabHash({ input: refs.input, chunkLengths: readLengths, compress: speculate ? { level, output: refs.output } : null });
-    const fresh: Array<{ id: Buffer; rawBytes: number; at: number; nonZero: number }> = [];
-    let at = 0;
-    let nonZero = 0;
-    batch.readChunks.forEach((c, i) => {
-      const id = Buffer.from(hashed.ids.buffer, hashed.ids.byteOffset + i * chunkIdBytes, chunkIdBytes);
-      id.copy(ids, c * chunkIdBytes);
-      if (!id.equals(zeroChunkId)) {
-        const hex = id.toString('hex');
-        if (this.repo.index.isDedupTarget(id) || this.writer.isPending(hex) || this.claimed.has(hex)) {
-          this.counters.chunksKnown += 1;
-        } else {
-          this.claimed.add(hex);
-          fresh.push({ id: Buffer.from(id), rawBytes: readLengths[i], at, nonZero });
+    const out = this.slots.takeOutput();
+    try {
+      const speculate = this.newShare > 0.5;
+      const hashed = await this.options.pool.slabHash({ input, chunkLengths: readLengths, compress: speculate ? { level, output: await this.slots.outputRef(out) } : null });
+      const fresh: Fresh[] = [];
+      let at = 0;
+      let nonZero = 0;
+      batch.readChunks.forEach((c, i) => {
+        const id = Buffer.from(hashed.ids.buffer, hashed.ids.byteOffset + i * chunkIdBytes, chunkIdBytes);
+        id.copy(ids, c * chunkIdBytes);
+        if (!id.equals(zeroChunkId)) {
+          const hex = id.toString('hex');
+          if (this.repo.index.isDedupTarget(id) || this.writer.isPending(hex) || this.claimed.has(hex)) {
+            this.counters.chunksKnown += 1;
+          } else {
+            this.claimed.add(hex);
+            fresh.push({ id: Buffer.from(id), rawBytes: readLengths[i], at, nonZero });
+          }
+          nonZero += 1;
         }
-        nonZero += 1;
-      }
-      at += readLengths[i];
-    });
-    if (nonZero > 0) this.newShare = 0.75 * this.newShare + 0.25 * (fresh.length / nonZero);
-    if (fresh.length > 0) await this.storeFresh(slot, refs, fresh, hashed.compressed);
+        at += readLengths[i];
+      });
+      if (nonZero > 0) this.newShare = 0.75 * this.newShare + 0.25 * (fresh.length / nonZero);
+      if (fresh.length > 0) await this.storeFresh(input, out, fresh, hashed.compressed);
+    } finally {
+      this.slots.giveOutput(out);
+    }
   }
 
   /** Appends the new chunks, compressed by the hash trip (speculation) or now. */
-  private async storeFresh(slot: number, refs: { input: SlabRef; output: SlabRef }, fresh: Array<{ id: Buffer; rawBytes: number; at: number; nonZero: number }>,
-    compressed: StoredChunks | null): Promise<void> {
+  private async storeFresh(input: SlabRef, out: number, fresh: Fresh[], compressed: StoredChunks | null): Promise<void> {
     let stored = compressed;
     let picks = fresh.map((f) => f.nonZero); // each fresh chunk's entry in `stored`
     if (!stored) {
-      stored = await this.options.pool.slabCompress({ input: refs.input, ranges: fresh.flatMap((f) => [f.at, f.rawBytes]), level: this.repo.config.zstdLevel, output: refs.output });
+      const ranges = fresh.flatMap((f) => [f.at, f.rawBytes]);
+      stored = await this.options.pool.slabCompress({ input, ranges, level: this.repo.config.zstdLevel, output: await this.slots.outputRef(out) });
       picks = fresh.map((_, i) => i);
     }
     const payloadAt: number[] = [];
     for (let k = 0, p = 0; k < stored.storedBytes.length; p += stored.storedBytes[k], k++) payloadAt.push(p);
     const chunks: StoredChunk[] = fresh.map((f, i) => {
       const k = picks[i];
-      const payload = this.slots.outputView(slot, payloadAt[k], stored.storedBytes[k]);
+      const payload = this.slots.outputView(out, payloadAt[k], stored.storedBytes[k]);
       return { id: f.id, rawBytes: f.rawBytes, storedBytes: stored.storedBytes[k], codec: stored.codecs[k] as 0 | 1, storedXxh64: stored.storedXxh64[k], payload };
     });
-    await this.appends.append(chunks); // written once this resolves: the slot may be reused
+    await this.appends.append(chunks); // written once this resolves: the slots may be reused
     for (const f of fresh) this.claimed.delete(f.id.toString('hex'));
     this.counters.chunksNew += fresh.length;
     this.counters.bytesNew += fresh.reduce((a, f) => a + f.rawBytes, 0);
   }
 }
+
+/** A chunk of a batch that is new to the repository: where it is in the batch, and which non-zero chunk it is. */
+interface Fresh { id: Buffer; rawBytes: number; at: number; nonZero: number }
 
 /** The restore point a finished backup commits: its header, its map's root and the `--json` result. */
 async function describePoint(repo: Repository, options: BackupOptions,

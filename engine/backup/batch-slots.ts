@@ -1,8 +1,10 @@
-// The memory a backup's batches live in: a raw batch and the compressed
-// chunks made from it share a slot index in two slabs (see SlabSlots). A
-// batch is read into its slot, hashed and compressed there by a worker,
-// appended to its pack from there, and the slot is handed back: no batch
-// buffer is allocated, copied or transferred after start-up.
+// The memory a backup's batches live in (see SlabSlots): raw batches in
+// input slots (read ahead, so there are more of them), the compressed
+// chunks made from a batch in an output slot held only while it is being
+// compressed and appended. A batch is read into its slot, hashed and
+// compressed by a worker in place, appended to its pack from there, and the
+// slots are handed back: no batch buffer is allocated, copied or
+// transferred after start-up.
 import { assert } from '../core/errors.js';
 import type { SlabRef } from '../workers/messages.js';
 import type { WorkerPool } from '../workers/pool.js';
@@ -12,9 +14,9 @@ export class BatchSlots {
   private readonly input: SlabSlots;
   private readonly output: SlabSlots;
 
-  constructor(pool: WorkerPool, slotBytes: number, count: number) {
-    this.input = new SlabSlots(pool, slotBytes, count);
-    this.output = new SlabSlots(pool, slotBytes, count);
+  constructor(pool: WorkerPool, slotBytes: number, inputs: number, outputs: number) {
+    this.input = new SlabSlots(pool, slotBytes, inputs);
+    this.output = new SlabSlots(pool, slotBytes, outputs);
   }
 
   /** A free slot's input view of `bytes`. */
@@ -31,9 +33,20 @@ export class BatchSlots {
     this.input.give(slot);
   }
 
-  /** The slot's input and output regions, as workers name them. */
-  async refs(slot: number): Promise<{ input: SlabRef; output: SlabRef }> {
-    return { input: await this.input.ref(slot), output: await this.output.ref(slot) };
+  inputRef(slot: number): Promise<SlabRef> {
+    return this.input.ref(slot);
+  }
+
+  takeOutput(): number {
+    return this.output.take();
+  }
+
+  giveOutput(slot: number): void {
+    this.output.give(slot);
+  }
+
+  outputRef(slot: number): Promise<SlabRef> {
+    return this.output.ref(slot);
   }
 
   outputView(slot: number, offset: number, bytes: number): Uint8Array {

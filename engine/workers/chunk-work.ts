@@ -1,7 +1,7 @@
 // The CPU work on chunks, pure functions over bytes: run inside worker
 // threads by chunk-worker.ts, and directly by tests.
 import { createRequire } from 'node:module';
-import { chunkIdBytes, isAllZero, isZeroChunkId, sha256, xxh64 } from '../core/digest.js';
+import { chunkIdBytes, isAllZero, sha256, xxh64 } from '../core/digest.js';
 import { compressSavingsMin } from '../core/limits.js';
 import { codecRaw, codecZstd } from '../format/pack-format.js';
 import type { CompressReply, CompressRequest, DecodeFailure, DecodeReply, DecodeRequest, HashReply, HashRequest, SlabCompressRequest, SlabHashReply, SlabHashRequest, SlabRef, StoredChunks } from './messages.js';
@@ -38,34 +38,36 @@ export function compressChunks(req: CompressRequest): CompressReply {
 
 /** Compresses data's chunks at `ranges` (offset, length pairs) into `out`, back to back; raw where zstd saves too little. */
 function compressInto(data: Uint8Array, ranges: number[], out: Uint8Array, level: number): StoredChunks {
+  const reply: StoredChunks = { storedBytes: [], codecs: [], storedXxh64: [] };
+  let at = 0;
+  for (let i = 0; i < ranges.length; i += 2) at += compressOne(data.subarray(ranges[i], ranges[i] + ranges[i + 1]), out, at, level, reply);
+  return reply;
+}
+
+/** Compresses one chunk into out at `at`, records it in `reply`; returns the bytes stored. */
+function compressOne(raw: Uint8Array, out: Uint8Array, at: number, level: number, reply: StoredChunks): number {
   if (!cctx || cctxLevel !== level) {
     cctx = new zstd.CCtx();
     cctx.setParameter(zstd.CParameter.compressionLevel, level);
     cctxLevel = level;
   }
-  const reply: StoredChunks = { storedBytes: [], codecs: [], storedXxh64: [] };
-  let at = 0;
-  for (let i = 0; i < ranges.length; i += 2) {
-    const raw = data.subarray(ranges[i], ranges[i] + ranges[i + 1]);
-    // Room for a result that saves at least compressSavingsMin; zstd fails if it needs more.
-    const room = raw.length - Math.ceil(raw.length * compressSavingsMin);
-    let stored = 0;
-    try {
-      stored = room > 0 ? cctx.compress2(out.subarray(at, at + room), raw) : 0;
-    } catch (err) {
-      if (!/too small/i.test((err as Error).message)) throw err;
-    }
-    const codec = stored > 0 ? codecZstd : codecRaw;
-    if (codec === codecRaw) {
-      out.set(raw, at);
-      stored = raw.length;
-    }
-    reply.storedBytes.push(stored);
-    reply.codecs.push(codec);
-    reply.storedXxh64.push(xxh64(out.subarray(at, at + stored)));
-    at += stored;
+  // Room for a result that saves at least compressSavingsMin; zstd fails if it needs more.
+  const room = raw.length - Math.ceil(raw.length * compressSavingsMin);
+  let stored = 0;
+  try {
+    stored = room > 0 ? cctx.compress2(out.subarray(at, at + room), raw) : 0;
+  } catch (err) {
+    if (!/too small/i.test((err as Error).message)) throw err;
   }
-  return reply;
+  const codec = stored > 0 ? codecZstd : codecRaw;
+  if (codec === codecRaw) {
+    out.set(raw, at);
+    stored = raw.length;
+  }
+  reply.storedBytes.push(stored);
+  reply.codecs.push(codec);
+  reply.storedXxh64.push(xxh64(out.subarray(at, at + stored)));
+  return stored;
 }
 
 /** Shared slabs registered with this thread (see SlabRequest). */
@@ -84,15 +86,21 @@ function slabView(ref: SlabRef, bytes?: number): Uint8Array {
 export function slabHash(req: SlabHashRequest): SlabHashReply {
   const total = req.chunkLengths.reduce((a, b) => a + b, 0);
   const data = slabView(req.input, total);
-  const ids = hashInto(data, req.chunkLengths);
-  if (!req.compress) return { ids, compressed: null };
-  const ranges: number[] = [];
+  if (!req.compress) return { ids: hashInto(data, req.chunkLengths), compressed: null };
+  // Each chunk is compressed right after it is hashed, while it is still in the core's cache.
+  const ids = Buffer.alloc(req.chunkLengths.length * chunkIdBytes);
+  const out = slabView(req.compress.output, total);
+  const compressed: StoredChunks = { storedBytes: [], codecs: [], storedXxh64: [] };
   let at = 0;
+  let stored = 0;
   req.chunkLengths.forEach((length, i) => {
-    if (!isZeroChunkId(ids.subarray(i * chunkIdBytes, (i + 1) * chunkIdBytes))) ranges.push(at, length);
+    const chunk = data.subarray(at, at + length);
     at += length;
+    if (isAllZero(chunk)) return;
+    sha256(chunk).copy(ids, i * chunkIdBytes);
+    stored += compressOne(chunk, out, stored, req.compress!.level, compressed);
   });
-  return { ids, compressed: compressInto(data, ranges, slabView(req.compress.output, total), req.compress.level) };
+  return { ids, compressed };
 }
 
 export function slabCompress(req: SlabCompressRequest): StoredChunks {
