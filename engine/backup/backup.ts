@@ -1,7 +1,8 @@
-// A backup: source -> batches -> hash (workers) -> dedup (index) ->
-// compress new chunks (workers) -> append to packs -> map pages -> seal ->
-// restore point. Memory is bounded by batchesInFlightMax batches and a few
-// map pages, whatever the disk size.
+// A backup: source -> batches (read ahead) -> hash, and compress while most
+// chunks are new (workers, in shared slots) -> dedup (index) -> compress the
+// rest of the new chunks -> append to packs -> map pages -> seal -> restore
+// point. Memory is bounded by the batch slots and a few map pages, whatever
+// the disk size.
 import { randomBytes } from 'node:crypto';
 import { BlockvaultError } from '../core/errors.js';
 import { humanBytes, plural } from '../core/human.js';

@@ -1,5 +1,6 @@
-// Restore: stream a restore point's chunks in disk order to a target.
-// Batches are fetched (and verified) in parallel, written in order.
+// Restore: a restore point's chunks to a target. Batches are fetched (and
+// verified) in parallel, decoded into a shared slab at their place in the
+// disk, and written as soon as they are ready (in disk order for a stream).
 import { chunkIdBytes, zeroChunkId } from '../core/digest.js';
 import { interruptedError, whenAborted } from '../core/interrupt.js';
 import { phase } from '../core/phases.js';
