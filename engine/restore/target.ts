@@ -206,6 +206,8 @@ export async function openTarget(path: string, sizeBytes: number, force: boolean
   await fs.rm(tmp, { force: true });
   const file = await fs.open(tmp, 'wx', 0o644).catch((err) => { throw targetError(path, err); });
   // A filesystem without O_DIRECT (tmpfs on older kernels, some FUSE ones) refuses it: written through the page cache.
-  const direct = durable && nativeApi() ? await fs.open(tmp, constants.O_WRONLY | constants.O_DIRECT).catch(() => null) : null;
+  // (Test hook: BLOCKVAULT_TEST_BUFFERED_RESTORE=1 takes that path on any filesystem.)
+  const wantDirect = durable && nativeApi() !== null && !process.env.BLOCKVAULT_TEST_BUFFERED_RESTORE;
+  const direct = wantDirect ? await fs.open(tmp, constants.O_WRONLY | constants.O_DIRECT).catch(() => null) : null;
   return new FileTarget(path, file, direct, tmp, path, durable, stat !== null);
 }

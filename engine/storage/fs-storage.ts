@@ -221,12 +221,15 @@ export class FsObjectStore implements ObjectStore {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
         throw err;
       }
+      const dirs: string[] = [];
       for (const e of entries) {
         const key = rel ? `${rel}/${e.name}` : e.name;
         if (!key.startsWith(prefix) && !prefix.startsWith(`${key}/`)) continue;
-        if (e.isDirectory()) await walk(key);
+        if (e.isDirectory()) dirs.push(key);
         else if (e.isFile()) out.push(key);
       }
+      // Subdirectories at once (the I/O pool bounds it): cold, each readdir waits on the disk.
+      await Promise.all(dirs.map(walk));
     };
     await walk(dir);
     return out.sort();
