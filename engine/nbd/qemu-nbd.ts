@@ -1,7 +1,7 @@
 // Serves a qemu-supported image (qcow2, vmdk, vhdx, vdi, ...) read-only over
 // NBD on a private unix socket, for the duration of one backup.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { BlockvaultError } from '../core/errors.js';
@@ -22,9 +22,44 @@ export interface QemuNbd {
   stop(): Promise<void>;
 }
 
+/** Private socket directories are named for the process that made them: blockvault-nbd-<pid>-XXXXXX. */
+const socketDirPattern = /^blockvault-nbd-(\d+)-/;
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the socket directories of blockvault processes that died without
+ * stopping their qemu-nbd (killed with SIGKILL, say: qemu-nbd itself exits
+ * once its client is gone). Returns the directories removed.
+ */
+export function sweepStaleSocketDirs(dir = tmpdir()): string[] {
+  const removed: string[] = [];
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const pid = Number(socketDirPattern.exec(name)?.[1]);
+    if (!pid || pid === process.pid || isAlive(pid)) continue;
+    rmSync(join(dir, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
 export async function startQemuNbd(image: string, format: string, bitmap?: string): Promise<QemuNbd> {
   if (!existsSync(image)) throw new BlockvaultError('BAD_INPUT', `source ${image} does not exist`);
-  const dir = mkdtempSync(join(tmpdir(), 'blockvault-nbd-'));
+  sweepStaleSocketDirs();
+  const dir = mkdtempSync(join(tmpdir(), `blockvault-nbd-${process.pid}-`));
   const socket = join(dir, 'nbd.sock');
   const args = ['--read-only', '--format', format, '--socket', socket, '--shared', '2', ...(bitmap ? ['--bitmap', bitmap] : []), image];
   let child: ChildProcess;

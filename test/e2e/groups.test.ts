@@ -3,6 +3,7 @@
 // whole by list, restore, verify and the mount.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isMounted } from '../../mount/fuse-mount.js';
@@ -78,6 +79,11 @@ describe('VM restore points of several disks', () => {
     expect((await cli(['verify', '-r', root])).code).toBe(0);
     const after = await cliJson<GroupResult>(['backup', '-r', root, '--vm', 'web03', '--disk', `sda=${sda}`, '--disk', `sdb=${sdb}`]);
     expect(after.disks).toHaveLength(2);
+    // The killed run's private qemu-nbd socket directory went with the next run's start
+    // (directories of live processes, other tests' backups, stay).
+    const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+    const orphans = readdirSync(tmpdir()).filter((n) => { const m = /^blockvault-nbd-(\d+)-/.exec(n); return m !== null && !alive(Number(m[1])); });
+    expect(orphans).toEqual([]);
     expect(existsSync(join(root, 'groups', 'web03', `${after.group}.group`))).toBe(true);
   });
 
