@@ -10,7 +10,7 @@
 import { isAllZero } from '../core/digest.js';
 import { BlockvaultError } from '../core/errors.js';
 import { chunkBytesMax } from '../core/limits.js';
-import type { CdcBounds } from './fastcdc.js';
+import { chunksOf, type CdcBounds, type CdcScanner } from './fastcdc.js';
 import { log2Exact, spreadMask } from './gear.js';
 
 export const alignBytes = 4096;
@@ -39,7 +39,7 @@ export function blockHash(view: DataView, offset: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-export class AlignedCdcScanner {
+export class AlignedCdcScanner implements CdcScanner {
   /** Blocks of the current chunk seen so far. */
   private blocks = 0;
   /** Bytes of a final partial block (the stream has ended inside a block). */
@@ -97,8 +97,5 @@ export class AlignedCdcScanner {
 
 /** Chunk lengths of one whole buffer. */
 export function alignedCdcChunks(data: Uint8Array, bounds: CdcBounds): number[] {
-  const scanner = new AlignedCdcScanner(bounds);
-  const cuts = scanner.push(data);
-  const last = scanner.finish();
-  return last > 0 ? [...cuts, last] : cuts;
+  return chunksOf(new AlignedCdcScanner(bounds), data);
 }

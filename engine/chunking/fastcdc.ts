@@ -25,7 +25,7 @@ export function checkFastCdcBounds(b: CdcBounds): void {
   }
 }
 
-export class FastCdcScanner {
+export class FastCdcScanner implements CdcScanner {
   private hash = 0;
   /** Bytes of the current chunk seen so far. */
   private length = 0;
@@ -88,10 +88,16 @@ export class FastCdcScanner {
   }
 }
 
+/** A streaming chunker: what both scanners offer. */
+export interface CdcScanner { push(data: Uint8Array): number[]; finish(): number }
+
 /** Chunk lengths of one whole buffer. */
-export function fastCdcChunks(data: Uint8Array, bounds: CdcBounds): number[] {
-  const scanner = new FastCdcScanner(bounds);
+export function chunksOf(scanner: CdcScanner, data: Uint8Array): number[] {
   const cuts = scanner.push(data);
   const last = scanner.finish();
   return last > 0 ? [...cuts, last] : cuts;
+}
+
+export function fastCdcChunks(data: Uint8Array, bounds: CdcBounds): number[] {
+  return chunksOf(new FastCdcScanner(bounds), data);
 }

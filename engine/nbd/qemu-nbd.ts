@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { BlockvaultError } from '../core/errors.js';
 import type { NbdAddress } from './uri.js';
+import { isAlive } from '../core/process-alive.js';
 
 const formatsByExtension: Record<string, string> = { '.qcow2': 'qcow2', '.qcow': 'qcow2', '.vmdk': 'vmdk', '.vhdx': 'vhdx', '.vdi': 'vdi', '.vpc': 'vpc', '.vhd': 'vpc' };
 const startSecondsMax = 15;
@@ -24,15 +25,6 @@ export interface QemuNbd {
 
 /** Private socket directories are named for the process that made them: blockvault-nbd-<pid>-XXXXXX. */
 const socketDirPattern = /^blockvault-nbd-(\d+)-/;
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Removes the socket directories of blockvault processes that died without

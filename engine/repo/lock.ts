@@ -20,6 +20,7 @@ import { hostname } from 'node:os';
 import { BlockvaultError } from '../core/errors.js';
 import type { ObjectInfo, ObjectStore } from '../storage/storage.js';
 import { locksDir } from './layout.js';
+import { isAlive } from '../core/process-alive.js';
 
 export type LockKind = 'session' | 'forget' | 'gc' | 'exclusive' | 'intent';
 export type HeldKind = Exclude<LockKind, 'intent'>;
@@ -55,15 +56,6 @@ function bootId(): string {
     cachedBootId = 'unknown';
   }
   return cachedBootId;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Session ids sort by start time: `<ms since epoch, base 36>-<random>`. */

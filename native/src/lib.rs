@@ -67,26 +67,24 @@ unsafe extern "C" fn data_extents_js(env: napi_env, info: napi_callback_info) ->
     array
 }
 
-unsafe extern "C" fn drop_cache_js(env: napi_env, info: napi_callback_info) -> napi_value {
+/// posix_fadvise over (fd, offset, length) from JS; `name` and `what` word the errors.
+unsafe fn advise(env: napi_env, info: napi_callback_info, advice: std::os::raw::c_int, name: &str, what: &str) -> napi_value {
     let Some((fd, offset, length)) = fd_range_args(env, info) else {
-        return throw(env, "EINVAL", "dropCache(fd, offset, length) takes an fd >= 0 and two safe integers >= 0");
+        return throw(env, "EINVAL", &format!("{name}(fd, offset, length) takes an fd >= 0 and two safe integers >= 0"));
     };
-    let err = posix_fadvise(fd, offset, length, POSIX_FADV_DONTNEED);
+    let err = posix_fadvise(fd, offset, length, advice);
     if err != 0 {
-        return throw(env, "EIO", &format!("posix_fadvise(DONTNEED) failed: errno {err}"));
+        return throw(env, "EIO", &format!("posix_fadvise({what}) failed: errno {err}"));
     }
     ptr::null_mut()
 }
 
+unsafe extern "C" fn drop_cache_js(env: napi_env, info: napi_callback_info) -> napi_value {
+    advise(env, info, POSIX_FADV_DONTNEED, "dropCache", "DONTNEED")
+}
+
 unsafe extern "C" fn will_need_js(env: napi_env, info: napi_callback_info) -> napi_value {
-    let Some((fd, offset, length)) = fd_range_args(env, info) else {
-        return throw(env, "EINVAL", "willNeed(fd, offset, length) takes an fd >= 0 and two safe integers >= 0");
-    };
-    let err = posix_fadvise(fd, offset, length, POSIX_FADV_WILLNEED);
-    if err != 0 {
-        return throw(env, "EIO", &format!("posix_fadvise(WILLNEED) failed: errno {err}"));
-    }
-    ptr::null_mut()
+    advise(env, info, POSIX_FADV_WILLNEED, "willNeed", "WILLNEED")
 }
 
 unsafe extern "C" fn misalignment_js(env: napi_env, info: napi_callback_info) -> napi_value {
