@@ -152,6 +152,8 @@ export async function prepareBackup(repo: Repository, options: BackupOptions): P
     await appends.idle().catch(() => undefined);
     await writer.abort();
     throw err;
+  } finally {
+    await store.release();
   }
 }
 
@@ -239,6 +241,10 @@ class ChunkStage {
     // Output: one per batch pump() works on.
     this.slots = new BatchSlots(options.pool, this.batchChunks * chunkBytes, batchesInFlightMax + readsInFlightMax + 1, batchesInFlightMax);
     this.allocate = (bytes) => this.slots.take(bytes);
+  }
+
+  release(): Promise<void> {
+    return this.slots.release();
   }
 
   async batch(batch: Batch): Promise<Buffer> {

@@ -19,6 +19,10 @@ export class BatchSlots {
     this.output = new SlabSlots(pool, slotBytes, outputs);
   }
 
+  async release(): Promise<void> {
+    await Promise.all([this.input.release(), this.output.release()]);
+  }
+
   /** A free slot's input view of `bytes`. */
   take(bytes: number): Uint8Array {
     assert(bytes <= this.input.slotBytes, `a batch of ${bytes} bytes does not fit a ${this.input.slotBytes}-byte slot`);

@@ -97,6 +97,8 @@ export async function runRestore(repo: Repository, entry: PointEntry, target: Ta
   } catch (err) {
     await target.abort();
     throw err;
+  } finally {
+    await slots.release();
   }
   return { id: entry.id, bytesTotal: sizeBytes, bytesWritten: counts.bytesWritten, chunksZero: counts.chunksZero, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
 }

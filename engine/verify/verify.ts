@@ -90,12 +90,17 @@ async function checkChunks(repo: Repository, pool: WorkerPool, fetcher: ChunkFet
     }
     onProgress?.(Math.min(first + fetchBatchChunks, ids.length), ids.length);
   };
-  for (let i = 0; i < ids.length; i += fetchBatchChunks) {
-    const fetching = one(i);
-    fetching.catch(() => undefined); // observed when its turn comes
-    inflight.push(fetching);
-    if (inflight.length >= fetchesInFlight) await inflight.shift();
+  try {
+    for (let i = 0; i < ids.length; i += fetchBatchChunks) {
+      const fetching = one(i);
+      fetching.catch(() => undefined); // observed when its turn comes
+      inflight.push(fetching);
+      if (inflight.length >= fetchesInFlight) await inflight.shift();
+    }
+    await Promise.all(inflight);
+  } finally {
+    await Promise.allSettled(inflight);
+    await slots.release();
   }
-  await Promise.all(inflight);
   return bytesChecked;
 }

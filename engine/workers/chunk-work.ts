@@ -11,14 +11,19 @@ export function hashChunks(req: HashRequest): HashReply {
   return { data: req.data, ids: ids.buffer.slice(ids.byteOffset, ids.byteOffset + ids.length) as ArrayBuffer };
 }
 
-/** The SHA-256 id of each chunk laid back to back in `data` (zero chunks: the zero id). */
-function hashInto(data: Uint8Array, chunkLengths: number[]): Buffer {
+/**
+ * The SHA-256 id of each chunk laid back to back in `data` (zero chunks: the
+ * zero id); `then` sees each non-zero chunk right after it is hashed.
+ */
+function hashInto(data: Uint8Array, chunkLengths: number[], then?: (chunk: Uint8Array) => void): Buffer {
   const ids = Buffer.alloc(chunkLengths.length * chunkIdBytes);
   let at = 0;
   chunkLengths.forEach((length, i) => {
     const chunk = data.subarray(at, at + length);
-    if (!isAllZero(chunk)) sha256(chunk).copy(ids, i * chunkIdBytes);
     at += length;
+    if (isAllZero(chunk)) return;
+    sha256(chunk).copy(ids, i * chunkIdBytes);
+    then?.(chunk);
   });
   return ids;
 }
@@ -77,6 +82,10 @@ export function registerSlab(id: number, slab: SharedArrayBuffer): void {
   slabs.set(id, slab);
 }
 
+export function unregisterSlab(id: number): void {
+  slabs.delete(id);
+}
+
 function slabView(ref: SlabRef, bytes?: number): Uint8Array {
   const slab = slabs.get(ref.slab);
   if (!slab) throw new Error(`slab ${ref.slab} was never registered with this worker`);
@@ -86,20 +95,13 @@ function slabView(ref: SlabRef, bytes?: number): Uint8Array {
 export function slabHash(req: SlabHashRequest): SlabHashReply {
   const total = req.chunkLengths.reduce((a, b) => a + b, 0);
   const data = slabView(req.input, total);
-  if (!req.compress) return { ids: hashInto(data, req.chunkLengths), compressed: null };
+  const compress = req.compress;
+  if (!compress) return { ids: hashInto(data, req.chunkLengths), compressed: null };
   // Each chunk is compressed right after it is hashed, while it is still in the core's cache.
-  const ids = Buffer.alloc(req.chunkLengths.length * chunkIdBytes);
-  const out = slabView(req.compress.output, total);
+  const out = slabView(compress.output, total);
   const compressed: StoredChunks = { storedBytes: [], codecs: [], storedXxh64: [] };
-  let at = 0;
   let stored = 0;
-  req.chunkLengths.forEach((length, i) => {
-    const chunk = data.subarray(at, at + length);
-    at += length;
-    if (isAllZero(chunk)) return;
-    sha256(chunk).copy(ids, i * chunkIdBytes);
-    stored += compressOne(chunk, out, stored, req.compress!.level, compressed);
-  });
+  const ids = hashInto(data, req.chunkLengths, (chunk) => { stored += compressOne(chunk, out, stored, compress.level, compressed); });
   return { ids, compressed };
 }
 

@@ -1,7 +1,7 @@
 // Worker thread entry: receives WorkRequests, replies with transfers.
 import { parentPort } from 'node:worker_threads';
 import { initDigests } from '../core/digest.js';
-import { compressChunks, decodeChunks, hashChunks, registerSlab, slabCompress, slabHash } from './chunk-work.js';
+import { compressChunks, decodeChunks, hashChunks, registerSlab, slabCompress, slabHash, unregisterSlab } from './chunk-work.js';
 import type { WorkRequest } from './messages.js';
 
 const port = parentPort;
@@ -25,6 +25,9 @@ port.on('message', async (msg: { seq: number; req: WorkRequest }) => {
       port.postMessage({ seq: msg.seq, reply: slabHash(req) });
     } else if (req.op === 'slab-compress') {
       port.postMessage({ seq: msg.seq, reply: slabCompress(req) });
+    } else if (req.op === 'unslab') {
+      unregisterSlab(req.id);
+      port.postMessage({ seq: msg.seq, reply: {} });
     } else {
       registerSlab(req.id, req.slab);
       port.postMessage({ seq: msg.seq, reply: {} });

@@ -60,4 +60,7 @@ export interface SlabCompressRequest { op: 'slab-compress'; input: SlabRef; rang
  */
 export interface SlabRequest { op: 'slab'; id: number; slab: SharedArrayBuffer }
 
-export type WorkRequest = HashRequest | CompressRequest | DecodeRequest | SlabRequest | SlabHashRequest | SlabCompressRequest;
+/** Forgets a slab: its memory is freed once the last thread lets go of it. */
+export interface UnslabRequest { op: 'unslab'; id: number }
+
+export type WorkRequest = HashRequest | CompressRequest | DecodeRequest | SlabRequest | UnslabRequest | SlabHashRequest | SlabCompressRequest;

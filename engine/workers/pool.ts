@@ -110,6 +110,12 @@ export class WorkerPool {
     await Promise.all(this.slots.map((slot) => this.run({ op: 'slab', id, slab }, [], slot)));
     return id;
   }
+  /** Forgets a shared slab everywhere, after the requests already sent (a worker takes them in order). */
+  async unshareSlab(id: number): Promise<void> {
+    const at = this.shared.findIndex((s) => s.id === id);
+    if (at >= 0) this.shared.splice(at, 1);
+    await Promise.all(this.slots.map((slot) => this.run({ op: 'unslab', id }, [], slot)));
+  }
 
   async close(): Promise<void> {
     await Promise.all(this.slots.map((s) => s.worker.terminate()));

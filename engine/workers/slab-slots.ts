@@ -18,7 +18,7 @@ export class SlabSlots {
   private readonly id: Promise<number>;
   private readonly free: number[];
 
-  constructor(pool: WorkerPool, readonly slotBytes: number, readonly count: number) {
+  constructor(private readonly pool: WorkerPool, readonly slotBytes: number, readonly count: number) {
     this.slab = new SharedArrayBuffer(slotBytes * count + slotAlignBytes);
     const off = nativeApi()?.misalignment(new Uint8Array(this.slab, 0, 1), slotAlignBytes) ?? 0;
     this.base = (slotAlignBytes - off) % slotAlignBytes;
@@ -58,6 +58,15 @@ export class SlabSlots {
   /** The slot (at `offset` in it) as workers name it. */
   async ref(slot: number, offset = 0): Promise<SlabRef> {
     return { slab: await this.id, offset: this.offsetOf(slot, offset) };
+  }
+
+  /**
+   * Lets the workers forget the slab once the caller's work is done: a pool
+   * outlives one backup or restore (a group backup, the tests), and each
+   * slab kept registered would keep its memory.
+   */
+  async release(): Promise<void> {
+    await this.pool.unshareSlab(await this.id).catch(() => undefined); // a pool closed already holds nothing
   }
 
   /** The slab's id with the pool (for requests that take absolute offsets). */

@@ -40,6 +40,9 @@ describe('WorkerPool slabs', () => {
       const only = await pool.slabCompress({ input: { slab: inId, offset: 0 }, ranges: [8192, 4096], level: 1, output: { slab: outId, offset: 4096 } });
       expect(only.codecs).toEqual([codecZstd]);
       expect(only.storedXxh64[0]).toBe(xxh64(new Uint8Array(output, 4096, only.storedBytes[0])));
+      // Forgotten by every worker once unshared: a pool outlives each backup and must not keep its slabs.
+      await pool.unshareSlab(inId);
+      await expect(pool.slabHash({ input: { slab: inId, offset: 0 }, chunkLengths: [4096], compress: null })).rejects.toThrow(/never registered/);
     } finally {
       await pool.close();
     }
