@@ -15,13 +15,20 @@ import type { PointBody, PointHeader } from '../format/point-format.js';
 import { PagedMap } from '../repo/chunk-map.js';
 import { MapBuilder, type BuiltMap } from '../repo/map-builder.js';
 import { storeMapPage } from '../repo/map-pages.js';
+import { cdcLeafBytes } from '../format/map-format.js';
 import { PackWriter, type CommitHook, type StoredChunk } from '../repo/pack-writer.js';
 import type { OpenPoint } from '../repo/point-store.js';
 import type { Repository } from '../repo/repository.js';
 import type { Source } from '../source/source.js';
 import type { SlabRef, StoredChunks } from '../workers/messages.js';
 import type { WorkerPool } from '../workers/pool.js';
+import { configChunker } from '../format/config-format.js';
+import type { ChunkerSpec } from '../chunking/chunker.js';
+import { makeScanner } from '../chunking/scanner.js';
+import type { CdcMap } from '../repo/cdc-map.js';
+import { CdcMapBuilder, type BuiltCdcMap } from '../repo/cdc-map-builder.js';
 import { BatchSlots } from './batch-slots.js';
+import { CdcReader, type CdcBatch, type CdcHoleRun, type CdcRegion, type CdcSlots, type ParentCut } from './cdc-batches.js';
 import { readBatches, type Batch, type HoleRun } from './batches.js';
 
 export interface BackupProgress { bytesDone: number; bytesTotal: number | null; bytesRead: number; bytesNew: number; chunksDone: number; chunksKnown: number; chunksNew: number }
@@ -29,8 +36,10 @@ export interface BackupProgress { bytesDone: number; bytesTotal: number | null; 
 /** An increment: start from the parent's chunk map, read only these chunks. */
 export interface IncrementalPlan {
   parent: OpenPoint;
-  /** [firstChunk, endChunk) ranges, ascending: the changed extents rounded out to chunks. */
+  /** [firstChunk, endChunk) ranges, ascending: the changed extents rounded out to chunks (fixed-size chunks). */
   ranges: Array<[number, number]>;
+  /** Variable-length chunks: byte regions to re-chunk, each from a cut of the parent, ascending (see cdc-batches.ts). */
+  regions?: CdcRegion[];
 }
 
 export interface BackupOptions {
@@ -48,6 +57,8 @@ export interface BackupOptions {
   allowEmpty?: boolean;
   /** Aborted by an interrupt: stop reading, drop the unsealed pack, commit nothing. */
   signal?: AbortSignal;
+  /** The chunker to cut with (default: the repository's; see backupChunker). */
+  chunker?: ChunkerSpec;
 }
 
 /** The CLI's `backup --json` contract: these field names are stable. */
@@ -66,7 +77,7 @@ export interface BackupResult {
   chunksKnown: number;
   seconds: number;
   parent: string | null;
-  mapKind: 'paged';
+  mapKind: 'paged' | 'cdc';
   /** Map pages this backup stored (an unchanged region's pages are the parent's: none). */
   mapPagesNew: number;
   mode: 'full' | 'incremental';
@@ -78,6 +89,7 @@ interface Counters { bytesRead: number; bytesNew: number; chunksNew: number; chu
 /** Bytes this backup will read: the changed chunks, a sparse image's data, the disk; null for a stream. */
 export function plannedReadBytes(source: Source, plan: IncrementalPlan | undefined, chunkBytes: number): number | null {
   if (source.sizeBytes === null) return null;
+  if (plan?.regions) return Math.min(source.sizeBytes, plan.regions.reduce((a, r) => a + r.end - r.start + chunkBytes, 0));
   if (plan) return Math.min(source.sizeBytes, plan.ranges.reduce((a, [first, end]) => a + end - first, 0) * chunkBytes);
   return source.dataExtents ? source.dataExtents.reduce((a, [start, end]) => a + end - start, 0) : source.sizeBytes;
 }
@@ -102,20 +114,19 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
 export async function prepareBackup(repo: Repository, options: BackupOptions): Promise<PreparedPoint> {
   const started = process.hrtime.bigint();
   const time = backupTime().toISOString();
-  const { chunkBytes } = repo.config;
   const writer = new PackWriter(repo.storage, repo.sessionId, repo.index, repo.config.packBytesTarget, options.hook);
   const counters: Counters = { bytesRead: 0, bytesNew: 0, chunksNew: 0, chunksZero: 0, chunksKnown: 0, bytesDone: 0, chunksDone: 0, mapPagesNew: 0, mapBytesStored: 0 };
-  const knownChunks = options.source.sizeBytes === null ? null : Math.ceil(options.source.sizeBytes / chunkBytes);
-  if (knownChunks !== null && knownChunks > chunksPerPointMax) throw new BlockvaultError('BAD_INPUT', `source ${options.source.description} is too large (${knownChunks} chunks; at most ${chunksPerPointMax})`);
   const appends = new AppendQueue(writer);
-  const builder = new MapBuilder(knownChunks, incrementBase(options.plan, knownChunks), (page) => storePage(repo, writer, appends, counters, page));
-  const store = new ChunkStage(repo, options, writer, appends, counters);
-  const planned = options.plan
-    ? options.plan.ranges.reduce((a, [f, e]) => a + (Math.min(e * chunkBytes, options.source.sizeBytes!) - f * chunkBytes), 0)
+  const sink = (page: Buffer) => storePage(repo, writer, appends, counters, page);
+  const chunker = options.chunker ?? configChunker(repo.config);
+  const map = chunker.kind === 'fixed' ? fixedMapStage(repo, options, sink) : cdcMapStage(chunker, options, sink);
+  const store = new ChunkStage(repo, options, writer, appends, counters, map.slotBytes);
+  const planned = plannedReadBytes(options.source, options.plan, repo.config.chunkBytes) === null ? null
+    : options.plan && !options.plan.regions ? options.plan.ranges.reduce((a, [f, e]) => a + (Math.min(e * repo.config.chunkBytes, options.source.sizeBytes!) - f * repo.config.chunkBytes), 0)
     : options.source.sizeBytes;
   // Batches finish out of order; the map takes their ids in disk order, without holding up the batches behind.
-  const ordered = new InOrder<Buffer | null>(async (ids, first) => { if (ids) await builder.put(first, ids); });
-  const processBatch = async (batch: Batch | HoleRun): Promise<void> => {
+  const ordered = new InOrder<{ item: AnyBatch; ids: Buffer | null }>(async (v) => map.put(v.item, v.ids));
+  const processBatch = async (batch: AnyBatch): Promise<void> => {
     const ticket = ordered.ticket();
     let ids: Buffer | null = null;
     try {
@@ -125,12 +136,12 @@ export async function prepareBackup(repo: Repository, options: BackupOptions): P
       counters.chunksDone += 'hole' in batch ? batch.chunks : batch.chunkLengths.length;
       options.onProgress?.({ ...counters, bytesTotal: planned });
     } finally {
-      await ordered.done(ticket, batch.firstChunk, ids); // a failed batch passes its turn (the backup fails anyway)
+      await ordered.done(ticket, batch.firstChunk, { item: batch, ids }); // a failed batch passes its turn (the backup fails anyway)
     }
   };
   const { signal } = options;
   try {
-    await pump(readBatches(options.source, chunkBytes, store.batchChunks, store.allocate, options.plan?.ranges), processBatch, signal);
+    await pump(map.batches(store), processBatch, signal);
     phase('data-read');
     if (signal?.aborted) throw interruptedError(signal, `no restore point was committed; ${sealedNote(writer)}`);
     const sizeBytes = options.source.sizeBytes ?? counters.bytesDone;
@@ -138,10 +149,8 @@ export async function prepareBackup(repo: Repository, options: BackupOptions): P
       throw new BlockvaultError('BAD_INPUT', `source ${options.source.description} is empty (0 bytes): nothing was committed. ` +
         'A producer that failed in a pipe gives this; if the disk really is empty, pass --allow-empty');
     }
-    const chunksTotal = Math.ceil(sizeBytes / chunkBytes);
-    if (chunksTotal > chunksPerPointMax) throw new BlockvaultError('BAD_INPUT', `source ${options.source.description} is too large`);
     await ordered.drained();
-    const built = await builder.finish(chunksTotal);
+    const built = await map.finish(sizeBytes);
     await appends.idle();
     await writer.seal();
     await writer.flushIndex();
@@ -155,6 +164,66 @@ export async function prepareBackup(repo: Repository, options: BackupOptions): P
   } finally {
     await store.release();
   }
+}
+
+type AnyBatch = Batch | HoleRun | CdcBatch | CdcHoleRun;
+
+/** How a backup reads its source into batches and builds its map: fixed-size chunks or content-defined ones. */
+interface MapStage {
+  /** Bytes of one input slot. */
+  slotBytes: number;
+  batches(store: ChunkStage): AsyncGenerator<AnyBatch>;
+  put(item: AnyBatch, ids: Buffer | null): Promise<void>;
+  finish(sizeBytes: number): Promise<BuiltPointMap>;
+}
+
+/** What describePoint needs of a finished map. */
+type BuiltPointMap = { kind: 'fixed'; map: BuiltMap } | { kind: 'cdc'; map: BuiltCdcMap };
+
+function fixedMapStage(repo: Repository, options: BackupOptions, sink: (page: Buffer) => Promise<Buffer>): MapStage {
+  const { chunkBytes } = repo.config;
+  const knownChunks = options.source.sizeBytes === null ? null : Math.ceil(options.source.sizeBytes / chunkBytes);
+  if (knownChunks !== null && knownChunks > chunksPerPointMax) throw new BlockvaultError('BAD_INPUT', `source ${options.source.description} is too large (${knownChunks} chunks; at most ${chunksPerPointMax})`);
+  const builder = new MapBuilder(knownChunks, incrementBase(options.plan, knownChunks), sink);
+  const batchChunks = Math.max(1, Math.floor(batchBytes / chunkBytes));
+  return {
+    slotBytes: batchChunks * chunkBytes,
+    batches: (store) => readBatches(options.source, chunkBytes, batchChunks, store.allocate, options.plan?.ranges),
+    put: async (item, ids) => { if (ids) await builder.put(item.firstChunk, ids); },
+    finish: async (sizeBytes) => {
+      const chunksTotal = Math.ceil(sizeBytes / chunkBytes);
+      if (chunksTotal > chunksPerPointMax) throw new BlockvaultError('BAD_INPUT', `source ${options.source.description} is too large`);
+      return { kind: 'fixed', map: await builder.finish(chunksTotal) };
+    },
+  };
+}
+
+function cdcMapStage(spec: Extract<ChunkerSpec, { maxBytes: number }>, options: BackupOptions, sink: (page: Buffer) => Promise<Buffer>): MapStage {
+  if (options.source.sizeBytes === null) throw new BlockvaultError('USAGE', `a ${spec.kind} repository takes sized sources (an image, a device or an NBD export); ${options.source.description} is a stream`);
+  const parent = options.plan?.parent.map;
+  if (parent && parent.kind !== 'cdc') throw new BlockvaultError('BAD_INPUT', 'an increment of variable-length chunks needs a parent of variable-length chunks');
+  const builder = new CdcMapBuilder(options.source.sizeBytes, parent ?? null, sink);
+  return {
+    slotBytes: batchBytes + spec.maxBytes,
+    batches: (store) => {
+      const reader = new CdcReader(options.source, spec, store.cdcSlots, () => makeScanner(spec));
+      return options.plan ? reader.regions(options.plan.regions!, parentCut(parent!)) : reader.whole();
+    },
+    put: async (item, ids) => {
+      if ('hole' in item) await builder.put((item as CdcHoleRun).offset, (item as CdcHoleRun).lengths, Buffer.alloc((item as CdcHoleRun).lengths.length * chunkIdBytes));
+      else await builder.put((item as CdcBatch).offset, item.chunkLengths, ids!);
+    },
+    finish: async (sizeBytes) => ({ kind: 'cdc', map: await builder.finish(sizeBytes) }),
+  };
+}
+
+/** Is `offset` a cut of the parent: where one of its chunks starts, or the disk's end? */
+function parentCut(parent: CdcMap): ParentCut {
+  return async (offset) => {
+    if (offset >= parent.sizeBytes) return true;
+    const span = await parent.chunksIn(offset, offset + 1);
+    return span.offsets[0] === offset;
+  };
 }
 
 /** An increment builds on its parent's paged map (a version-1 parent is upgraded first: writes need version 3). */
@@ -226,28 +295,29 @@ async function storePage(repo: Repository, writer: PackWriter, appends: AppendQu
 
 /** Hashes a batch's chunks, stores the new ones; returns the batch's chunk ids (holes: zero ids). */
 class ChunkStage {
-  readonly batchChunks: number;
   private readonly claimed = new Set<string>();
   private readonly slots: BatchSlots;
   /** Share of recent batches' non-zero chunks that were new: above one half, the hash trip also compresses. */
   private newShare = 1;
   readonly allocate: (bytes: number) => Uint8Array;
 
+  /** What a content-defined reader takes its slots from (cdc-batches.ts). */
+  readonly cdcSlots: CdcSlots;
+
   constructor(private readonly repo: Repository, private readonly options: BackupOptions, private readonly writer: PackWriter,
-    private readonly appends: AppendQueue, private readonly counters: Counters) {
-    const { chunkBytes } = repo.config;
-    this.batchChunks = Math.max(1, Math.floor(batchBytes / chunkBytes));
+    private readonly appends: AppendQueue, private readonly counters: Counters, slotBytes: number) {
     // Input: batches pump() works on, plus those read ahead of it, plus the one between the two.
     // Output: one per batch pump() works on.
-    this.slots = new BatchSlots(options.pool, this.batchChunks * chunkBytes, batchesInFlightMax + readsInFlightMax + 1, batchesInFlightMax);
+    this.slots = new BatchSlots(options.pool, slotBytes, batchesInFlightMax + readsInFlightMax + 1, batchesInFlightMax);
     this.allocate = (bytes) => this.slots.take(bytes);
+    this.cdcSlots = { takeWhole: () => this.slots.takeWhole(), give: (slot) => this.slots.give(slot), slotOf: (view) => this.slots.slotOf(view) };
   }
 
   release(): Promise<void> {
     return this.slots.release();
   }
 
-  async batch(batch: Batch): Promise<Buffer> {
+  async batch(batch: Batch | CdcBatch): Promise<Buffer> {
     const slot = this.slots.slotOf(batch.data);
     try {
       const ids = Buffer.alloc(batch.chunkLengths.length * chunkIdBytes); // holes stay zero ids
@@ -258,9 +328,9 @@ class ChunkStage {
     }
   }
 
-  private async hashAndStore(batch: Batch, slot: number, ids: Buffer): Promise<void> {
+  private async hashAndStore(batch: Batch | CdcBatch, slot: number, ids: Buffer): Promise<void> {
     const readLengths = batch.readChunks.map((c) => batch.chunkLengths[c]);
-    const input = await this.slots.inputRef(slot);
+    const input = await this.slots.inputRef(batch.data);
     const level = this.repo.config.zstdLevel;
     const out = this.slots.takeOutput();
     try {
@@ -319,40 +389,55 @@ interface Fresh { id: Buffer; rawBytes: number; at: number; nonZero: number }
 
 /** The restore point a finished backup commits: its header, its map's root and the `--json` result. */
 async function describePoint(repo: Repository, options: BackupOptions,
-  ctx: { writer: PackWriter; counters: Counters; built: BuiltMap; sizeBytes: number; time: string; started: bigint }): Promise<PreparedPoint> {
+  ctx: { writer: PackWriter; counters: Counters; built: BuiltPointMap; sizeBytes: number; time: string; started: bigint }): Promise<PreparedPoint> {
   const { writer, counters, built, sizeBytes, time, started } = ctx;
   const { chunkBytes } = repo.config;
-  const chunksTotal = Math.ceil(sizeBytes / chunkBytes);
+  const shape = built.kind === 'fixed' ? fixedShape(options, built.map, sizeBytes, chunkBytes) : cdcShape(options.chunker ?? configChunker(repo.config), built.map);
+  counters.chunksZero = shape.chunksZero;
   const parentHeader = options.plan?.parent.header;
-  const parentNonZero = parentHeader ? parentHeader.chunksTotal - (parentHeader.stats.chunksZero ?? 0) : 0;
-  counters.chunksZero = chunksTotal - (parentNonZero + built.nonZeroChange);
   const parent = parentHeader ? parentHeader.id : (repo.points.list(options.vm, options.disk)[0]?.id ?? null);
   const header: PointHeader = {
     id: randomBytes(16).toString('hex'), vm: options.vm, disk: options.disk, time, sizeBytes, chunkBytes,
-    chunksTotal, parent, base: null, chainDepth: 0,
-    mapSha256: sha256(built.root).toString('hex'),
+    chunksTotal: shape.chunksTotal, parent, base: null, chainDepth: 0,
+    mapSha256: sha256(built.map.root).toString('hex'),
     source: { path: options.source.description, ...options.sourceInfo },
     stats: {},
+    ...shape.fields,
   };
-  const body: PointBody = { kind: 'paged', height: built.height, root: built.root };
+  const body: PointBody = { kind: built.kind === 'fixed' ? 'paged' : 'cdc', height: built.map.height, root: built.map.root };
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const result: BackupResult = {
     id: header.id, vm: header.vm, disk: header.disk, time, bytesTotal: sizeBytes,
     bytesRead: counters.bytesRead, bytesNew: counters.bytesNew, bytesStored: writer.bytesAppended,
-    chunksTotal, chunksNew: counters.chunksNew, chunksZero: counters.chunksZero,
-    chunksKnown: counters.chunksKnown, seconds, parent, mapKind: 'paged', mapPagesNew: counters.mapPagesNew,
+    chunksTotal: shape.chunksTotal, chunksNew: counters.chunksNew, chunksZero: counters.chunksZero,
+    chunksKnown: counters.chunksKnown, seconds, parent, mapKind: built.kind === 'fixed' ? 'paged' : 'cdc', mapPagesNew: counters.mapPagesNew,
     mode: options.plan ? 'incremental' : 'full',
     reason: options.reason ?? (options.plan ? 'changed-block tracking' : 'no change tracking given'),
   };
   header.source = { ...header.source, mode: result.mode, reason: result.reason };
-  const lastLength = sizeBytes - (chunksTotal - 1) * chunkBytes;
   header.stats = {
     bytesRead: result.bytesRead, bytesNew: result.bytesNew, bytesStored: result.bytesStored,
     chunksNew: result.chunksNew, chunksZero: result.chunksZero, seconds, mapPagesNew: counters.mapPagesNew, mapBytesStored: counters.mapBytesStored,
-    // The last chunk may be short: a zero one was over-subtracted.
-    bytesNonZero: sizeBytes - counters.chunksZero * chunkBytes + (chunksTotal > 0 && built.lastChunkZero ? chunkBytes - lastLength : 0),
+    bytesNonZero: shape.bytesNonZero,
   };
   return { result, header, body };
+}
+
+interface PointShape { chunksTotal: number; chunksZero: number; bytesNonZero: number; fields: Partial<PointHeader> }
+
+function fixedShape(options: BackupOptions, built: BuiltMap, sizeBytes: number, chunkBytes: number): PointShape {
+  const chunksTotal = Math.ceil(sizeBytes / chunkBytes);
+  const parentHeader = options.plan?.parent.header;
+  const parentNonZero = parentHeader ? parentHeader.chunksTotal - (parentHeader.stats.chunksZero ?? 0) : 0;
+  const chunksZero = chunksTotal - (parentNonZero + built.nonZeroChange);
+  const lastLength = sizeBytes - (chunksTotal - 1) * chunkBytes;
+  // The last chunk may be short: a zero one was over-subtracted.
+  const bytesNonZero = sizeBytes - chunksZero * chunkBytes + (chunksTotal > 0 && built.lastChunkZero ? chunkBytes - lastLength : 0);
+  return { chunksTotal, chunksZero, bytesNonZero, fields: {} };
+}
+
+function cdcShape(chunker: ChunkerSpec, built: BuiltCdcMap): PointShape {
+  return { chunksTotal: built.chunksTotal, chunksZero: built.chunksZero, bytesNonZero: built.bytesNonZero, fields: { chunker, leafBytes: cdcLeafBytes } };
 }
 
 /**

@@ -37,8 +37,15 @@ export class BatchSlots {
     this.input.give(slot);
   }
 
-  inputRef(slot: number): Promise<SlabRef> {
-    return this.input.ref(slot);
+  /** Where a batch's view (from take(), or a part of it) starts, as workers name it. */
+  inputRef(view: Uint8Array): Promise<SlabRef> {
+    const slot = this.input.slotOf(view);
+    return this.input.ref(slot, view.byteOffset - this.input.offsetOf(slot));
+  }
+
+  /** A whole input slot's view (a content-defined batch lays its carried-over chunk in front of what it read). */
+  takeWhole(): Uint8Array {
+    return this.input.view(this.input.take());
   }
 
   takeOutput(): number {

@@ -66,7 +66,7 @@ export async function* readBatches(source: Source, chunkBytes: number, batchChun
     const bytesRead = await readRuns(source, data, p.offset, chunkBytes, p.chunkLengths, p.readChunks);
     return { firstChunk: p.firstChunk, chunkLengths: p.chunkLengths, readChunks: p.readChunks, data, bytesRead, last: p.last };
   };
-  yield* readAhead(planBatches(size, chunkBytes, batchChunks, source.dataExtents, ranges), read);
+  yield* readAhead<PlannedBatch, Batch, HoleRun>(planBatches(size, chunkBytes, batchChunks, source.dataExtents, ranges), read);
 }
 
 /** The batches and hole runs of a sized source, in disk order, without reading anything. */
@@ -104,9 +104,9 @@ export function* planBatches(size: number, chunkBytes: number, batchChunks: numb
  * (docs/BENCHMARKS.md, "Whole commands, cold"): scattered 64 KiB preads cold
  * are 2-3x faster 8 at a time than one at a time; more gains little.
  */
-export async function* readAhead<P extends { chunkLengths: number[] }>(plan: Iterable<P | HoleRun>, read: (p: P) => Promise<Batch>,
-  readsMax = readsInFlightMax, bytesMax = readAheadBytesMax): AsyncGenerator<Batch | HoleRun> {
-  const queue: Array<{ bytes: number; result: Promise<Batch> | HoleRun }> = [];
+export async function* readAhead<P extends { chunkLengths: number[] }, R = Batch, H extends { hole: true } = HoleRun>(plan: Iterable<P | H>, read: (p: P) => Promise<R>,
+  readsMax = readsInFlightMax, bytesMax = readAheadBytesMax): AsyncGenerator<R | H> {
+  const queue: Array<{ bytes: number; result: Promise<R> | H }> = [];
   let queuedBytes = 0;
   const iterator = plan[Symbol.iterator]();
   let exhausted = false;

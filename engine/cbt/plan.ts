@@ -15,6 +15,9 @@ import type { ChunkMap } from '../repo/chunk-map.js';
 import type { Repository } from '../repo/repository.js';
 import type { Source } from '../source/source.js';
 import { chunkRanges, parseExtents, type ByteExtent } from './extents-file.js';
+import { cdcCbtCheck, cdcRegions } from './cdc-plan.js';
+import { describeChunker, sameChunker, type ChunkerSpec } from '../chunking/chunker.js';
+import { configChunker } from '../format/config-format.js';
 
 /** What an NBD source with a dirty bitmap offers (see nbd/nbd-source.ts). */
 export interface BitmapSource extends Source {
@@ -32,6 +35,13 @@ export interface PlanInput {
   bitmap?: { name: string; source: BitmapSource | null; problem?: string };
   cbtCheckPercent?: number;
   cbtFallback?: 'refuse' | 'full';
+  /** The chunker this backup cuts with (default: the repository's). */
+  chunker?: ChunkerSpec;
+}
+
+/** A catalog entry's chunker (the index keeps the point's stats and sizes, not its header). */
+function pointChunker(entry: PointEntry): ChunkerSpec {
+  return entry.chunker ?? { kind: 'fixed' };
 }
 
 export interface Plan { plan?: IncrementalPlan; reason: string; basis: Record<string, unknown> }
@@ -48,6 +58,11 @@ export async function planBackup(input: PlanInput): Promise<Plan> {
   if (!parentEntry) return full(`no earlier restore point of ${vm}/${disk} to build on`);
   const id = parentEntry.id.slice(0, 8);
   if (parentEntry.sizeBytes !== source.sizeBytes) return full(`disk size changed from ${parentEntry.sizeBytes} to ${source.sizeBytes} bytes since ${id}`);
+  const chunker = input.chunker ?? configChunker(repo.config);
+  const parentChunker = pointChunker(parentEntry);
+  if (!sameChunker(chunker, parentChunker) || (chunker.kind === 'fixed' && parentEntry.chunkBytes !== repo.config.chunkBytes)) {
+    return full(`parent ${id} was cut by ${describeChunker(parentChunker, parentEntry.chunkBytes)}, this backup cuts ${describeChunker(chunker, repo.config.chunkBytes)}: its chunks cannot be reused in place`);
+  }
   const verified = repo.index.verified(parentEntry.id);
   if (verified && !verified.ok) return full(`parent ${id} failed verification at ${verified.time}`);
   let parent;
@@ -77,11 +92,15 @@ export async function planBackup(input: PlanInput): Promise<Plan> {
     extents = await bitmapSource.dirtyExtents(name);
   }
   const chunkBytes = parent.header.chunkBytes;
-  const ranges = chunkRanges(extents, chunkBytes);
+  const map = parent.map;
+  const ranges = map.kind === 'fixed' ? chunkRanges(extents, chunkBytes) : [];
+  const regions = map.kind === 'cdc' ? await cdcRegions(map, extents) : undefined;
   basis.changedBytes = extents.reduce((a, e) => a + e.length, 0);
 
   if (input.cbtCheckPercent && input.cbtCheckPercent > 0) {
-    const check = await cbtCheck(source, parent.map, chunkBytes, ranges, input.cbtCheckPercent);
+    const check = map.kind === 'fixed'
+      ? await cbtCheck(source, map, chunkBytes, ranges, input.cbtCheckPercent)
+      : await cdcCbtCheck(source, map, regions!, input.cbtCheckPercent);
     basis.cbtCheck = check;
     if (check.mismatched > 0) {
       const what = `--cbt-check: ${check.mismatched} of ${check.sampled} sampled chunks that the tracker calls unchanged differ from parent ${id} (first at offset ${check.firstOffset})`;
@@ -92,7 +111,7 @@ export async function planBackup(input: PlanInput): Promise<Plan> {
   const reason = tracking === 'extents'
     ? `changed extents ${input.changedFile}: ${humanBytes(Number(basis.changedBytes))} changed since ${id}`
     : `dirty bitmap "${input.bitmap!.name}": ${humanBytes(Number(basis.changedBytes))} changed since ${id}`;
-  return { plan: { parent, ranges }, reason, basis };
+  return { plan: { parent, ranges, regions }, reason, basis };
 }
 
 function inRanges(chunk: number, ranges: ReadonlyArray<readonly [number, number]>): boolean {

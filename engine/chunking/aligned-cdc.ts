@@ -27,11 +27,37 @@ export function checkAlignedBounds(b: CdcBounds): void {
   }
 }
 
-/** A 32-bit hash of one 4 KiB block: little-endian words mixed with multiply-rotate, then an avalanche. */
-export function blockHash(view: DataView, offset: number): number {
-  let h = 0x27d4eb2f;
-  for (let w = 0; w < wordsPerBlock; w++) {
-    h = Math.imul(h ^ view.getUint32(offset + 4 * w, true), 0x9e3779b1);
+/** The whole 32-bit words of `data` (copied when the view is not 4-byte aligned). */
+export function wordsOf(data: Uint8Array): Uint32Array {
+  const bytes = (data.byteOffset & 3) === 0 ? data : Uint8Array.from(data);
+  return new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2);
+}
+
+/** Lanes of the block hash: independent multiply-rotate chains over every 8th word, so the work runs in parallel (native: in SIMD lanes). */
+const hashLanes = 8;
+const laneSeeds = Uint32Array.from({ length: hashLanes }, (_, i) => (0x27d4eb2f + Math.imul(i, 0x9e3779b9)) >>> 0);
+
+/**
+ * A 32-bit hash of one 4 KiB block (little-endian 32-bit words): word w goes
+ * into lane w mod 8 as h = rotl32((h ^ w) * 0x9e3779b1, 13); the lanes are
+ * folded in order the same way, then avalanched (murmur3's finalizer).
+ */
+export function blockHash(words: Uint32Array, at: number): number {
+  let h0 = laneSeeds[0], h1 = laneSeeds[1], h2 = laneSeeds[2], h3 = laneSeeds[3];
+  let h4 = laneSeeds[4], h5 = laneSeeds[5], h6 = laneSeeds[6], h7 = laneSeeds[7];
+  for (let w = at; w < at + wordsPerBlock; w += hashLanes) {
+    h0 = Math.imul(h0 ^ words[w], 0x9e3779b1); h0 = (h0 << 13) | (h0 >>> 19);
+    h1 = Math.imul(h1 ^ words[w + 1], 0x9e3779b1); h1 = (h1 << 13) | (h1 >>> 19);
+    h2 = Math.imul(h2 ^ words[w + 2], 0x9e3779b1); h2 = (h2 << 13) | (h2 >>> 19);
+    h3 = Math.imul(h3 ^ words[w + 3], 0x9e3779b1); h3 = (h3 << 13) | (h3 >>> 19);
+    h4 = Math.imul(h4 ^ words[w + 4], 0x9e3779b1); h4 = (h4 << 13) | (h4 >>> 19);
+    h5 = Math.imul(h5 ^ words[w + 5], 0x9e3779b1); h5 = (h5 << 13) | (h5 >>> 19);
+    h6 = Math.imul(h6 ^ words[w + 6], 0x9e3779b1); h6 = (h6 << 13) | (h6 >>> 19);
+    h7 = Math.imul(h7 ^ words[w + 7], 0x9e3779b1); h7 = (h7 << 13) | (h7 >>> 19);
+  }
+  let h = 0;
+  for (const lane of [h0, h1, h2, h3, h4, h5, h6, h7]) {
+    h = Math.imul(h ^ lane, 0x9e3779b1);
     h = (h << 13) | (h >>> 19);
   }
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
@@ -41,15 +67,15 @@ export function blockHash(view: DataView, offset: number): number {
 
 export class AlignedCdcScanner implements CdcScanner {
   /** Blocks of the current chunk seen so far. */
-  private blocks = 0;
+  protected blocks = 0;
   /** Bytes of a final partial block (the stream has ended inside a block). */
-  private tailBytes = 0;
-  private partial = false;
-  private readonly minBlocks: number;
-  private readonly avgBlocks: number;
-  private readonly maxBlocks: number;
-  private readonly maskStrict: number;
-  private readonly maskLoose: number;
+  protected tailBytes = 0;
+  protected partial = false;
+  protected readonly minBlocks: number;
+  protected readonly avgBlocks: number;
+  protected readonly maxBlocks: number;
+  protected readonly maskStrict: number;
+  protected readonly maskLoose: number;
 
   constructor(bounds: CdcBounds) {
     checkAlignedBounds(bounds);
@@ -64,12 +90,12 @@ export class AlignedCdcScanner implements CdcScanner {
   /** Scans the stream's next bytes; returns the lengths of the chunks that end in them, in order. */
   push(data: Uint8Array): number[] {
     if (this.partial) throw new BlockvaultError('BAD_INPUT', 'aligned-cdc: bytes after a partial block (only the stream\'s last piece may end inside a block)');
-    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
     const cuts: number[] = [];
+    const words = wordsOf(data);
     const whole = data.length - (data.length % alignBytes);
     for (let at = 0; at < whole; at += alignBytes) {
       this.blocks += 1;
-      if (this.blocks >= this.maxBlocks || (this.blocks >= this.minBlocks && this.cutsAfter(data, view, at))) {
+      if (this.blocks >= this.maxBlocks || (this.blocks >= this.minBlocks && this.cutsAfter(data, words, at))) {
         cuts.push(this.blocks * alignBytes);
         this.blocks = 0;
       }
@@ -79,10 +105,35 @@ export class AlignedCdcScanner implements CdcScanner {
     return cuts;
   }
 
-  private cutsAfter(data: Uint8Array, view: DataView, at: number): boolean {
-    if (isAllZero(data.subarray(at, at + alignBytes))) return false;
+  private cutsAfter(data: Uint8Array, words: Uint32Array, at: number): boolean {
     const mask = this.blocks <= this.avgBlocks ? this.maskStrict : this.maskLoose;
-    return (blockHash(view, at) & mask) === 0;
+    // Zero blocks never cut (their hash is one constant): checked only for a block whose hash matches.
+    return (blockHash(words, at >>> 2) & mask) === 0 && !isAllZero(data.subarray(at, at + alignBytes));
+  }
+
+  /**
+   * `n` all-zero blocks that were not read (a hole): zero blocks never cut,
+   * so only the maximum does. Returns the lengths of the chunks that end in them.
+   */
+  pushZeroBlocks(n: number): number[] {
+    if (this.partial) throw new BlockvaultError('BAD_INPUT', 'aligned-cdc: blocks after a partial block');
+    const cuts: number[] = [];
+    for (let left = n; left > 0; ) {
+      const room = this.maxBlocks - this.blocks;
+      if (left < room) {
+        this.blocks += left;
+        break;
+      }
+      cuts.push(this.maxBlocks * alignBytes);
+      left -= room;
+      this.blocks = 0;
+    }
+    return cuts;
+  }
+
+  /** Bytes of the chunk in progress (since the last cut). */
+  get openBytes(): number {
+    return this.blocks * alignBytes + this.tailBytes;
   }
 
   /** The stream's last chunk (its whole blocks since the last cut, plus a final partial block), or 0. */

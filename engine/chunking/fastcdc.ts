@@ -26,13 +26,13 @@ export function checkFastCdcBounds(b: CdcBounds): void {
 }
 
 export class FastCdcScanner implements CdcScanner {
-  private hash = 0;
+  protected hash = 0;
   /** Bytes of the current chunk seen so far. */
-  private length = 0;
-  private readonly maskStrict: number;
-  private readonly maskLoose: number;
+  protected length = 0;
+  protected readonly maskStrict: number;
+  protected readonly maskLoose: number;
 
-  constructor(private readonly bounds: CdcBounds) {
+  constructor(protected readonly bounds: CdcBounds) {
     checkFastCdcBounds(bounds);
     const bits = log2Exact(bounds.avgBytes)!;
     this.maskStrict = spreadMask(bits + normalizationBits);

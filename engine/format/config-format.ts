@@ -5,10 +5,16 @@ import { exactBytes } from '../core/human.js';
 import {
   chunkBytesMax, chunkBytesMin, configBytesMax, packBytesMax, packBytesMin, zstdLevelMax, zstdLevelMin,
 } from '../core/limits.js';
+import { checkChunker, type ChunkerSpec } from '../chunking/chunker.js';
 import { asBuffer, needBytes } from './binary.js';
 
 export const configMagicPrefix = Buffer.from('BVREPO\x00', 'latin1');
 /**
+ * 5: a repository may chunk content-defined (`chunker` in the config), and
+ * its restore points are then of kind 3, variable-length chunk maps
+ * (docs/FORMAT.md "Variable-length chunk maps"); a version-4 reader would
+ * take their chunks for fixed-size ones. Nothing else changed: a version-4
+ * repository is written as it is (fixed chunks only).
  * 4: gc beside backups: forget and gc locks, pending-gc objects whose
  * condemned packs no backup dedups against (docs/FORMAT.md "Garbage
  * collection"); a version-3 writer would not honour them.
@@ -17,8 +23,10 @@ export const configMagicPrefix = Buffer.from('BVREPO\x00', 'latin1');
  * staging (docs/FORMAT.md "Sessions and locks"). Older repositories are read
  * as they are; writing to one needs `blockvault upgrade` first.
  */
-export const repoFormatVersion = 4;
-export const repoFormatVersionsReadable = [1, 2, 3, 4];
+export const repoFormatVersion = 5;
+export const repoFormatVersionsReadable = [1, 2, 3, 4, 5];
+/** The versions this blockvault writes to as they are (4 holds nothing a version-5 writer would change). */
+export const repoFormatVersionsWritable = [4, 5];
 
 export interface RepoConfig {
   repoId: string;
@@ -27,11 +35,23 @@ export interface RepoConfig {
   zstdLevel: number;
   packBytesTarget: number;
   createdAt: string;
+  /** Absent before version 5: fixed. For a content-defined chunker, chunkBytes is its maximum (the largest chunk). */
+  chunker?: ChunkerSpec;
+}
+
+/** The config's chunker (fixed when it names none). */
+export function configChunker(c: RepoConfig): ChunkerSpec {
+  return c.chunker ?? { kind: 'fixed' };
 }
 
 export function checkConfig(c: RepoConfig, what: string): void {
   const pow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
-  if (!pow2(c.chunkBytes) || c.chunkBytes < chunkBytesMin || c.chunkBytes > chunkBytesMax) {
+  const chunker = configChunker(c);
+  checkChunker(chunker, what);
+  if (chunker.kind !== 'fixed') {
+    if (c.formatVersion < 5) throw new BlockvaultError('CORRUPT', `${what}: a ${chunker.kind} chunker in a version-${c.formatVersion} repository`);
+    if (c.chunkBytes !== chunker.maxBytes) throw new BlockvaultError('BAD_INPUT', `${what}: chunk size ${exactBytes(c.chunkBytes)} contradicts the ${chunker.kind} maximum ${exactBytes(chunker.maxBytes)}`);
+  } else if (!pow2(c.chunkBytes) || c.chunkBytes < chunkBytesMin || c.chunkBytes > chunkBytesMax) {
     throw new BlockvaultError('BAD_INPUT', `${what}: chunk size ${exactBytes(c.chunkBytes)} must be a power of two from ${exactBytes(chunkBytesMin)} to ${exactBytes(chunkBytesMax)}`);
   }
   if (!Number.isInteger(c.zstdLevel) || c.zstdLevel < zstdLevelMin || c.zstdLevel > zstdLevelMax) {

@@ -146,3 +146,84 @@ export function applyLeafPatch(baseEntries: Buffer, patches: Buffer, what: strin
   }
   return out;
 }
+
+// Variable-length chunk maps (docs/FORMAT.md "Variable-length chunk maps").
+// A leaf covers a fixed span of the disk, cdcLeafBytes, and lists the chunks
+// that *start* in it: where the first one starts (the chunk before may reach
+// in from the leaf before), then each chunk's length and id. An unchanged
+// span of the disk has the same leaf in every restore point, as with fixed
+// maps; the levels above are ordinary inner pages over the leaves' ids.
+
+/** Page kind of a variable-length leaf. (3 stays reserved.) */
+export const pageKindCdcLeaf = 2;
+/** Disk bytes one variable-length leaf covers: ~1024 chunks at a 64 KiB average, as a fixed leaf. */
+export const cdcLeafBytes = 64 * 1024 * 1024;
+/** Chunks starting in one leaf: one per 4 KiB block at most (aligned-cdc); FastCDC's minimum keeps it there too (checked). */
+export const cdcLeafEntriesMax = cdcLeafBytes / 4096;
+
+/** A decoded leaf: the first chunk's start, relative to the leaf's first byte, and each chunk's length and id (ids back to back). */
+export interface CdcLeaf { firstOffset: number; lengths: Uint32Array; ids: Buffer }
+
+/** The shape of a variable-length map over `leaves` leaves: one level above the inner pages a fixed map of that many entries would have. */
+export function cdcMapShape(leaves: number): { height: number; rootEntries: number } {
+  const upper = mapShape(leaves);
+  return { height: upper.height + 1, rootEntries: upper.rootEntries };
+}
+
+/** magic "BVMP" | version u8 | kind 2 | level 0 | 0 | u32 count n | u32 firstOffset | n x u32 length | n x 32-byte id. */
+export function encodeCdcLeaf(leaf: CdcLeaf): Buffer {
+  const n = leaf.lengths.length;
+  assert(n >= 1 && n <= cdcLeafEntriesMax && leaf.ids.length === n * chunkIdBytes && leaf.firstOffset >= 0 && leaf.firstOffset < cdcLeafBytes, 'variable-length leaf shape');
+  const out = Buffer.alloc(mapPageHeaderBytes + n * (4 + chunkIdBytes));
+  mapPageMagic.copy(out, 0);
+  out.writeUInt8(mapPageVersion, 4);
+  out.writeUInt8(pageKindCdcLeaf, 5);
+  out.writeUInt32LE(n, 8);
+  out.writeUInt32LE(leaf.firstOffset, 12);
+  let start = leaf.firstOffset;
+  for (let k = 0; k < n; k++) {
+    assert(leaf.lengths[k] >= 1 && (k === n - 1 || start + leaf.lengths[k] < cdcLeafBytes), 'variable-length leaf: every chunk starts inside the leaf');
+    out.writeUInt32LE(leaf.lengths[k], mapPageHeaderBytes + 4 * k);
+    start += leaf.lengths[k];
+  }
+  leaf.ids.copy(out, mapPageHeaderBytes + 4 * n);
+  return out;
+}
+
+/** Where a leaf sits: its first disk byte, the disk's size, the largest chunk the point allows. */
+export interface CdcLeafPlace { index: number; firstByte: number; sizeBytes: number; chunkBytesMax: number }
+
+/**
+ * Checks a variable-length leaf against its place before anything uses it:
+ * chunks of 1 .. chunkBytesMax bytes, each starting inside the leaf (so
+ * starts ascend), the first leaf's first chunk at 0, nothing past the disk's
+ * end, and the last leaf ending exactly there.
+ */
+export function decodeCdcLeaf(bytes: Uint8Array, place: CdcLeafPlace, what: string): CdcLeaf {
+  const b = asBuffer(bytes);
+  needBytes(b, mapPageHeaderBytes, what);
+  checkMagic(b, 0, mapPageMagic, what);
+  const version = b.readUInt8(4);
+  if (version !== mapPageVersion) throw new BlockvaultError('FORMAT_VERSION', `${what}: map page version ${version}; this blockvault reads version ${mapPageVersion}`);
+  const kind = b.readUInt8(5);
+  const n = b.readUInt32LE(8);
+  const firstOffset = b.readUInt32LE(12);
+  if (kind !== pageKindCdcLeaf || b.readUInt8(6) !== 0) throw new BlockvaultError('CORRUPT', `${what}: page of kind ${kind}, level ${b.readUInt8(6)}; its place needs a variable-length leaf (kind ${pageKindCdcLeaf}, level 0)`);
+  if (n < 1 || n > cdcLeafEntriesMax || b.length !== mapPageHeaderBytes + n * (4 + chunkIdBytes)) throw new BlockvaultError('CORRUPT', `${what}: ${n} entries in ${b.length} bytes`);
+  const leafEnd = Math.min(place.sizeBytes, place.firstByte + cdcLeafBytes);
+  const isLast = leafEnd === place.sizeBytes;
+  if ((place.index === 0 && firstOffset !== 0) || place.firstByte + firstOffset >= leafEnd) throw new BlockvaultError('CORRUPT', `${what}: first chunk at offset ${place.firstByte + firstOffset}, outside the leaf's disk bytes ${place.firstByte}-${leafEnd}`);
+  const lengths = new Uint32Array(n);
+  let start = place.firstByte + firstOffset;
+  for (let k = 0; k < n; k++) {
+    const length = b.readUInt32LE(mapPageHeaderBytes + 4 * k);
+    if (length < 1 || length > place.chunkBytesMax) throw new BlockvaultError('CORRUPT', `${what}: chunk ${k} at offset ${start} has length ${length} (1 to ${place.chunkBytesMax})`);
+    if (start >= leafEnd) throw new BlockvaultError('CORRUPT', `${what}: chunk ${k} starts at offset ${start}, past the leaf's end ${leafEnd} (offsets out of order)`);
+    lengths[k] = length;
+    start += length;
+  }
+  if (start > place.sizeBytes || (isLast && start !== place.sizeBytes) || (!isLast && start < leafEnd)) {
+    throw new BlockvaultError('CORRUPT', `${what}: its chunks end at offset ${start}; the disk is ${place.sizeBytes} bytes${isLast ? '' : ` and the leaf's chunks must reach its end ${leafEnd}`}`);
+  }
+  return { firstOffset, lengths, ids: b.subarray(mapPageHeaderBytes + 4 * n) };
+}

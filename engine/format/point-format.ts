@@ -13,7 +13,8 @@ import { assert, BlockvaultError } from '../core/errors.js';
 import { chunkIdBytes, xxh64 } from '../core/digest.js';
 import { chunkBytesMax, chunkBytesMin, chunksPerPointMax, diskBytesMax, pointHeaderBytesMax } from '../core/limits.js';
 import { asBuffer, checkMagic, needBytes } from './binary.js';
-import { mapHeightMax, mapShape } from './map-format.js';
+import { checkChunker, type ChunkerSpec } from '../chunking/chunker.js';
+import { cdcLeafBytes, cdcMapShape, mapHeightMax, mapShape } from './map-format.js';
 
 /** The point file's own version is the magic's last byte: 2 paged, 1 full or delta (read only). */
 export const pointMagic = Buffer.from('BVPOINT\x02', 'latin1');
@@ -25,6 +26,8 @@ export const deltaEntryBytes = 4 + chunkIdBytes;
 export const pointKindFull = 0;
 export const pointKindDelta = 1;
 export const pointKindPaged = 2;
+/** A paged map of variable-length chunks (content-defined chunking; repository format 5). */
+export const pointKindCdc = 3;
 
 /** What a restore point says about itself; JSON in the file header. */
 export interface PointHeader {
@@ -43,17 +46,35 @@ export interface PointHeader {
   stats: Record<string, number>;
   /** Set when the point is one disk of a VM restore point of several (a group object names it); absent otherwise. */
   group?: string;
+  /**
+   * The chunker that cut this point's chunks; absent: fixed. A content-defined
+   * point (kind cdc) has chunkBytes = the chunker's maximum, chunksTotal = the
+   * number of its chunks, and leafBytes = the disk bytes each map leaf covers.
+   */
+  chunker?: ChunkerSpec;
+  leafBytes?: number;
+}
+
+export function pointChunker(h: PointHeader): ChunkerSpec {
+  return h.chunker ?? { kind: 'fixed' };
+}
+
+/** Leaves of a variable-length map (at least one holds every disk but an empty one). */
+export function cdcLeavesFor(sizeBytes: number): number {
+  return Math.ceil(sizeBytes / cdcLeafBytes);
 }
 
 /** What a writer encodes. */
 export type PointBody =
   | { kind: 'paged'; height: number; root: Buffer }
+  | { kind: 'cdc'; height: number; root: Buffer }
   | { kind: 'full'; map: Buffer }
   | { kind: 'delta'; indexes: Uint32Array; ids: Buffer };
 
 /** What a reader decodes: views into the file, no copies (a version-1 map can be 512 MiB). */
 export type DecodedBody =
   | { kind: 'paged'; height: number; root: Buffer }
+  | { kind: 'cdc'; height: number; root: Buffer }
   | { kind: 'full'; map: Buffer }
   | { kind: 'delta'; count: number; entries: Buffer };
 
@@ -61,7 +82,21 @@ export function chunksFor(sizeBytes: number, chunkBytes: number): number {
   return Math.ceil(sizeBytes / chunkBytes);
 }
 
-function checkHeader(h: PointHeader, what: string): void {
+/** A content-defined point: at least one chunk per chunkBytes (its maximum), at most one per 4 KiB block plus a short last one. */
+function checkCdcHeader(h: PointHeader, what: string): void {
+  const chunker = pointChunker(h);
+  if (chunker.kind === 'fixed') throw new BlockvaultError('CORRUPT', `${what}: a variable-length map without a content-defined chunker`);
+  checkChunker(chunker, what);
+  const ok = Number.isSafeInteger(h.sizeBytes) && h.sizeBytes >= 0 && h.sizeBytes <= diskBytesMax && h.chunkBytes === chunker.maxBytes &&
+    h.leafBytes === cdcLeafBytes && Number.isSafeInteger(h.chunksTotal) && h.chunksTotal >= Math.ceil(h.sizeBytes / h.chunkBytes) &&
+    h.chunksTotal <= Math.ceil(h.sizeBytes / 4096) + 1 && typeof h.id === 'string' && /^[0-9a-f]{32}$/.test(h.id) &&
+    h.base === null && h.chainDepth === 0 && /^[0-9a-f]{64}$/.test(h.mapSha256) && (h.group === undefined || /^[0-9a-f]{32}$/.test(h.group));
+  if (!ok) throw new BlockvaultError('CORRUPT', `${what}: header fields out of range for a variable-length map (${h.chunksTotal} chunks of ${chunker.kind} on a ${h.sizeBytes}-byte disk)`);
+}
+
+function checkHeader(h: PointHeader, what: string, kind: number): void {
+  if (kind === pointKindCdc) return checkCdcHeader(h, what);
+  if (h.chunker !== undefined && pointChunker(h).kind !== 'fixed') throw new BlockvaultError('CORRUPT', `${what}: a ${pointChunker(h).kind} point with a fixed-size map`);
   if (Number.isSafeInteger(h.sizeBytes) && Number.isSafeInteger(h.chunkBytes) && h.chunkBytes > 0 && h.chunksTotal !== chunksFor(h.sizeBytes, h.chunkBytes)) {
     throw new BlockvaultError('CORRUPT', `${what}: the map claims ${h.chunksTotal} chunks; a disk of ${h.sizeBytes} bytes at ${h.chunkBytes}-byte chunks has ${chunksFor(h.sizeBytes, h.chunkBytes)}`);
   }
@@ -76,7 +111,8 @@ function checkHeader(h: PointHeader, what: string): void {
 }
 
 export function encodePoint(header: PointHeader, body: PointBody): Buffer {
-  checkHeader(header, 'encode restore point');
+  const kindByte = body.kind === 'paged' ? pointKindPaged : body.kind === 'cdc' ? pointKindCdc : body.kind === 'full' ? pointKindFull : pointKindDelta;
+  checkHeader(header, 'encode restore point', kindByte);
   // Pad the JSON with spaces so the entries start 8-byte aligned: readers can
   // then apply deltas through word views (applyDelta), much faster than copies.
   const text = JSON.stringify(header);
@@ -85,8 +121,8 @@ export function encodePoint(header: PointHeader, body: PointBody): Buffer {
   let entries: Buffer;
   let count: number;
   let height = 0;
-  if (body.kind === 'paged') {
-    const shape = mapShape(header.chunksTotal);
+  if (body.kind === 'paged' || body.kind === 'cdc') {
+    const shape = body.kind === 'paged' ? mapShape(header.chunksTotal) : cdcMapShape(cdcLeavesFor(header.sizeBytes));
     assert(body.height === shape.height && body.root.length === shape.rootEntries * chunkIdBytes, 'paged map root shape');
     entries = body.root;
     count = shape.rootEntries;
@@ -106,9 +142,9 @@ export function encodePoint(header: PointHeader, body: PointBody): Buffer {
     }
   }
   const prefix = Buffer.alloc(pointPrefixBytes);
-  (body.kind === 'paged' ? pointMagic : pointMagicV1).copy(prefix, 0);
+  (body.kind === 'paged' || body.kind === 'cdc' ? pointMagic : pointMagicV1).copy(prefix, 0);
   prefix.writeUInt32LE(json.length, 8);
-  prefix.writeUInt8(body.kind === 'paged' ? pointKindPaged : body.kind === 'full' ? pointKindFull : pointKindDelta, 12);
+  prefix.writeUInt8(kindByte, 12);
   prefix.writeUInt8(height, 13);
   prefix.writeBigUInt64LE(BigInt(count), 16);
   const unsummed = Buffer.concat([prefix, json, entries]);
@@ -126,7 +162,7 @@ export function decodePoint(bytes: Uint8Array, what: string): { header: PointHea
   const kind = b.readUInt8(12);
   const height = b.readUInt8(13);
   const count = Number(b.readBigUInt64LE(16));
-  const kindOk = v1 ? kind === pointKindFull || kind === pointKindDelta : kind === pointKindPaged;
+  const kindOk = v1 ? kind === pointKindFull || kind === pointKindDelta : kind === pointKindPaged || kind === pointKindCdc;
   if (jsonBytes > pointHeaderBytesMax || !kindOk || count > chunksPerPointMax || height > mapHeightMax || (v1 && height !== 0)) {
     throw new BlockvaultError('CORRUPT', `${what}: prefix out of range`);
   }
@@ -142,8 +178,16 @@ export function decodePoint(bytes: Uint8Array, what: string): { header: PointHea
   } catch (err) {
     throw new BlockvaultError('CORRUPT', `${what}: header is not JSON`, { cause: err });
   }
-  checkHeader(header, what);
+  checkHeader(header, what, kind);
   const at = pointPrefixBytes + jsonBytes;
+  if (kind === pointKindCdc) {
+    const leaves = cdcLeavesFor(header.sizeBytes);
+    const shape = cdcMapShape(leaves);
+    if (height !== shape.height || count !== shape.rootEntries) {
+      throw new BlockvaultError('CORRUPT', `${what}: map root has height ${height} and ${count} entries; ${leaves} variable-length leaves need height ${shape.height} and ${shape.rootEntries}`);
+    }
+    return { header, body: { kind: 'cdc', height, root: b.subarray(at, at + count * chunkIdBytes) } };
+  }
   if (kind === pointKindPaged) {
     const shape = mapShape(header.chunksTotal);
     if (height !== shape.height || count !== shape.rootEntries) {

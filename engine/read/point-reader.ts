@@ -18,12 +18,17 @@ import { ReadStreams } from './read-streams.js';
 const prefetchBytesMax = 16 * 1024 * 1024;
 const prefetchStrideBytes = 2 * 1024 * 1024;
 
-/** A chunk to fetch: its index, id, cache key, and slot offset in the slab (-1: none). */
-interface Wanted { index: number; id: Buffer; key: string; slotOffset: number }
+/** A chunk to fetch: its length, id, cache key, and slot offset in the slab (-1: none). */
+interface Wanted { offset: number; length: number; id: Buffer; key: string; slotOffset: number }
+
+/** The chunks a read touches, then those to prefetch after them: offsets, lengths, ids (views). */
+interface Located { offsets: number[]; lengths: number[]; ids: Buffer; reading: number }
 
 export class PointReader {
   readonly sizeBytes: number;
   private readonly chunkBytes: number;
+  /** The unit ReadStreams counts in: the chunk size, or a variable-length map's average chunk. */
+  private readonly unitBytes: number;
   private readonly fetcher: ChunkFetcher;
   private readonly streams: ReadStreams;
 
@@ -32,12 +37,36 @@ export class PointReader {
     this.chunkBytes = point.header.chunkBytes;
     if (cache.slotBytes < this.chunkBytes) throw new BlockvaultError('CORRUPT', `${name}: chunks of ${this.chunkBytes} bytes, larger than the repository's ${cache.slotBytes}`);
     this.fetcher = new ChunkFetcher(repo, pool, options);
-    this.streams = new ReadStreams(this.chunkBytes, Math.ceil(this.sizeBytes / this.chunkBytes),
-      Math.max(1, Math.floor(prefetchBytesMax / this.chunkBytes)), Math.max(1, Math.floor(prefetchStrideBytes / this.chunkBytes)));
+    const chunker = point.header.chunker;
+    this.unitBytes = point.map.kind === 'cdc' && chunker && chunker.kind !== 'fixed' ? chunker.avgBytes : this.chunkBytes;
+    this.streams = new ReadStreams(this.unitBytes, Math.ceil(this.sizeBytes / this.unitBytes),
+      Math.max(1, Math.floor(prefetchBytesMax / this.unitBytes)), Math.max(1, Math.floor(prefetchStrideBytes / this.unitBytes)));
   }
 
-  private chunkLength(index: number): number {
-    return Math.min(this.chunkBytes, this.sizeBytes - index * this.chunkBytes);
+  /** The chunks of [offset, end) and of the prefetch range after them. */
+  private async locate(offset: number, end: number): Promise<Located> {
+    const ahead = this.streams.onRead(offset, end);
+    const map = this.point.map;
+    if (map.kind === 'cdc') {
+      const aheadEnd = Math.min(this.sizeBytes, Math.max(end, (ahead.last + 1) * this.unitBytes));
+      const span = await map.chunksIn(offset, aheadEnd);
+      let reading = 0;
+      while (reading < span.offsets.length && span.offsets[reading] < end) reading += 1;
+      return { ...span, reading };
+    }
+    const size = this.chunkBytes;
+    const first = Math.floor(offset / size);
+    const last = Math.floor((end - 1) / size);
+    // The ids of the chunks read and prefetched, from the map's pages (cached: usually no I/O).
+    const idsEnd = Math.max(last, ahead.last) + 1;
+    const ids = map.idsNow(first, idsEnd - first) ?? await map.ids(first, idsEnd - first);
+    const offsets: number[] = [];
+    const lengths: number[] = [];
+    for (let c = first; c < idsEnd; c++) {
+      offsets.push(c * size);
+      lengths.push(Math.min(size, this.sizeBytes - c * size));
+    }
+    return { offsets, lengths, ids, reading: last - first + 1 };
   }
 
   /** Reads up to `length` bytes at `offset` (fewer at the end of the disk). */
@@ -51,24 +80,20 @@ export class PointReader {
   async readInto(offset: number, target: Uint8Array): Promise<number> {
     const end = Math.min(this.sizeBytes, offset + target.length);
     if (offset >= end) return 0;
-    const first = Math.floor(offset / this.chunkBytes);
-    const last = Math.floor((end - 1) / this.chunkBytes);
-    const ahead = this.streams.onRead(offset, end);
-    // The ids of the chunks read and prefetched, from the map's pages (cached: usually no I/O).
-    const idsEnd = Math.max(last, ahead.last) + 1;
-    const ids = this.point.map.idsNow(first, idsEnd - first) ?? await this.point.map.ids(first, idsEnd - first);
-    const chunkId = (c: number) => ids.subarray((c - first) * chunkIdBytes, (c - first + 1) * chunkIdBytes);
+    const chunks = await this.locate(offset, end);
+    const chunkId = (k: number) => chunks.ids.subarray(k * chunkIdBytes, (k + 1) * chunkIdBytes);
     const batch: Wanted[] = [];
-    const want = (index: number, key: string) => {
-      if (!this.cache.isFilling(key)) batch.push({ index, id: chunkId(index), key, slotOffset: this.cache.begin(key) });
+    const want = (k: number, key: string) => {
+      if (!this.cache.isFilling(key)) batch.push({ offset: chunks.offsets[k], length: chunks.lengths[k], id: chunkId(k), key, slotOffset: this.cache.begin(key) });
     };
     const waits: Array<Promise<void>> = [];
     let failed = false; // once the read fails, late chunks must not touch `target` (FUSE has reclaimed it)
-    for (let c = first; c <= last; c++) {
-      const from = Math.max(offset, c * this.chunkBytes) - c * this.chunkBytes;
-      const to = Math.min(end, (c + 1) * this.chunkBytes) - c * this.chunkBytes;
-      const into = target.subarray(c * this.chunkBytes + from - offset, c * this.chunkBytes + to - offset);
-      const id = chunkId(c);
+    for (let k = 0; k < chunks.reading; k++) {
+      const at = chunks.offsets[k];
+      const from = Math.max(offset, at) - at;
+      const to = Math.min(end, at + chunks.lengths[k]) - at;
+      const into = target.subarray(at + from - offset, at + to - offset);
+      const id = chunkId(k);
       if (id.equals(zeroChunkId)) {
         into.fill(0);
         continue;
@@ -79,7 +104,7 @@ export class PointReader {
         into.set(cached.subarray(from, to));
         continue;
       }
-      want(c, key);
+      want(k, key);
       waits.push(new Promise<void>((resolve, reject) => this.cache.wait(key, (bytes, err) => {
         if (err) {
           failed = true;
@@ -90,11 +115,11 @@ export class PointReader {
         resolve();
       })));
     }
-    for (let c = Math.max(ahead.first, last + 1); c <= ahead.last; c++) {
-      const id = chunkId(c);
+    for (let k = chunks.reading; k < chunks.offsets.length; k++) {
+      const id = chunkId(k);
       if (id.equals(zeroChunkId)) continue;
       const key = id.toString('hex');
-      if (!this.cache.has(key)) want(c, key);
+      if (!this.cache.has(key)) want(k, key);
     }
     if (batch.length > 0) void this.load(batch);
     await Promise.all(waits);
@@ -135,7 +160,7 @@ export class PointReader {
 
   private settle(w: Wanted, length: number, problem: ChunkProblem | undefined, own?: Uint8Array): void {
     if (problem) this.cache.fail(w.key, problemError(problem, `read of ${this.name}`));
-    else if (length !== this.chunkLength(w.index)) this.cache.fail(w.key, new BlockvaultError('CORRUPT', `${this.name}: chunk ${w.index} has ${length} bytes, expected ${this.chunkLength(w.index)}`));
+    else if (length !== w.length) this.cache.fail(w.key, new BlockvaultError('CORRUPT', `${this.name}: the chunk at offset ${w.offset} has ${length} bytes, expected ${w.length}`));
     else this.cache.land(w.key, length, own);
   }
 }

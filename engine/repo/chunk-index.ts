@@ -5,6 +5,7 @@
 //   condemned: pack id (16 bytes) -> gc id: packs a gc will delete (not dedup targets)
 //   meta:      counters and the index format version
 // Everything here can be rebuilt from the packs and points directories.
+import type { ChunkerSpec } from '../chunking/chunker.js';
 import { createRequire } from 'node:module';
 import type { Database, RootDatabase } from 'lmdb';
 import { assert, BlockvaultError } from '../core/errors.js';
@@ -40,11 +41,13 @@ export interface PointEntry {
   sizeBytes: number;
   chunkBytes: number;
   parent: string | null;
-  kind: 'paged' | 'full' | 'delta';
+  kind: 'paged' | 'cdc' | 'full' | 'delta';
   path: string;
   stats: Record<string, number>;
   /** The VM restore point (group) this point is one disk of, or null. */
   group: string | null;
+  /** The chunker that cut it (absent: fixed). */
+  chunker?: ChunkerSpec;
 }
 
 export interface GroupEntry { id: string; vm: string; time: string; disks: Array<{ disk: string; point: string }> }

@@ -9,7 +9,12 @@ import { BlockvaultError } from '../core/errors.js';
 import { applyLeafPatch, decodeMapPage, mapPageEntries, pageChunkRange, pageEntryCount } from '../format/map-format.js';
 import type { MapPages, PagePlace } from './map-pages.js';
 
-export interface MapLeaf { firstChunk: number; ids: Buffer }
+/**
+ * A leaf as restore, verify and gc see it: the ids of its chunks, and where
+ * they lie. Fixed: chunk firstChunk + k at (firstChunk + k) * chunkBytes.
+ * Variable-length (cdc): `lengths` and the first chunk's disk offset.
+ */
+export interface MapLeaf { firstChunk: number; ids: Buffer; lengths?: Uint32Array; firstByte?: number }
 
 /**
  * A page as readers use it: its id and entries (a leaf patch made whole) and,
@@ -17,7 +22,15 @@ export interface MapLeaf { firstChunk: number; ids: Buffer }
  */
 export interface PageView { id: Buffer; entries: Buffer; fullId: Buffer; fullEntries: Buffer }
 
-export interface ChunkMap {
+/** What every map offers, fixed or variable-length (cdc-map.ts): verify, stats, check and gc need no more. */
+export interface MapWalk {
+  readonly chunksTotal: number;
+  leaves(onPage?: (id: Buffer, place: PagePlace) => void): AsyncGenerator<MapLeaf>;
+  walk(visit: WalkVisitor): Promise<void>;
+}
+
+export interface ChunkMap extends MapWalk {
+  readonly kind: 'fixed';
   readonly chunksTotal: number;
   /** The ids of chunks [first, first + count), copied: count * 32 bytes (zero id = zero chunk). */
   ids(first: number, count: number): Promise<Buffer>;
@@ -62,26 +75,29 @@ function visitChunks(ids: Buffer, visit: WalkVisitor): void {
 const leavesAtHandMax = 16;
 
 export class PagedMap implements ChunkMap {
+  readonly kind = 'fixed';
   readonly chunksTotal: number;
   /** Recently used leaves by index; null: an all-zero leaf. */
   private readonly atHand = new Map<number, Buffer | null>();
 
   constructor(private readonly pages: MapPages, chunksTotal: number, private readonly chunkBytes: number, private readonly sizeBytes: number,
-    readonly height: number, private readonly root: Buffer, private readonly name: string) {
+    readonly height: number, private readonly root: Buffer, private readonly name: string,
+    /** 1 for the pages above a variable-length map's leaves (cdc-map.ts): their "chunks" are leaves. */
+    private readonly levelOffset = 0) {
     this.chunksTotal = chunksTotal;
     assert(root.length % chunkIdBytes === 0, 'map root length');
   }
 
   private place(level: number, index: number): PagePlace {
     const [first, end] = pageChunkRange(this.chunksTotal, level, index);
-    return { point: this.name, level, index, firstByte: first * this.chunkBytes, endByte: Math.min(this.sizeBytes, end * this.chunkBytes) };
+    return { point: this.name, level: level + this.levelOffset, index, firstByte: first * this.chunkBytes, endByte: Math.min(this.sizeBytes, end * this.chunkBytes) };
   }
 
   private async pageAt(level: number, index: number, id: Buffer): Promise<PageView> {
     const place = this.place(level, index);
     const count = pageEntryCount(this.chunksTotal, level, index);
-    const what = `restore point ${this.name}: map page ${id.toString('hex')} (level ${level}, page ${index}, disk bytes ${place.firstByte}-${place.endByte})`;
-    const page = decodeMapPage(await this.pages.load(id, place), { level, count }, what);
+    const what = `restore point ${this.name}: map page ${id.toString('hex')} (level ${place.level}, page ${index}, disk bytes ${place.firstByte}-${place.endByte})`;
+    const page = decodeMapPage(await this.pages.load(id, place), { level: place.level, count }, what);
     if (page.kind === 'entries') return { id, entries: page.entries, fullId: id, fullEntries: page.entries };
     const base = decodeMapPage(await this.pages.load(page.baseId, place), { level, count }, `${what}: its base leaf ${page.baseId.toString('hex')}`);
     if (base.kind !== 'entries') throw new BlockvaultError('CORRUPT', `${what}: a leaf patch rests on another patch`);
@@ -189,6 +205,7 @@ export class PagedMap implements ChunkMap {
 
 /** A version-1 map, whole in memory (read from its point file and delta chain). */
 export class FlatMap implements ChunkMap {
+  readonly kind = 'fixed';
   readonly chunksTotal: number;
   constructor(private readonly map: Buffer) {
     this.chunksTotal = map.length / chunkIdBytes;
@@ -225,7 +242,7 @@ function visitPatched(entries: Buffer, baseEntries: Buffer, visit: WalkVisitor):
 }
 
 /** Every non-zero chunk id of a map, in disk order (views: copy one to keep it). onPage as for leaves(). */
-export async function* dataChunkIds(map: ChunkMap, onPage?: (id: Buffer, place: PagePlace) => void): AsyncGenerator<Buffer> {
+export async function* dataChunkIds(map: MapWalk, onPage?: (id: Buffer, place: PagePlace) => void): AsyncGenerator<Buffer> {
   for await (const leaf of map.leaves(onPage)) {
     for (let at = 0; at < leaf.ids.length; at += chunkIdBytes) {
       const id = leaf.ids.subarray(at, at + chunkIdBytes);

@@ -3,13 +3,14 @@ import { randomBytes } from 'node:crypto';
 import { BlockvaultError, storageError } from '../core/errors.js';
 import { chunkBytesDefault, configBytesMax, packBytesDefault, zstdLevelDefault } from '../core/limits.js';
 import { checkConfig, decodeConfig, encodeConfig, repoFormatVersion, type RepoConfig } from '../format/config-format.js';
+import type { ChunkerSpec } from '../chunking/chunker.js';
 import type { ObjectStore } from '../storage/storage.js';
 import { putIndexObject } from './index-objects.js';
 import { configPath, packIdFromKey, packsDir } from './layout.js';
 import { acquireLock, newSessionId } from './lock.js';
 import { PackReader } from './pack-reader.js';
 
-export interface InitOptions { chunkBytes?: number; zstdLevel?: number; packBytesTarget?: number }
+export interface InitOptions { chunkBytes?: number; zstdLevel?: number; packBytesTarget?: number; chunker?: ChunkerSpec }
 
 export async function createRepository(store: ObjectStore, options: InitOptions = {}): Promise<RepoConfig> {
   const config: RepoConfig = {
@@ -20,6 +21,8 @@ export async function createRepository(store: ObjectStore, options: InitOptions 
     packBytesTarget: options.packBytesTarget ?? packBytesDefault,
     createdAt: new Date().toISOString(),
   };
+  // A content-defined chunker's chunk size is its maximum: the largest chunk (cache slots, limits).
+  if (options.chunker && options.chunker.kind !== 'fixed') Object.assign(config, { chunker: options.chunker, chunkBytes: options.chunker.maxBytes });
   checkConfig(config, 'init');
   const where = store.description;
   let state: Awaited<ReturnType<ObjectStore['prepareEmpty']>>;

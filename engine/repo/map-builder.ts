@@ -38,7 +38,8 @@ export class MapBuilder {
   private lastChunkZero: boolean | null = null;
 
   /** chunksTotal null: a stream (no base). */
-  constructor(private chunksTotal: number | null, private readonly base: PagedMap | null, private readonly sink: PageSink) {
+  /** levelOffset 1: the pages above a variable-length map's leaves, whose "chunk ids" are leaf ids (no leaf patches there). */
+  constructor(private chunksTotal: number | null, private readonly base: PagedMap | null, private readonly sink: PageSink, private readonly levelOffset = 0) {
     this.shape = chunksTotal === null ? null : mapShape(chunksTotal);
     assert(!base || (this.shape !== null && base.chunksTotal === chunksTotal && base.height === this.shape.height), 'an increment builds on a map of its own shape');
     this.root = base ? Buffer.from(base.rootEntries()) : Buffer.alloc((this.shape?.rootEntries ?? 0) * chunkIdBytes);
@@ -88,7 +89,8 @@ export class MapBuilder {
     else if (page.base && page.entries.equals(page.base.entries)) id = page.base.id;
     else if (page.base && level === 0 && page.entries.equals(page.base.fullEntries)) id = page.base.fullId; // back to the whole leaf a patch rested on
     else {
-      id = await this.sink(level === 0 && page.base ? this.leafBytes(page.entries, page.base) : encodeMapPage(level, page.entries), level);
+      const stored = level + this.levelOffset;
+      id = await this.sink(stored === 0 && page.base ? this.leafBytes(page.entries, page.base) : encodeMapPage(stored, page.entries), stored);
       this.pagesStored += 1;
     }
     if (this.shape) await this.set(level + 1, page.index, id);

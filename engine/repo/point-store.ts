@@ -8,12 +8,13 @@ import { pointChainDepthMax } from '../core/limits.js';
 import { applyDelta, decodePoint, encodePoint, type DecodedBody, type PointBody, type PointHeader } from '../format/point-format.js';
 import type { ObjectStore } from '../storage/storage.js';
 import type { ChunkIndex, PointEntry } from './chunk-index.js';
+import { CdcMap } from './cdc-map.js';
 import { FlatMap, PagedMap, type ChunkMap } from './chunk-map.js';
 import { pointPath } from './layout.js';
 import type { MapPages } from './map-pages.js';
 
-/** A restore point opened for reading: its header and chunk map. */
-export interface OpenPoint { header: PointHeader; map: ChunkMap }
+/** A restore point opened for reading: its header and chunk map (fixed-size chunks, or variable-length ones). */
+export interface OpenPoint { header: PointHeader; map: ChunkMap | CdcMap }
 
 const pointFileBytesMax = 8 * 1024 ** 3;
 
@@ -21,7 +22,7 @@ export function catalogEntry(header: PointHeader, kind: PointBody['kind']): Poin
   return {
     id: header.id, vm: header.vm, disk: header.disk, time: header.time, sizeBytes: header.sizeBytes,
     chunkBytes: header.chunkBytes, parent: header.parent, kind, path: pointPath(header.vm, header.disk, header.id),
-    stats: header.stats, group: header.group ?? null,
+    stats: header.stats, group: header.group ?? null, ...(header.chunker ? { chunker: header.chunker } : {}),
   };
 }
 
@@ -56,10 +57,11 @@ export class PointStore {
    */
   async open(entry: PointEntry, options: { checkMap?: boolean } = {}): Promise<OpenPoint> {
     const { header, body } = await this.readFile(entry.path);
-    if (body.kind === 'paged') {
+    if (body.kind === 'paged' || body.kind === 'cdc') {
       if (options.checkMap && sha256(body.root).toString('hex') !== header.mapSha256) {
         throw new BlockvaultError('CHECKSUM_MISMATCH', `restore point ${header.id}: map root checksum mismatch (${entry.path})`);
       }
+      if (body.kind === 'cdc') return { header, map: new CdcMap(this.pages, header, body.height, body.root, `${header.vm}/${header.disk}@${header.id}`) };
       return { header, map: this.pagedMap(header, body) };
     }
     const map = await this.openFlat(entry, header, body);
@@ -81,6 +83,7 @@ export class PointStore {
     if (body.kind === 'full') return body.map;
     // The base of a version-1 delta, paged by an upgrade that stopped before it reached the delta.
     if (body.kind === 'paged') return this.pagedMap(header, body).ids(0, header.chunksTotal);
+    if (body.kind === 'cdc') throw new BlockvaultError('CORRUPT', `restore point ${header.id}: a variable-length map as the base of a version-1 delta`);
     const baseEntry = this.entryById(header.base as string);
     const base = await this.readFile(baseEntry.path);
     const baseMap = await this.openFlat(baseEntry, base.header, base.body, depth + 1);

@@ -8,7 +8,7 @@ import { phase } from '../core/phases.js';
 import { resolve } from 'node:path';
 import { mapLimit } from '../core/concurrency.js';
 import { BlockvaultError } from '../core/errors.js';
-import { repoFormatVersion, type RepoConfig } from '../format/config-format.js';
+import { repoFormatVersionsWritable, type RepoConfig } from '../format/config-format.js';
 import { FsObjectStore } from '../storage/fs-storage.js';
 import type { ObjectStore } from '../storage/storage.js';
 import type { ChunkIndex } from './chunk-index.js';
@@ -80,7 +80,7 @@ export class Repository {
     const storage = options.storage ?? new FsObjectStore(root);
     const config = await readConfig(storage);
     const want = options.exclusive ? { ...options.exclusive, kind: 'exclusive' as const } : options.writer ? { ...options.writer, kind: options.writer.kind ?? 'session' } : null;
-    if (want && config.formatVersion !== repoFormatVersion && !(options.upgrading && options.exclusive)) {
+    if (want && !repoFormatVersionsWritable.includes(config.formatVersion) && !(options.upgrading && options.exclusive)) {
       throw new BlockvaultError('FORMAT_VERSION', `${root} is a version-${config.formatVersion} repository: blockvault reads it as it is, and writes to it once upgraded with: blockvault upgrade -r ${root}`);
     }
     phase('config-read');

@@ -4,7 +4,7 @@
 //   1 -> 2: index objects from the pack trailers (init.ts).
 //   2 -> 3: every version-1 point file (a whole map, or a delta of one)
 //           rewritten as a paged map of the same id and header.
-import { BlockvaultError } from '../core/errors.js';
+import { assert, BlockvaultError } from '../core/errors.js';
 import { killPoint } from '../core/test-hooks.js';
 import { sha256 } from '../core/digest.js';
 import { encodeConfig, repoFormatVersion } from '../format/config-format.js';
@@ -78,6 +78,7 @@ async function pageVersion1Points(repo: Repository): Promise<{ pointsPaged: numb
 async function pageMap(repo: Repository, writer: PackWriter, header: PointHeader): Promise<{ height: number; root: Buffer }> {
   const entry = repo.points.entryById(header.id);
   const { map } = await repo.points.open(entry, { checkMap: true });
+  assert(map.kind === 'fixed', 'version-1 points have fixed-size maps');
   const builder = new MapBuilder(header.chunksTotal, null, async (page) =>
     (await storeMapPage(repo.index, writer, (chunks) => writer.append(chunks), repo.config.zstdLevel, page)).id);
   for (let first = 0; first < header.chunksTotal; first += pagingSliceChunks) {

@@ -7,7 +7,7 @@ import { phase } from '../core/phases.js';
 import { batchBytes, batchesInFlightMax } from '../core/limits.js';
 import { ChunkFetcher, problemError } from '../read/chunk-fetcher.js';
 import type { PointEntry } from '../repo/chunk-index.js';
-import type { ChunkMap } from '../repo/chunk-map.js';
+import type { MapWalk } from '../repo/chunk-map.js';
 import type { Repository } from '../repo/repository.js';
 import type { Target } from './target.js';
 import type { WorkerPool } from '../workers/pool.js';
@@ -17,24 +17,39 @@ export interface RestoreProgress { bytesDone: number; bytesTotal: number }
 export interface RestoreResult { id: string; bytesTotal: number; bytesWritten: number; chunksZero: number; seconds: number }
 
 interface Counts { bytesWritten: number; chunksZero: number; bytesDone: number }
-/** A fetched batch: `data` is its slot, chunk k at k * chunkBytes (null: all zero). */
-interface BatchOut { firstChunk: number; count: number; data: Uint8Array | null; present: boolean[]; slot: number | null }
-/** A stretch of the disk in order: chunks with their ids (at most a batch), or a run of zero chunks (a map leaf of none). */
-type Span = { firstChunk: number; count: number; ids: Buffer | null };
+/** A fetched batch: `data` is its slot, the batch's chunks back to back as on the disk (null: all zero). */
+interface BatchOut { span: Span; data: Uint8Array | null; present: boolean[]; slot: number | null }
+/**
+ * A stretch of the disk in order: consecutive chunks (at most a batch's bytes)
+ * with their lengths and ids, or a run of zero bytes (ids null: the gap
+ * between a fixed map's stored leaves).
+ */
+interface Span { offset: number; bytes: number; lengths: number[]; ids: Buffer | null; gapChunks?: number }
 
 /** The map in disk order: each leaf cut into batches, the gaps between leaves as single zero runs (a 2 TiB disk holding 4 GiB is mostly gaps). */
-async function* spans(map: ChunkMap, batchChunks: number): AsyncGenerator<Span> {
+async function* spans(map: MapWalk, disk: { chunkBytes: number; sizeBytes: number }): AsyncGenerator<Span> {
+  const { chunkBytes, sizeBytes } = disk;
   let next = 0;
   for await (const leaf of map.leaves()) {
-    if (leaf.firstChunk > next) yield { firstChunk: next, count: leaf.firstChunk - next, ids: null };
     const count = leaf.ids.length / chunkIdBytes;
-    for (let k = 0; k < count; k += batchChunks) {
-      const n = Math.min(batchChunks, count - k);
-      yield { firstChunk: leaf.firstChunk + k, count: n, ids: Buffer.from(leaf.ids.subarray(k * chunkIdBytes, (k + n) * chunkIdBytes)) };
+    const firstByte = leaf.firstByte ?? leaf.firstChunk * chunkBytes;
+    const lengthOf = (k: number) => (leaf.lengths ? leaf.lengths[k] : Math.min(chunkBytes, sizeBytes - (leaf.firstChunk + k) * chunkBytes));
+    if (firstByte > next) yield { offset: next, bytes: firstByte - next, lengths: [], ids: null, gapChunks: Math.ceil((firstByte - next) / chunkBytes) };
+    let offset = firstByte;
+    for (let k = 0; k < count; ) {
+      const lengths: number[] = [];
+      let bytes = 0;
+      for (; k + lengths.length < count && (lengths.length === 0 || bytes + lengthOf(k + lengths.length) <= batchBytes); ) {
+        bytes += lengthOf(k + lengths.length);
+        lengths.push(lengthOf(k + lengths.length));
+      }
+      yield { offset, bytes, lengths, ids: Buffer.from(leaf.ids.subarray(k * chunkIdBytes, (k + lengths.length) * chunkIdBytes)) };
+      offset += bytes;
+      k += lengths.length;
     }
-    next = leaf.firstChunk + count;
+    next = offset;
   }
-  if (map.chunksTotal > next) yield { firstChunk: next, count: map.chunksTotal - next, ids: null };
+  if (sizeBytes > next) yield { offset: next, bytes: sizeBytes - next, lengths: [], ids: null, gapChunks: Math.ceil((sizeBytes - next) / chunkBytes) };
 }
 
 export async function runRestore(repo: Repository, entry: PointEntry, target: Target, pool: WorkerPool,
@@ -45,25 +60,24 @@ export async function runRestore(repo: Repository, entry: PointEntry, target: Ta
   const { chunkBytes, sizeBytes } = point.header;
   const name = `${entry.vm}/${entry.disk}@${entry.id}`;
   const fetcher = new ChunkFetcher(repo, pool);
-  const batchChunks = Math.max(1, Math.floor(batchBytes / chunkBytes));
   const counts: Counts = { bytesWritten: 0, chunksZero: 0, bytesDone: 0 };
-  // Workers decode each batch straight into its slot, chunk k at k * chunkBytes: the slot then
-  // holds the disk's bytes as laid out, written from there (one slot per batch in flight, and
-  // one being written).
-  const slots = new SlabSlots(pool, batchChunks * chunkBytes, batchesInFlightMax + 1);
+  // Workers decode each batch straight into its slot, each chunk at its place on the disk less
+  // the batch's start: the slot then holds the disk's bytes as laid out, written from there (one
+  // slot per batch in flight, and one being written).
+  const slots = new SlabSlots(pool, Math.max(batchBytes, chunkBytes), batchesInFlightMax + 1);
 
   const fetchBatch = async (span: Span): Promise<BatchOut> => {
     const present: boolean[] = [];
     const ids: Buffer[] = [];
     const offsets: number[] = [];
     const slot = slots.take();
-    for (let k = 0; k < span.count; k++) {
+    for (let k = 0, at = 0; k < span.lengths.length; at += span.lengths[k], k++) {
       const id = span.ids ? span.ids.subarray(k * chunkIdBytes, (k + 1) * chunkIdBytes) : zeroChunkId;
       const isData = !id.equals(zeroChunkId);
       present.push(isData);
       if (isData) {
         ids.push(id);
-        offsets.push(slots.offsetOf(slot, k * chunkBytes));
+        offsets.push(slots.offsetOf(slot, at));
       }
     }
     try {
@@ -76,20 +90,20 @@ export async function runRestore(repo: Repository, entry: PointEntry, target: Ta
       slots.give(slot);
       throw err;
     }
-    return { firstChunk: span.firstChunk, count: span.count, data: ids.length > 0 ? slots.view(slot) : null, present, slot };
+    return { span, data: ids.length > 0 ? slots.view(slot) : null, present, slot };
   };
 
   const write = async (out: BatchOut) => {
     try {
-      await writeBatch(out, target, { chunkBytes, sizeBytes }, counts, onProgress);
+      await writeBatch(out, target, sizeBytes, counts, onProgress);
     } finally {
       if (out.slot !== null) slots.give(out.slot);
     }
   };
-  const fetchSpan = (span: Span): Promise<BatchOut> => (span.ids ? fetchBatch(span) : Promise.resolve({ firstChunk: span.firstChunk, count: span.count, data: null, present: [], slot: null }));
+  const fetchSpan = (span: Span): Promise<BatchOut> => (span.ids ? fetchBatch(span) : Promise.resolve({ span, data: null, present: [], slot: null }));
   const interrupted = rejectOnAbort(signal, target);
   try {
-    const batches = spans(point.map, batchChunks);
+    const batches = spans(point.map, { chunkBytes, sizeBytes });
     await Promise.race([(target.inOrder ? writeInOrder : writeAsFetched)(batches, fetchSpan, write, signal), interrupted]);
     phase('data-written');
     await target.finish(sizeBytes); // not raced: once it runs, the restore completes
@@ -137,31 +151,25 @@ async function writeAsFetched(batches: AsyncGenerator<Span>, fetch: (s: Span) =>
 }
 
 /** Writes a fetched batch: runs of data chunks as one write each, zero chunks (or a whole zero run) as zeros. */
-async function writeBatch(out: BatchOut, target: Target, disk: { chunkBytes: number; sizeBytes: number }, counts: Counts,
-  onProgress?: (p: RestoreProgress) => void): Promise<void> {
-  const { chunkBytes, sizeBytes } = disk;
-  const end = Math.min(sizeBytes, (out.firstChunk + out.count) * chunkBytes);
-  counts.bytesDone += end - out.firstChunk * chunkBytes;
+async function writeBatch(out: BatchOut, target: Target, sizeBytes: number, counts: Counts, onProgress?: (p: RestoreProgress) => void): Promise<void> {
+  const { span } = out;
+  counts.bytesDone += span.bytes;
   if (!out.data) {
-    counts.chunksZero += out.count;
-    await target.zero(out.firstChunk * chunkBytes, end - out.firstChunk * chunkBytes);
+    counts.chunksZero += span.gapChunks ?? span.lengths.length;
+    await target.zero(span.offset, span.bytes);
   } else {
-    for (let k = 0; k < out.count; k++) {
-      const offset = (out.firstChunk + k) * chunkBytes;
-      const length = Math.min(chunkBytes, sizeBytes - offset);
+    for (let k = 0, at = 0; k < span.lengths.length; k++) {
       if (!out.present[k]) {
         counts.chunksZero += 1;
-        await target.zero(offset, length);
+        await target.zero(span.offset + at, span.lengths[k]);
+        at += span.lengths[k];
         continue;
       }
-      const at = k * chunkBytes;
-      let run = length;
-      while (k + 1 < out.count && out.present[k + 1]) {
-        k += 1;
-        run += Math.min(chunkBytes, sizeBytes - (out.firstChunk + k) * chunkBytes);
-      }
-      await target.write(out.data.subarray(at, at + run), offset);
+      let run = span.lengths[k];
+      while (k + 1 < span.lengths.length && out.present[k + 1]) run += span.lengths[++k];
+      await target.write(out.data.subarray(at, at + run), span.offset + at);
       counts.bytesWritten += run;
+      at += run;
     }
   }
   onProgress?.({ bytesDone: counts.bytesDone, bytesTotal: sizeBytes });

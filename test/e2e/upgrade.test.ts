@@ -58,10 +58,10 @@ describe('older repositories', () => {
     expect(busy.stderr).toMatch(/locks\/writer\.lock exists: a version-1 blockvault is writing/);
     rmSync(join(root, 'locks', 'writer.lock')); // it finished
 
-    expect(await cliJson(['upgrade', '-r', root])).toMatchObject({ from: 1, to: 4, pointsPaged: 1, skipped: [] });
+    expect(await cliJson(['upgrade', '-r', root])).toMatchObject({ from: 1, to: 5, pointsPaged: 1, skipped: [] });
     expect(readdirSync(join(root, 'idx'))).toHaveLength(1); // for the existing packs (a 64-chunk map is all root: no pages to store)
     expect(pointMagics(root)).toEqual(['BVPOINT\x02']);
-    expect((await cli(['upgrade', '-r', root])).stdout).toMatch(/already format version 4; nothing to do/);
+    expect((await cli(['upgrade', '-r', root])).stdout).toMatch(/already format version 5; nothing to do/);
     const second = await cli(['backup', '-r', root, '--vm', 'vm', '--disk', 'sda', image]);
     expect(second.code, second.stderr).toBe(0);
     expect((await cli(['verify', '-r', root])).code).toBe(0);
@@ -91,7 +91,7 @@ describe('older repositories', () => {
     await expectRestores(root, dir, points); // a delta whose base is paged reads it through its pages
     expect((await cli(['backup', '-r', root, '--vm', 'vm', '--disk', 'sda', image])).stderr).toMatch(/version-2 repository/);
 
-    expect(await cliJson(['upgrade', '-r', root])).toMatchObject({ from: 2, to: 4, pointsPaged: 2, skipped: [] });
+    expect(await cliJson(['upgrade', '-r', root])).toMatchObject({ from: 2, to: 5, pointsPaged: 2, skipped: [] });
     expect(pointMagics(root)).toEqual(['BVPOINT\x02', 'BVPOINT\x02', 'BVPOINT\x02']);
     await expectRestores(root, dir, points);
     const verified = await cli(['verify', '-r', root]);
@@ -114,7 +114,7 @@ describe('older repositories', () => {
       expect(refused.code, command[0]).toBe(1);
       expect(refused.stderr).toMatch(/is a version-3 repository: .*blockvault upgrade -r .*v3 \[FORMAT_VERSION\]/);
     }
-    expect(await cliJson(['upgrade', '-r', root])).toMatchObject({ from: 3, to: 4, pointsPaged: 0, skipped: [] });
+    expect(await cliJson(['upgrade', '-r', root])).toMatchObject({ from: 3, to: 5, pointsPaged: 0, skipped: [] });
     expect(pointMagics(root)).toEqual(['BVPOINT\x02']);
     expect((await cli(['backup', '-r', root, '--vm', 'vm', '--disk', 'sda', image])).code).toBe(0);
     expect((await cli(['gc', '-r', root])).code).toBe(0);

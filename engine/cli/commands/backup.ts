@@ -1,3 +1,5 @@
+import { backupChunker } from '../../chunking/chunker.js';
+import { configChunker } from '../../format/config-format.js';
 import { plannedReadBytes, runBackup, type IncrementalPlan } from '../../backup/backup.js';
 import type { Source } from '../../source/source.js';
 import type { CommitHook } from '../../repo/pack-writer.js';
@@ -32,6 +34,10 @@ function killHookFromEnv(): CommitHook | undefined {
 function readScope(source: Source, plan: IncrementalPlan | undefined, chunkBytes: number): string {
   const size = source.sizeBytes;
   if (size === null) return `reading ${source.description} to its end`;
+  if (plan?.regions) {
+    const changed = plan.regions.reduce((a, r) => a + r.end - r.start, 0);
+    return `re-chunking ${plural(plan.regions.length, 'changed region')} (${humanBytes(changed)} from their parent chunks' starts, and on until the cuts fall back in step) of a ${humanBytes(size)} disk`;
+  }
   if (plan) {
     const chunks = plan.ranges.reduce((a, [first, end]) => a + end - first, 0);
     return `reading ${plural(chunks, 'changed chunk')} (up to ${humanBytes(Math.min(size, chunks * chunkBytes))}) of a ${humanBytes(size)} disk`;
@@ -87,6 +93,9 @@ Options:
                          <vm>@<id>, all disks or none (restore/mount/verify it
                          whole); --bitmap then applies to each source
   --format FMT           image format of <source> for qemu-nbd (qcow2, vmdk, ...)
+  --chunker KIND         in a repository made with --chunker aligned-cdc or
+                         cdc, cut this backup with the other kind (same
+                         bounds): cdc for an image with a header in front
   --allow-empty          commit a 0-byte disk; without it an empty source
                          (a producer that failed in a pipe) is refused (exit 1)
   --lock-wait SECONDS    backups run at once, each a session of its own; an
@@ -109,7 +118,7 @@ Examples:
     const { values, positionals } = parse('backup', argv, {
       vm: { type: 'string' }, disk: { type: 'string', multiple: true }, 'lock-wait': { type: 'string' }, format: { type: 'string' },
       changed: { type: 'string' }, bitmap: { type: 'string' }, parent: { type: 'string' },
-      'cbt-check': { type: 'string' }, 'cbt-fallback': { type: 'string' }, 'allow-empty': { type: 'boolean' },
+      'cbt-check': { type: 'string' }, 'cbt-fallback': { type: 'string' }, 'allow-empty': { type: 'boolean' }, chunker: { type: 'string' },
     });
     const root = repoPath(values);
     const vm = checkName('vm', values.vm as string);
@@ -137,7 +146,8 @@ Examples:
     const pool = new WorkerPool(1); // starts while we plan; grown below to what the plan needs
     const bar = progressLine(`backup ${vm}/${disk}`);
     try {
-      const decision = await planBackup({
+      const chunker = backupChunker(configChunker(repo.config), values.chunker as string | undefined);
+      const decision = await planBackup({ chunker,
         repo, vm, disk, source, parentRef: values.parent as string | undefined, changedFile: values.changed as string | undefined,
         bitmap: values.bitmap ? { name: values.bitmap as string, source: opened.bitmapSource, problem: opened.bitmapProblem } : undefined,
         cbtCheckPercent, cbtFallback,
@@ -147,7 +157,7 @@ Examples:
       const interruptHook = testInterruptHook();
       pool.grow(workersFor(plannedReadBytes(source, decision.plan, repo.config.chunkBytes)));
       const result = await runBackup(repo, {
-        vm, disk, source, pool, hook: killHookFromEnv(), plan: decision.plan, reason: decision.reason,
+        vm, disk, source, pool, chunker, hook: killHookFromEnv(), plan: decision.plan, reason: decision.reason,
         allowEmpty: values['allow-empty'] === true, signal: interruptSignal(),
         sourceInfo: { ...opened.info, ...decision.basis },
         onProgress: (p) => {

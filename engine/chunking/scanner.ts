@@ -1,0 +1,13 @@
+// The scanner a backup cuts with: the native one when the addon loaded (the
+// same cuts, faster), else the TypeScript reference (nativeApi() says so once).
+import { nativeApi } from '../core/native.js';
+import { tsScanner, type ChunkerSpec } from './chunker.js';
+import type { CdcScanner } from './fastcdc.js';
+import { NativeAlignedScanner, NativeFastCdcScanner } from './native-scanners.js';
+
+export function makeScanner(spec: ChunkerSpec): CdcScanner {
+  const api = process.env.BLOCKVAULT_TS_SCANNERS ? null : nativeApi();
+  if (api && spec.kind === 'aligned-cdc') return new NativeAlignedScanner(spec, api);
+  if (api && spec.kind === 'cdc') return new NativeFastCdcScanner(spec, api);
+  return tsScanner(spec);
+}
