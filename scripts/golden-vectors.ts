@@ -5,7 +5,7 @@ import { initDigests, sha256 } from '../engine/core/digest.js';
 import { encodeConfig } from '../engine/format/config-format.js';
 import { codecZstd, encodePackHeader, encodeRecordHeader, encodeTrailer } from '../engine/format/pack-format.js';
 import { encodePoint, diffMaps } from '../engine/format/point-format.js';
-import { encodeLeafPatch, encodeMapPage } from '../engine/format/map-format.js';
+import { cdcLeafBytes, encodeCdcLeaf, encodeLeafPatch, encodeMapPage } from '../engine/format/map-format.js';
 import { encodeIndexObject } from '../engine/format/index-object-format.js';
 import { encodePendingGc } from '../engine/format/gc-format.js';
 import { encodeGroup } from '../engine/format/group-format.js';
@@ -32,7 +32,18 @@ export async function goldenVectors(): Promise<Record<string, Buffer>> {
     { ...header, id: '0123456789abcdef0123456789abcdef', sizeBytes: 1025 * 65536, chunksTotal: 1025, mapSha256: sha256(root).toString('hex') },
     { kind: 'paged', height: 1, root },
   );
+  // A variable-length map of a 100000-byte disk (one leaf, height 1): chunks of 32768, 45056 and 22176 bytes, the middle one zero.
+  const cdcLeaf = encodeCdcLeaf({ firstOffset: 0, lengths: Uint32Array.from([32768, 45056, 22176]), ids: Buffer.concat([sha256(Buffer.from('a')), Buffer.alloc(32), sha256(Buffer.from('b'))]) });
+  const cdcRoot = sha256(cdcLeaf);
+  const chunker = { kind: 'aligned-cdc', minBytes: 16384, avgBytes: 65536, maxBytes: 262144 } as const;
+  const cdcPoint = encodePoint(
+    { ...header, id: '0123456789abcdef0123456789abcdef', chunkBytes: 262144, chunksTotal: 3, mapSha256: sha256(cdcRoot).toString('hex'), stats: { chunksZero: 1, bytesNonZero: 54944 }, chunker, leafBytes: cdcLeafBytes },
+    { kind: 'cdc', height: 1, root: cdcRoot },
+  );
   return {
+    'cdc-leaf': cdcLeaf,
+    'point-cdc': cdcPoint,
+    'config-cdc': encodeConfig({ repoId: '0'.repeat(32), formatVersion: 5, chunkBytes: 262144, zstdLevel: 1, packBytesTarget: 134217728, createdAt: '2026-12-01T00:00:00.000Z', chunker }),
     'point-paged': paged,
     'map-page': leaf,
     // Leaf 0 of a 1024-chunk leaf's worth, patched: entry 3 becomes SHA-256("b"), over a base leaf of id SHA-256("base").

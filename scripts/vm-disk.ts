@@ -22,6 +22,14 @@ export interface DiskSpec {
   stageDir?: string;
   /** Trees to copy system files from, in this order (another order gives another file mix). */
   systemRoots?: string[];
+  /** ext4 block size (mkfs.ext4 -b); default mkfs's (1 KiB below 512 MiB, 4 KiB above, as on real VMs). */
+  ext4BlockBytes?: number;
+  /**
+   * Other files written into the tree before the system files are copied (a
+   * VM installed apart from another: the same files, others among them, so
+   * a fresh mkfs lays the same files at other offsets).
+   */
+  otherFiles?: { bytes: number; seed: string };
 }
 
 export interface Partition { number: number; start: number; size: number; type: string }
@@ -106,6 +114,24 @@ function writeRandomFile(path: string, bytes: number, seed: string): void {
   closeSync(fd);
 }
 
+/**
+ * Files of their own (text-like and random, 3 KiB to 1.5 MiB) in a directory
+ * beside each system tree's, so that they are interleaved with the system
+ * files when mkfs walks the tree.
+ */
+function writeOtherFiles(stage: string, bytes: number, seed: string, roots: string[]): void {
+  const next = randomStream(`${seed}/other`);
+  let written = 0;
+  for (let k = 0; written < bytes; k++) {
+    const dir = join(stage, roots[k % roots.length], `other-${seed}-${k % 7}`);
+    mkdirSync(dir, { recursive: true });
+    const size = Math.min(bytes - written, 3072 + (next(4).readUInt32LE(0) % (1536 * 1024)));
+    const body = k % 2 === 0 ? next(size) : Buffer.from(`${seed} line ${k} `.repeat(Math.ceil(size / 16))).subarray(0, size);
+    writeFileSync(join(dir, `file-${k}.dat`), body);
+    written += size;
+  }
+}
+
 /** Copies `src` into `dst` at `offset`, skipping all-zero 64 KiB blocks (keeps dst sparse). */
 export function copyInto(dst: string, offset: number, src: string): void {
   const block = 64 * 1024;
@@ -143,6 +169,7 @@ function buildVmDisk(spec: DiskSpec, work: string, stage: string): DiskInfo {
   mkdirSync(join(stage, 'srv'), { recursive: true });
   writeFileSync(join(stage, 'etc', 'hostname'), `${seed}\n`);
   symlinkSync('hostname', join(stage, 'etc', 'hostname.link'));
+  if (spec.otherFiles) writeOtherFiles(stage, spec.otherFiles.bytes, spec.otherFiles.seed, spec.systemRoots ?? systemRootsDefault);
   copySystemFiles(stage, spec.systemBytes, spec.systemRoots ?? systemRootsDefault);
   if (spec.randomBytes > 0) writeRandomFile(join(stage, 'srv', 'data.bin'), spec.randomBytes, `${seed}/data`);
 
@@ -163,7 +190,8 @@ function buildVmDisk(spec: DiskSpec, work: string, stage: string): DiskInfo {
   run('mcopy', ['-i', fatImage, join(work, 'long.txt'), '::/EFI/Boot Loader Settings.txt']);
   copyInto(spec.path, fat.start, fatImage);
 
-  run('mkfs.ext4', ['-F', '-q', '-E', `offset=${ext4.start}`, '-d', stage, spec.path, `${Math.floor(ext4.size / 1024)}k`]);
+  const blockSize = spec.ext4BlockBytes ? ['-b', String(spec.ext4BlockBytes)] : [];
+  run('mkfs.ext4', ['-F', '-q', ...blockSize, '-E', `offset=${ext4.start}`, '-d', stage, spec.path, `${Math.floor(ext4.size / 1024)}k`]);
   return { path: spec.path, sizeBytes: spec.sizeBytes, partitions, ext4, fat, stageDir: spec.stageDir ?? null };
 }
 

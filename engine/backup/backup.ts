@@ -199,14 +199,14 @@ function fixedMapStage(repo: Repository, options: BackupOptions, sink: (page: Bu
 }
 
 function cdcMapStage(spec: Extract<ChunkerSpec, { maxBytes: number }>, options: BackupOptions, sink: (page: Buffer) => Promise<Buffer>): MapStage {
-  if (options.source.sizeBytes === null) throw new BlockvaultError('USAGE', `a ${spec.kind} repository takes sized sources (an image, a device or an NBD export); ${options.source.description} is a stream`);
   const parent = options.plan?.parent.map;
   if (parent && parent.kind !== 'cdc') throw new BlockvaultError('BAD_INPUT', 'an increment of variable-length chunks needs a parent of variable-length chunks');
   const builder = new CdcMapBuilder(options.source.sizeBytes, parent ?? null, sink);
   return {
     slotBytes: batchBytes + spec.maxBytes,
     batches: (store) => {
-      const reader = new CdcReader(options.source, spec, store.cdcSlots, () => makeScanner(spec));
+      const reader = new CdcReader(options.source, spec, store.cdcSlots, (start) => makeScanner(spec, start));
+      if (options.source.sizeBytes === null) return reader.stream();
       return options.plan ? reader.regions(options.plan.regions!, parentCut(parent!)) : reader.whole();
     },
     put: async (item, ids) => {

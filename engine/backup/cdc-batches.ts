@@ -58,7 +58,7 @@ export class CdcReader {
   private readonly room: number;
 
   constructor(private readonly source: Source, spec: ChunkerSpec & { maxBytes: number }, private readonly slots: CdcSlots,
-    private readonly makeScanner: () => CdcScanner) {
+    private readonly makeScanner: (startBytes: number) => CdcScanner) {
     this.room = spec.maxBytes;
   }
 
@@ -103,7 +103,7 @@ export class CdcReader {
   async *whole(): AsyncGenerator<CdcBatch | CdcHoleRun> {
     const size = this.source.sizeBytes!;
     const extents = new Extents(this.source.dataExtents);
-    const scanner = this.makeScanner();
+    const scanner = this.makeScanner(0);
     const aligned = scanner instanceof AlignedCdcScanner ? scanner : null;
     let carry: Uint8Array = new Uint8Array(0);
     let offset = 0; // where the carried-over chunk starts
@@ -135,6 +135,22 @@ export class CdcReader {
     }
   }
 
+  /** A stream (stdin, a pipe): read in order to its end, cut as one buffer would be (the scanner carries its state). */
+  async *stream(): AsyncGenerator<CdcBatch> {
+    const scanner = this.makeScanner(0);
+    let carry: Uint8Array = new Uint8Array(0);
+    let offset = 0;
+    for (let pos = 0; ; pos += batchBytes) {
+      const slot = this.slots.takeWhole();
+      const n = await this.source.read(slot.subarray(this.room, this.room + batchBytes), pos);
+      const last = n < batchBytes;
+      const out = this.cut(slot, carry, { offset: pos, bytes: n, chunkLengths: [] }, scanner, offset, last, n);
+      [carry, offset] = [out.carry, out.nextOffset];
+      yield out.batch;
+      if (last) return;
+    }
+  }
+
   /**
    * An increment: each region chunked afresh from its start (a cut of the
    * parent) until a cut past every changed byte it has reached is also a cut
@@ -147,7 +163,7 @@ export class CdcReader {
     const extents = new Extents(this.source.dataExtents);
     for (let next = 0; next < regions.length; ) {
       let { start, end } = regions[next++];
-      const scanner = this.makeScanner();
+      const scanner = this.makeScanner(start);
       let carry: Uint8Array = new Uint8Array(0);
       let offset = start;
       for (let pos = start, synced = false; !synced; ) {

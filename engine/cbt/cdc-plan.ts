@@ -20,7 +20,10 @@ export async function cdcRegions(parent: CdcMap, extents: readonly ByteExtent[])
       last.end = Math.max(last.end, end);
       continue;
     }
-    const start = (await parent.chunksIn(e.start, e.start + 1)).offsets[0];
+    // The cut before a block may depend on that block (aligned-cdc ends a zero chunk before data): start
+    // from the parent chunk holding the block before the extent, whose cut no changed byte decided.
+    const before = Math.max(0, e.start - 4096);
+    const start = (await parent.chunksIn(before, before + 1)).offsets[0];
     if (last && start <= last.end) last.end = Math.max(last.end, end);
     else regions.push({ start, end });
   }

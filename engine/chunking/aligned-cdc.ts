@@ -19,8 +19,8 @@ const wordsPerBlock = alignBytes / 4;
 export function checkAlignedBounds(b: CdcBounds): void {
   const bits = log2Exact(b.avgBytes / alignBytes);
   const aligned = [b.minBytes, b.avgBytes, b.maxBytes].every((n) => Number.isInteger(n) && n % alignBytes === 0);
-  if (!aligned || bits === null || bits < 3 || bits > 10) {
-    throw new BlockvaultError('BAD_INPUT', `aligned-cdc chunk sizes must be multiples of ${alignBytes} bytes, the average a power of two from 32 KiB to 4 MiB (got min ${b.minBytes}, average ${b.avgBytes}, max ${b.maxBytes})`);
+  if (!aligned || bits === null || bits < 2 || bits > 10) {
+    throw new BlockvaultError('BAD_INPUT', `aligned-cdc chunk sizes must be multiples of ${alignBytes} bytes, the average a power of two from 16 KiB to 4 MiB (got min ${b.minBytes}, average ${b.avgBytes}, max ${b.maxBytes})`);
   }
   if (!(alignBytes <= b.minBytes && b.minBytes < b.avgBytes && b.avgBytes < b.maxBytes && b.maxBytes <= chunkBytesMax)) {
     throw new BlockvaultError('BAD_INPUT', `aligned-cdc chunk sizes min ${b.minBytes}, average ${b.avgBytes}, max ${b.maxBytes}: need ${alignBytes} <= min < average < max <= ${chunkBytesMax}`);
@@ -68,65 +68,100 @@ export function blockHash(words: Uint32Array, at: number): number {
 export class AlignedCdcScanner implements CdcScanner {
   /** Blocks of the current chunk seen so far. */
   protected blocks = 0;
+  /** Whether every block of the current chunk is all zero (true while it is empty). */
+  protected openZero = true;
+  /** Disk offset of the next block: zero runs are cut on a grid of absolute offsets. */
+  protected position: number;
   /** Bytes of a final partial block (the stream has ended inside a block). */
   protected tailBytes = 0;
   protected partial = false;
   protected readonly minBlocks: number;
   protected readonly avgBlocks: number;
   protected readonly maxBlocks: number;
+  protected readonly maxBytes: number;
   protected readonly maskStrict: number;
   protected readonly maskLoose: number;
 
-  constructor(bounds: CdcBounds) {
+  /** startBytes: the disk offset the stream starts at (a cut: 0, or where an increment re-chunks from). */
+  constructor(bounds: CdcBounds, startBytes = 0) {
     checkAlignedBounds(bounds);
     this.minBlocks = bounds.minBytes / alignBytes;
     this.avgBlocks = bounds.avgBytes / alignBytes;
     this.maxBlocks = bounds.maxBytes / alignBytes;
+    this.maxBytes = bounds.maxBytes;
+    this.position = startBytes;
     const bits = log2Exact(this.avgBlocks)!;
     this.maskStrict = spreadMask(bits + 2);
     this.maskLoose = spreadMask(Math.max(1, bits - 2));
   }
 
-  /** Scans the stream's next bytes; returns the lengths of the chunks that end in them, in order. */
+  /**
+   * Scans the stream's next bytes; returns the lengths of the chunks that end
+   * in them, in order. Three rules, in this order (docs/FORMAT.md):
+   * a chunk of zero blocks ends before a block with data; a chunk of zero
+   * blocks ends on the grid of multiples of the maximum, so zero runs cut
+   * the same wherever they begin; any other chunk ends after a block with
+   * data whose hash matches the mask (past the minimum), or at the maximum.
+   */
   push(data: Uint8Array): number[] {
     if (this.partial) throw new BlockvaultError('BAD_INPUT', 'aligned-cdc: bytes after a partial block (only the stream\'s last piece may end inside a block)');
     const cuts: number[] = [];
     const words = wordsOf(data);
     const whole = data.length - (data.length % alignBytes);
     for (let at = 0; at < whole; at += alignBytes) {
-      this.blocks += 1;
-      if (this.blocks >= this.maxBlocks || (this.blocks >= this.minBlocks && this.cutsAfter(data, words, at))) {
-        cuts.push(this.blocks * alignBytes);
-        this.blocks = 0;
+      let zero: boolean | null = null;
+      if (this.openZero && this.blocks > 0) {
+        zero = isAllZero(data.subarray(at, at + alignBytes));
+        if (!zero) this.cut(cuts); // data after zeros starts a chunk
       }
+      if (this.blocks === 0) this.openZero = true;
+      this.blocks += 1;
+      this.position += alignBytes;
+      if (this.openZero) {
+        zero ??= isAllZero(data.subarray(at, at + alignBytes));
+        this.openZero = zero;
+      }
+      if (this.openZero ? this.position % this.maxBytes === 0 || this.blocks >= this.maxBlocks
+        : this.blocks >= this.maxBlocks || (this.blocks >= this.minBlocks && this.cutsAfter(data, words, at))) this.cut(cuts);
     }
     if (whole < data.length) this.partial = true; // finish() adds it to the last chunk
     this.tailBytes = data.length - whole;
     return cuts;
   }
 
+  private cut(cuts: number[]): void {
+    cuts.push(this.blocks * alignBytes);
+    this.blocks = 0;
+    this.openZero = true;
+  }
+
   private cutsAfter(data: Uint8Array, words: Uint32Array, at: number): boolean {
     const mask = this.blocks <= this.avgBlocks ? this.maskStrict : this.maskLoose;
-    // Zero blocks never cut (their hash is one constant): checked only for a block whose hash matches.
+    // Zero blocks never cut a chunk with data (their hash is one constant): checked only for a block whose hash matches.
     return (blockHash(words, at >>> 2) & mask) === 0 && !isAllZero(data.subarray(at, at + alignBytes));
   }
 
   /**
-   * `n` all-zero blocks that were not read (a hole): zero blocks never cut,
-   * so only the maximum does. Returns the lengths of the chunks that end in them.
+   * `n` all-zero blocks that were not read (a hole): cut as push() would cut
+   * them (a chunk with data runs on to the maximum, zero chunks end on the
+   * grid). Returns the lengths of the chunks that end in them.
    */
   pushZeroBlocks(n: number): number[] {
     if (this.partial) throw new BlockvaultError('BAD_INPUT', 'aligned-cdc: blocks after a partial block');
     const cuts: number[] = [];
     for (let left = n; left > 0; ) {
-      const room = this.maxBlocks - this.blocks;
+      const room = this.openZero
+        ? Math.min(this.maxBlocks - this.blocks, (this.maxBytes - (this.position % this.maxBytes)) / alignBytes)
+        : this.maxBlocks - this.blocks;
       if (left < room) {
         this.blocks += left;
+        this.position += left * alignBytes;
         break;
       }
-      cuts.push(this.maxBlocks * alignBytes);
+      this.blocks += room;
+      this.position += room * alignBytes;
       left -= room;
-      this.blocks = 0;
+      this.cut(cuts);
     }
     return cuts;
   }
@@ -142,6 +177,7 @@ export class AlignedCdcScanner implements CdcScanner {
     this.blocks = 0;
     this.tailBytes = 0;
     this.partial = false;
+    this.openZero = true;
     return last;
   }
 }

@@ -48,8 +48,8 @@ export function checkChunker(spec: ChunkerSpec, what: string): void {
 }
 
 /** The chunker's state machine (the native scanners have the same cuts; see chunking/native-scanners.ts). */
-export function tsScanner(spec: ChunkerSpec): CdcScanner {
-  if (spec.kind === 'aligned-cdc') return new AlignedCdcScanner(spec);
+export function tsScanner(spec: ChunkerSpec, startBytes = 0): CdcScanner {
+  if (spec.kind === 'aligned-cdc') return new AlignedCdcScanner(spec, startBytes);
   if (spec.kind === 'cdc') return new FastCdcScanner(spec);
   throw new Error('a fixed chunker has no scanner');
 }

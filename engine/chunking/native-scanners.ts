@@ -10,20 +10,23 @@ type Api = NonNullable<ReturnType<typeof nativeApi>>;
 
 export class NativeAlignedScanner extends AlignedCdcScanner {
   private out = new Uint32Array(0);
-  constructor(bounds: CdcBounds, private readonly api: Api) {
-    super(bounds);
+  private readonly state = new Float64Array(3);
+  constructor(bounds: CdcBounds, private readonly api: Api, startBytes = 0) {
+    super(bounds, startBytes);
   }
 
   override push(data: Uint8Array): number[] {
     if (this.partial) return super.push(data); // refuses, as the reference does
     const whole = data.length - (data.length % alignBytes);
     if (this.out.length < whole / alignBytes + 1) this.out = new Uint32Array(whole / alignBytes + 1);
-    const n = this.api.alignedCdcCuts(data.subarray(0, whole), this.blocks, this.minBlocks, this.avgBlocks, this.maxBlocks, this.maskStrict >>> 0, this.maskLoose >>> 0, this.out);
-    const cuts = Array.from(this.out.subarray(0, n));
-    this.blocks = this.out[n];
+    this.state[0] = this.blocks;
+    this.state[1] = this.openZero ? 1 : 0;
+    this.state[2] = this.position;
+    const n = this.api.alignedCdcCuts(data.subarray(0, whole), this.state, this.minBlocks, this.avgBlocks, this.maxBlocks, this.maskStrict >>> 0, this.maskLoose >>> 0, this.out);
+    [this.blocks, this.openZero, this.position] = [this.state[0], this.state[1] !== 0, this.state[2]];
     if (whole < data.length) this.partial = true; // finish() adds it to the last chunk
     this.tailBytes = data.length - whole;
-    return cuts;
+    return Array.from(this.out.subarray(0, n));
   }
 }
 

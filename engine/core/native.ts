@@ -14,8 +14,8 @@ interface NativeApi {
   misalignment(view: Uint8Array, alignment: number): number;
   /** sync_file_range(WRITE): starts writeback of a range's dirty pages; does not wait for it. */
   startWriteback(fd: number, offset: number, length: number): void;
-  /** aligned CDC over data's whole blocks (native/src/cdc.rs): out[0..n) cut lengths, out[n] the open chunk's blocks; returns n. */
-  alignedCdcCuts(data: Uint8Array, blocks: number, minBlocks: number, avgBlocks: number, maxBlocks: number, maskStrict: number, maskLoose: number, out: Uint32Array): number;
+  /** aligned CDC over data's whole blocks (native/src/cdc.rs), state [blocks, openZero, position] carried in place: out[0..n) cut lengths; returns n. */
+  alignedCdcCuts(data: Uint8Array, state: Float64Array, minBlocks: number, avgBlocks: number, maxBlocks: number, maskStrict: number, maskLoose: number, out: Uint32Array): number;
   /** FastCDC over data, state [hash, length] carried in place; out[0..n) cut lengths; returns n. */
   fastCdcCuts(data: Uint8Array, state: Uint32Array, min: number, avg: number, max: number, maskStrict: number, maskLoose: number, out: Uint32Array): number;
 }

@@ -53,27 +53,62 @@ pub struct Aligned {
     pub mask_loose: u32,
 }
 
-/// Scans the whole blocks of `data`. `blocks` is the open chunk's block count
-/// on entry and on exit; the lengths (bytes) of the chunks that end in `data`
-/// are appended to `out`. A cut comes after a block whose hash matches the
-/// mask (strict up to the average, loose after), never after an all-zero
-/// block, never before the minimum, always at the maximum.
-pub fn aligned_cuts(data: &[u8], blocks: &mut u32, p: &Aligned, out: &mut Vec<u32>) {
+/// What an aligned scan carries across calls: the open chunk's blocks, whether
+/// they are all zero, and the disk offset of the next block.
+pub struct AlignedState {
+    pub blocks: u32,
+    pub open_zero: bool,
+    pub position: u64,
+}
+
+#[inline]
+fn is_zero(block: &[u8]) -> bool {
+    block.iter().all(|&b| b == 0)
+}
+
+/// Scans the whole blocks of `data`, appending the lengths (bytes) of the
+/// chunks that end in it to `out`. The rules, in order: a chunk of zero
+/// blocks ends before a block with data; a chunk of zero blocks ends where
+/// the next block's offset is a multiple of the maximum (a grid: zero runs cut
+/// alike wherever they begin); any other chunk ends after a block with data
+/// whose hash matches the mask (strict up to the average, loose after) once
+/// it has the minimum, and always at the maximum.
+pub fn aligned_cuts(data: &[u8], state: &mut AlignedState, p: &Aligned, out: &mut Vec<u32>) {
     let seeds = lane_seeds();
+    let max_bytes = p.max_blocks as u64 * ALIGN as u64;
     for block in data.chunks_exact(ALIGN) {
-        *blocks += 1;
-        let cut = if *blocks >= p.max_blocks {
+        let mut zero: Option<bool> = None;
+        if state.open_zero && state.blocks > 0 {
+            let z = is_zero(block);
+            zero = Some(z);
+            if !z {
+                out.push(state.blocks * ALIGN as u32);
+                state.blocks = 0;
+            }
+        }
+        if state.blocks == 0 {
+            state.open_zero = true;
+        }
+        state.blocks += 1;
+        state.position += ALIGN as u64;
+        if state.open_zero {
+            state.open_zero = zero.unwrap_or_else(|| is_zero(block));
+        }
+        let cut = if state.open_zero {
+            state.position % max_bytes == 0 || state.blocks >= p.max_blocks
+        } else if state.blocks >= p.max_blocks {
             true
-        } else if *blocks >= p.min_blocks {
-            let mask = if *blocks <= p.avg_blocks { p.mask_strict } else { p.mask_loose };
+        } else if state.blocks >= p.min_blocks {
+            let mask = if state.blocks <= p.avg_blocks { p.mask_strict } else { p.mask_loose };
             let (hash, zero) = block_hash(block, &seeds);
             hash & mask == 0 && !zero
         } else {
             false
         };
         if cut {
-            out.push(*blocks * ALIGN as u32);
-            *blocks = 0;
+            out.push(state.blocks * ALIGN as u32);
+            state.blocks = 0;
+            state.open_zero = true;
         }
     }
 }
@@ -160,27 +195,33 @@ mod tests {
         assert_eq!(g[255], 0xe6ba_529a);
     }
 
+    fn fresh(position: u64) -> AlignedState {
+        AlignedState { blocks: 0, open_zero: true, position }
+    }
+
     #[test]
     fn aligned_cuts_stream_like_one_buffer_within_bounds() {
         let data = bytes(7, 3 << 20);
-        let (mut whole, mut blocks) = (Vec::new(), 0);
-        aligned_cuts(&data, &mut blocks, &aligned(), &mut whole);
-        let (mut streamed, mut b2) = (Vec::new(), 0);
+        let (mut whole, mut s1) = (Vec::new(), fresh(0));
+        aligned_cuts(&data, &mut s1, &aligned(), &mut whole);
+        let (mut streamed, mut s2) = (Vec::new(), fresh(0));
         for piece in data.chunks(ALIGN * 37) {
-            aligned_cuts(piece, &mut b2, &aligned(), &mut streamed);
+            aligned_cuts(piece, &mut s2, &aligned(), &mut streamed);
         }
         assert_eq!(whole, streamed);
-        assert_eq!(blocks, b2);
+        assert_eq!((s1.blocks, s1.position), (s2.blocks, s2.position));
         assert!(whole.len() > 20);
         assert!(whole.iter().all(|&n| n >= 4 * 4096 && n <= 64 * 4096 && n % 4096 == 0));
     }
 
     #[test]
-    fn zero_blocks_cut_only_at_the_maximum() {
-        let data = vec![0u8; 1 << 20];
-        let (mut cuts, mut blocks) = (Vec::new(), 0);
-        aligned_cuts(&data, &mut blocks, &aligned(), &mut cuts);
-        assert_eq!(cuts, vec![64 * 4096; 4]);
+    fn zero_runs_cut_on_the_grid_and_end_before_data() {
+        // 1 MiB of zeros from offset 12 KiB, then data: cuts at the 256 KiB grid, and before the data.
+        let mut data = vec![0u8; 1 << 20];
+        data.extend(bytes(3, 64 * 4096));
+        let (mut cuts, mut s) = (Vec::new(), fresh(3 * 4096));
+        aligned_cuts(&data, &mut s, &aligned(), &mut cuts);
+        assert_eq!(&cuts[..5], &[61 * 4096, 64 * 4096, 64 * 4096, 64 * 4096, 3 * 4096]);
     }
 
     #[test]

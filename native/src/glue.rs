@@ -132,13 +132,13 @@ unsafe fn args<const N: usize>(env: napi_env, info: napi_callback_info) -> Optio
     if ok { Some(argv) } else { None }
 }
 
-/// A typed array's bytes, if `value` is of kind `want` (napi_typedarray_type: 1 uint8, 6 uint32).
+/// A typed array's bytes, if `value` is of kind `want` (napi_typedarray_type: 1 uint8, 6 uint32, 8 float64).
 unsafe fn typed<'a>(env: napi_env, value: napi_value, want: std::os::raw::c_int) -> Option<&'a mut [u8]> {
     let (mut kind, mut length, mut data, mut buffer, mut offset) = (0, 0usize, ptr::null_mut(), ptr::null_mut(), 0usize);
     if napi_get_typedarray_info(env, value, &mut kind, &mut length, &mut data, &mut buffer, &mut offset) != NAPI_OK || kind != want {
         return None;
     }
-    let bytes = if want == 6 { length * 4 } else { length };
+    let bytes = match want { 6 => length * 4, 8 => length * 8, _ => length };
     if bytes == 0 { return Some(&mut []); }
     Some(std::slice::from_raw_parts_mut(data as *mut u8, bytes))
 }
@@ -164,19 +164,29 @@ unsafe fn put_cuts(env: napi_env, out: &mut [u8], cuts: &[u32], extra: Option<u3
     result
 }
 
-/// alignedCdcCuts(data, blocks, minBlocks, avgBlocks, maxBlocks, maskStrict, maskLoose, out): the cuts
-/// in `data`'s whole blocks; out[0..n) their lengths, out[n] the open chunk's blocks after. Returns n.
+/// alignedCdcCuts(data, state: Float64Array [blocks, openZero 0|1, position], minBlocks, avgBlocks, maxBlocks,
+/// maskStrict, maskLoose, out): the cuts in `data`'s whole blocks, state carried in place; out[0..n)
+/// their lengths. Returns n.
 unsafe extern "C" fn aligned_cdc_cuts_js(env: napi_env, info: napi_callback_info) -> napi_value {
-    let usage = "alignedCdcCuts(data: Uint8Array, blocks, minBlocks, avgBlocks, maxBlocks, maskStrict, maskLoose: u32, out: Uint32Array)";
+    let usage = "alignedCdcCuts(data: Uint8Array, state: Float64Array(3), minBlocks, avgBlocks, maxBlocks, maskStrict, maskLoose: u32, out: Uint32Array)";
     let Some(a) = args::<8>(env, info) else { return throw(env, "EINVAL", usage) };
-    let (Some(data), Some(out)) = (typed(env, a[0], 1), typed(env, a[7], 6)) else { return throw(env, "EINVAL", usage) };
-    let n: Vec<Option<u32>> = (1..7).map(|k| uint(env, a[k])).collect();
-    let [Some(mut blocks), Some(min_blocks), Some(avg_blocks), Some(max_blocks), Some(mask_strict), Some(mask_loose)] = n[..] else { return throw(env, "EINVAL", usage) };
-    if !(1 <= min_blocks && min_blocks < avg_blocks && avg_blocks < max_blocks && blocks < max_blocks) { return throw(env, "EINVAL", usage) }
+    let (Some(data), Some(state), Some(out)) = (typed(env, a[0], 1), typed(env, a[1], 8), typed(env, a[7], 6)) else { return throw(env, "EINVAL", usage) };
+    let n: Vec<Option<u32>> = (2..7).map(|k| uint(env, a[k])).collect();
+    let [Some(min_blocks), Some(avg_blocks), Some(max_blocks), Some(mask_strict), Some(mask_loose)] = n[..] else { return throw(env, "EINVAL", usage) };
+    if state.len() < 24 || !(1 <= min_blocks && min_blocks < avg_blocks && avg_blocks < max_blocks) { return throw(env, "EINVAL", usage) }
+    let word = |k: usize| f64::from_ne_bytes(state[8 * k..8 * k + 8].try_into().unwrap());
+    let (blocks, open_zero, position) = (word(0), word(1), word(2));
+    if !(blocks >= 0.0 && blocks < max_blocks as f64 && blocks.fract() == 0.0 && position >= 0.0 && position <= 9.0e15 && position % 4096.0 == 0.0) {
+        return throw(env, "EINVAL", usage);
+    }
+    let mut st = cdc::AlignedState { blocks: blocks as u32, open_zero: open_zero != 0.0, position: position as u64 };
     let p = cdc::Aligned { min_blocks, avg_blocks, max_blocks, mask_strict, mask_loose };
-    let mut cuts = Vec::with_capacity(data.len() / cdc::ALIGN / min_blocks as usize + 1);
-    cdc::aligned_cuts(data, &mut blocks, &p, &mut cuts);
-    put_cuts(env, out, &cuts, Some(blocks))
+    let mut cuts = Vec::with_capacity(data.len() / cdc::ALIGN + 1);
+    cdc::aligned_cuts(data, &mut st, &p, &mut cuts);
+    for (k, v) in [st.blocks as f64, st.open_zero as u8 as f64, st.position as f64].iter().enumerate() {
+        state[8 * k..8 * k + 8].copy_from_slice(&v.to_ne_bytes());
+    }
+    put_cuts(env, out, &cuts, None)
 }
 
 /// fastCdcCuts(data, state: Uint32Array [hash, length], min, avg, max, maskStrict, maskLoose, out): the

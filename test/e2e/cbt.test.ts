@@ -26,7 +26,12 @@ async function serve(args: string[], socket: string): Promise<ChildProcess> {
   return child;
 }
 
-describe('changed-block tracking', () => {
+/** Every test below runs on both kinds of repository: fixed 64 KiB chunks, and content-defined (aligned-cdc) ones. */
+const chunkers = [['fixed'], ['aligned-cdc']] as const;
+/** What an aligned-cdc increment may read beyond the changed bytes: per region, up to a maximum chunk (256 KiB) before and two after. */
+const cdcSlackBytes = 3 * 256 * KiB;
+
+describe.each(chunkers)('changed-block tracking (%s chunks)', (chunker) => {
   const dir = tempDir();
   const qcow = join(dir, 'web01.qcow2');
   const root = join(dir, 'repo');
@@ -40,7 +45,7 @@ describe('changed-block tracking', () => {
   beforeAll(async () => {
     const disk = makeVmDisk({ path: join(dir, 'base.raw'), sizeBytes: 64 * MiB, systemBytes: 12 * MiB, randomBytes: 4 * MiB, seed: 'cbt' });
     run('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', disk.path, qcow]);
-    await cli(['init', '-r', root]);
+    await cli(['init', '-r', root, '--chunker', chunker]);
   });
 
   it('qcow2 dirty bitmap: each increment reads only dirty chunks, every point restores', async () => {
@@ -60,7 +65,11 @@ describe('changed-block tracking', () => {
       const inc = await cliJson<Backup>(['backup', '-r', root, '--vm', 'web01', '--disk', 'sda', '--bitmap', 'nightly', qcow]);
       expect(inc.mode, inc.reason).toBe('incremental');
       expect(inc.reason).toMatch(/dirty bitmap "nightly"/);
-      expect(inc.bytesRead).toBe(chunks.size * 64 * KiB); // only the dirty chunks, at the bitmap's 64 KiB granularity
+      if (chunker === 'fixed') expect(inc.bytesRead).toBe(chunks.size * 64 * KiB); // only the dirty chunks, at the bitmap's 64 KiB granularity
+      else {
+        expect(inc.bytesRead).toBeGreaterThanOrEqual(chunks.size * 64 * KiB); // the dirty clusters, re-chunked until the cuts resync
+        expect(inc.bytesRead).toBeLessThanOrEqual(chunks.size * 64 * KiB + writes.length * cdcSlackBytes);
+      }
       snapshot(inc.id);
       run('qemu-img', ['bitmap', '--clear', qcow, 'nightly']); // the operator rotates after a successful backup
     }
@@ -79,7 +88,8 @@ describe('changed-block tracking', () => {
     const inc = await cliJson<Backup>(['backup', '-r', root, '--vm', 'web01', '--disk', 'sda', '--bitmap', 'nightly', `nbd+unix:///?socket=${socket}`]);
     server.kill();
     expect(inc.mode).toBe('incremental');
-    expect(inc.bytesRead).toBe(64 * KiB);
+    if (chunker === 'fixed') expect(inc.bytesRead).toBe(64 * KiB);
+    else expect(inc.bytesRead).toBeLessThanOrEqual(64 * KiB + cdcSlackBytes);
     snapshot(inc.id);
     const out = join(dir, 'nbd.out');
     await cli(['restore', '-r', root, 'web01/sda@latest', out]);
@@ -99,7 +109,7 @@ describe('changed-block tracking', () => {
   });
 });
 
-describe('changed-extents lists', () => {
+describe.each(chunkers)('changed-extents lists (%s chunks)', (chunker) => {
   const dir = tempDir();
   const image = join(dir, 'db01.raw');
   const root = join(dir, 'repo');
@@ -113,7 +123,7 @@ describe('changed-extents lists', () => {
 
   beforeAll(async () => {
     writeFileSync(image, Buffer.concat([randomBytes(8 * MiB), Buffer.alloc(24 * MiB)]));
-    await cli(['init', '-r', root]);
+    await cli(['init', '-r', root, '--chunker', chunker]);
     await cliJson(['backup', '-r', root, '--vm', 'db01', '--disk', 'sda', image]);
   });
 
@@ -123,7 +133,8 @@ describe('changed-extents lists', () => {
     writeFileSync(extents, JSON.stringify([{ start: 3 * MiB + 100, length: 5000 }, { start: 20 * MiB, length: 64 * KiB }]));
     const inc = await cliJson<Backup>(['backup', '-r', root, '--vm', 'db01', '--disk', 'sda', '--changed', extents, '--cbt-check', '5', image]);
     expect(inc.mode).toBe('incremental');
-    expect(inc.bytesRead).toBe(128 * KiB);
+    if (chunker === 'fixed') expect(inc.bytesRead).toBe(128 * KiB);
+    else expect(inc.bytesRead).toBeLessThanOrEqual(5000 + 64 * KiB + 2 * cdcSlackBytes);
     const out = join(dir, 'out.raw');
     await cli(['restore', '-r', root, 'db01/sda@latest', out, '--force']);
     expect(sha256File(out)).toBe(sha256File(image));
@@ -136,7 +147,10 @@ describe('changed-extents lists', () => {
     const before = await points();
     const refused = await cli(['backup', '-r', root, '--vm', 'db01', '--disk', 'sda', '--changed', extents, '--cbt-check', '100', image]);
     expect(refused.code).toBe(5);
-    expect(refused.stderr).toMatch(/--cbt-check: 1 of \d+ sampled chunks .* differ from parent .* \(first at offset 1048576\); the increment was refused and nothing was written \(use --cbt-fallback full.*\) \[CBT_MISMATCH\]/);
+    expect(refused.stderr).toMatch(/--cbt-check: 1 of \d+ sampled chunks .* differ from parent .* \(first at offset \d+\); the increment was refused and nothing was written \(use --cbt-fallback full.*\) \[CBT_MISMATCH\]/);
+    const first = Number(/first at offset (\d+)/.exec(refused.stderr)![1]); // the chunk holding the missed change
+    if (chunker === 'fixed') expect(first).toBe(1048576);
+    else expect(first > 1048576 - 256 * KiB && first <= 1048576).toBe(true);
     expect(await points()).toBe(before);
     const redone = await cliJson<Backup>(['backup', '-r', root, '--vm', 'db01', '--disk', 'sda', '--changed', extents, '--cbt-check', '100', '--cbt-fallback', 'full', image]);
     expect(redone.mode).toBe('full');

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { alignedCdcChunks, AlignedCdcScanner, alignBytes } from '../../../engine/chunking/aligned-cdc.js';
+import { alignedCdcChunks, AlignedCdcScanner, alignBytes, blockHash } from '../../../engine/chunking/aligned-cdc.js';
 import { fastCdcChunks, FastCdcScanner, type CdcBounds } from '../../../engine/chunking/fastcdc.js';
 import { gearTable, spreadMask } from '../../../engine/chunking/gear.js';
 import { BlockvaultError } from '../../../engine/core/errors.js';
@@ -112,6 +112,23 @@ describe('aligned CDC', () => {
     const b = chunkSet(disk([files[1], files[0], files[2]], [129, 1, 33])); // reordered, other offsets
     const shared = [...b].filter((h) => a.has(h)).length;
     expect(shared / b.size).toBeGreaterThan(0.75);
+  });
+
+  it('hashes a block as docs/FORMAT.md says (golden value)', () => {
+    const block = Uint8Array.from({ length: alignBytes }, (_, i) => i % 251);
+    expect(blockHash(new Uint32Array(block.buffer), 0).toString(16)).toBe('7e423daa');
+  });
+
+  it('cuts unread zero blocks (a hole) exactly as it cuts the zeros read', () => {
+    fc.assert(fc.property(fc.integer({ min: 0, max: 200 }), fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 100 }), (before, zeros, after) => {
+      const head = bytes(`h${before}`, before * alignBytes);
+      const tail = bytes(`t${after}`, after * alignBytes);
+      const read = alignedCdcChunks(Buffer.concat([head, Buffer.alloc(zeros * alignBytes), tail]), aligned);
+      const s = new AlignedCdcScanner(aligned);
+      const skipped = [...s.push(head), ...s.pushZeroBlocks(zeros), ...s.push(tail)];
+      const last = s.finish();
+      expect(last > 0 ? [...skipped, last] : skipped).toEqual(read);
+    }), { numRuns: 40 });
   });
 
   it('never cuts inside a run of zero blocks before the maximum', () => {

@@ -6,7 +6,7 @@ import { decodeConfig } from '../../../engine/format/config-format.js';
 import { decodeRecordHeader } from '../../../engine/format/pack-format.js';
 import { decodeIndexObject } from '../../../engine/format/index-object-format.js';
 import { decodeGroup } from '../../../engine/format/group-format.js';
-import { decodeMapPage } from '../../../engine/format/map-format.js';
+import { cdcLeafBytes, decodeCdcLeaf, decodeMapPage } from '../../../engine/format/map-format.js';
 import { goldenVectors, hexDump } from '../../../scripts/golden-vectors.js';
 
 const doc = readFileSync(new URL('../../../docs/FORMAT.md', import.meta.url), 'utf8');
@@ -29,6 +29,10 @@ describe('docs/FORMAT.md golden vectors', () => {
     expect(decodeMapPage(v['map-page'], { level: 0, count: 1 }, 'golden')).toMatchObject({ kind: 'entries' });
     expect(decodeMapPage(v['leaf-patch'], { level: 0, count: 1024 }, 'golden')).toMatchObject({ kind: 'patch', count: 1024 });
     expect(decodeConfig(v.config, 'golden').chunkBytes).toBe(65536);
+    expect(decodeConfig(v['config-cdc'], 'golden').chunker).toEqual({ kind: 'aligned-cdc', minBytes: 16384, avgBytes: 65536, maxBytes: 262144 });
+    const cdc = decodePoint(v['point-cdc'], 'golden');
+    expect(cdc.body.kind === 'cdc' && [cdc.body.height, cdc.body.root.length, cdc.header.leafBytes]).toEqual([1, 32, cdcLeafBytes]);
+    expect([...decodeCdcLeaf(v['cdc-leaf'], { index: 0, firstByte: 0, sizeBytes: 100000, chunkBytesMax: 262144 }, 'golden').lengths]).toEqual([32768, 45056, 22176]);
     expect(decodeIndexObject(v['index-object'], 'golden')[0].records[0].rawBytes).toBe(65536);
     expect(decodeGroup(v.group, 'golden').disks.map((d) => d.disk)).toEqual(['sda', 'sdb']);
   });
