@@ -28,14 +28,14 @@ function repoDigest(root: string): string {
   return hash.digest('hex');
 }
 
-describe('blockvault boot', () => {
+describe.each([['fixed'], ['aligned-cdc']])('blockvault boot (%s chunks)', (chunker) => {
   const dir = tempDir();
   const root = join(dir, 'repo');
   const image = join(dir, 'tiny.raw');
 
   beforeAll(async () => {
     execFileSync('bash', [new URL('../../scripts/boot-fixture.sh', import.meta.url).pathname, image, 'marker: restored by blockvault'], { stdio: 'pipe' });
-    await cli(['init', '-r', root]);
+    await cli(['init', '-r', root, '--chunker', chunker]);
     await cliJson(['backup', '-r', root, '--vm', 'tiny', '--disk', 'vda', image]);
   }, 300_000);
 

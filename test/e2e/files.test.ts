@@ -9,13 +9,13 @@ import { tempDir } from '../helpers/temp.js';
 
 const MiB = 1024 * 1024;
 
-describe('blockvault files', () => {
+describe.each([['fixed'], ['aligned-cdc']])('blockvault files (%s chunks)', (chunker) => {
   const dir = tempDir();
   const root = join(dir, 'repo');
   let disk: DiskInfo;
   beforeAll(async () => {
     disk = makeVmDisk({ path: join(dir, 'vm.raw'), sizeBytes: 96 * MiB, systemBytes: 16 * MiB, randomBytes: 2 * MiB, seed: 'files', stageDir: join(dir, 'stage') });
-    await cli(['init', '-r', root]);
+    await cli(['init', '-r', root, '--chunker', chunker]);
     await cliJson(['backup', '-r', root, '--vm', 'vm', '--disk', 'sda', disk.path]);
   });
 

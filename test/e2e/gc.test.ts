@@ -52,11 +52,11 @@ async function expectRestores(root: string, dir: string, points: Array<{ id: str
 describe('blockvault gc', () => {
   const dir = tempDir();
 
-  it('reclaims what forgotten points held, repacks mostly dead packs, and every kept point restores', async () => {
-    const root = join(dir, 'repo');
+  it.each([['fixed'], ['aligned-cdc']])('reclaims what forgotten points held, repacks mostly dead packs, and every kept point restores (%s chunks)', async (chunker) => {
+    const root = join(dir, `repo-${chunker}`);
     const image = join(dir, 'vm.raw');
     writeFileSync(image, randomStream('gc')(16 * MiB));
-    await cli(['init', '-r', root, '--pack-size', '2M']);
+    await cli(['init', '-r', root, '--pack-size', '2M', '--chunker', chunker]);
     const points: Array<{ id: string; copy: string }> = [];
     for (let day = 0; day < 6; day++) {
       if (day > 0) churn(image, 3, `day${day}`);

@@ -33,7 +33,7 @@ function rangeSha(path: string, start: number, size: number): string {
   return hash.digest('hex');
 }
 
-describe('blockvault mount', () => {
+describe.each([['fixed'], ['aligned-cdc']])('blockvault mount (%s chunks)', (chunker) => {
   const dir = tempDir();
   const root = join(dir, 'repo');
   const mnt = join(dir, 'mnt');
@@ -53,7 +53,7 @@ describe('blockvault mount', () => {
   beforeAll(async () => {
     mkdirSync(mnt);
     disk = makeVmDisk({ path: join(dir, 'web01.raw'), sizeBytes: 128 * MiB, systemBytes: 24 * MiB, randomBytes: 4 * MiB, seed: 'mount', stageDir: join(dir, 'stage') });
-    await cli(['init', '-r', root, '--pack-size', '4M']);
+    await cli(['init', '-r', root, '--pack-size', '4M', '--chunker', chunker]);
     const a = await cliJson<{ id: string }>(['backup', '-r', root, '--vm', 'web01', '--disk', 'sda', disk.path]);
     images.set(a.id, join(dir, 'a.raw'));
     copyFileSync(disk.path, images.get(a.id)!);
