@@ -36,10 +36,10 @@ export interface Row { what: string; ours: Timed; limits: Record<string, number>
 export interface LevelRow { level: number; seconds: number; storedBytes: number }
 export interface ColdReport { corpus: string; cold: boolean; rounds: number; rows: Row[]; phases: Record<string, PhaseRun[]>; levels: LevelRow[] }
 
-const dropCaches = () => { execFileSync('sync'); writeFileSync('/proc/sys/vm/drop_caches', '3'); };
+export const dropCaches = () => { execFileSync('sync'); writeFileSync('/proc/sys/vm/drop_caches', '3'); };
 
 /** Wall seconds and peak RSS of one command (a shell line: pipes and redirections count whole). */
-function run(line: string, cold: boolean, env: Record<string, string> = {}): Timed {
+export function run(line: string, cold: boolean, env: Record<string, string> = {}): Timed {
   execFileSync('sync');
   if (cold) dropCaches();
   const timeFile = join(cacheDir, 'cold-time.txt');

@@ -85,6 +85,25 @@ export function corpusMixed(): Corpus {
   };
 }
 
+/**
+ * A second VM beside `c`: the same tree, installed apart. Its ext4 is made
+ * afresh (same size, same system files, same data file) with other files
+ * among them (1/8 of the system files' bytes, in every directory mkfs
+ * walks), so the same file data lands at other offsets, as on a VM installed
+ * from the same media or rebuilt.
+ */
+export function secondVm(c: Corpus): string {
+  const path = join(cacheDir, `${c.name}-b.raw`);
+  if (!existsSync(path)) {
+    process.stderr.write(`bench: generating ${path} (one time)\n`);
+    const spec = c.name === 'mix6g'
+      ? { sizeBytes: 6 * GiB, systemBytes: 1500 * MiB, randomBytes: 64 * MiB, seed: 'mixed', systemRoots: ['/usr/lib', '/usr/bin', '/usr/sbin', '/usr/include', '/usr/share', '/var/lib'] }
+      : { sizeBytes: c.sizeBytes, systemBytes: Math.round(c.sizeBytes * 0.29), randomBytes: 300 * MiB, seed: 'bench' };
+    makeVmDisk({ ...spec, path, otherFiles: { bytes: Math.round(spec.systemBytes / 8), seed: 'second' } });
+  }
+  return path;
+}
+
 if (process.argv[1]?.endsWith('corpus.js')) {
   for (const c of [corpus(), corpusMixed()]) {
     const changed = c.day2Extents.reduce((a, e) => a + e.length, 0);

@@ -93,7 +93,7 @@ function imageDataExtents(image: string, sizeBytes: number): number[] {
   }
 }
 
-function dataOffsets(image: string, sizeBytes: number, count: number): number[] {
+export function dataOffsets(image: string, sizeBytes: number, count: number): number[] {
   const flat = imageDataExtents(image, sizeBytes);
   const extents: Array<[number, number]> = [];
   for (let i = 0; i < flat.length; i += 2) if (flat[i + 1] - flat[i] >= 4096) extents.push([flat[i], flat[i + 1]]);

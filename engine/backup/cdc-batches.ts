@@ -11,7 +11,7 @@
 // disk's again.
 import { BlockvaultError } from '../core/errors.js';
 import { isAllZero } from '../core/digest.js';
-import { batchBytes } from '../core/limits.js';
+import { batchBytes, readsInFlightMax } from '../core/limits.js';
 import { AlignedCdcScanner, alignBytes } from '../chunking/aligned-cdc.js';
 import type { CdcScanner } from '../chunking/fastcdc.js';
 import type { ChunkerSpec } from '../chunking/chunker.js';
@@ -56,10 +56,12 @@ class Extents {
 export class CdcReader {
   private chunk = 0;
   private readonly room: number;
+  private readonly resyncBytes: number;
 
-  constructor(private readonly source: Source, spec: ChunkerSpec & { maxBytes: number }, private readonly slots: CdcSlots,
+  constructor(private readonly source: Source, spec: Extract<ChunkerSpec, { maxBytes: number }>, private readonly slots: CdcSlots,
     private readonly makeScanner: (startBytes: number) => CdcScanner) {
     this.room = spec.maxBytes;
+    this.resyncBytes = spec.avgBytes;
   }
 
   /** Reads a window into a slot, after `room` bytes kept for the chunk carried over; holes are zeros, not read. */
@@ -156,24 +158,36 @@ export class CdcReader {
    * parent) until a cut past every changed byte it has reached is also a cut
    * of the parent. Cuts depend only on the bytes since the cut before, so
    * from there on the disk's chunks are the parent's until the next region.
-   * A region the scan runs into is merged with it.
+   * A region the scan runs into is merged with it. The regions' first
+   * windows are read several at once, ahead (cold, their latencies overlap,
+   * as the scattered chunks of a fixed-size increment do); a region that
+   * needs more reads on from there.
    */
   async *regions(regions: CdcRegion[], isParentCut: ParentCut): AsyncGenerator<CdcBatch> {
     const size = this.source.sizeBytes!;
-    const extents = new Extents(this.source.dataExtents);
+    // Read what a region still needs and an average chunk past it (then an average at a time): the
+    // parent's next cut after the change is an average away, and there the cuts usually fall back in step.
+    const windowEnd = (pos: number, end: number) => Math.min(size, pos + batchBytes, Math.ceil((Math.max(end, pos) + this.resyncBytes) / alignBytes) * alignBytes);
+    const plan = regions.map((r) => ({ offset: r.start, bytes: windowEnd(r.start, r.end) - r.start, chunkLengths: [windowEnd(r.start, r.end) - r.start] }));
+    const firstExtents = new Extents(this.source.dataExtents);
+    const moreExtents = new Extents(this.source.dataExtents);
+    // One read fewer in flight than a full backup's: a region's next window may need a slot meanwhile.
+    const firsts = readAhead<Window, ReadWindow, PlannedHole>(plan, (w) => this.read(w, firstExtents), readsInFlightMax - 1);
+    let taken = 0;
+    const first = async () => { taken += 1; return (await firsts.next()).value as ReadWindow; };
     for (let next = 0; next < regions.length; ) {
+      while (taken < next) this.slots.give(this.slots.slotOf((await first()).slot)); // merged into the region before
       let { start, end } = regions[next++];
       const scanner = this.makeScanner(start);
       let carry: Uint8Array = new Uint8Array(0);
       let offset = start;
-      for (let pos = start, synced = false; !synced; ) {
-        // Read what the region still needs and a maximum chunk past it: most regions resync inside that.
-        const windowEnd = Math.min(size, pos + batchBytes, Math.ceil((Math.max(end, pos) + this.room) / alignBytes) * alignBytes);
-        const read = await this.read({ offset: pos, bytes: windowEnd - pos, chunkLengths: [] }, extents);
-        const out = this.cut(read.slot, carry, read.window, scanner, offset, windowEnd >= size, read.bytesRead);
+      let read: ReadWindow | null = await first();
+      for (let pos = start, synced = false; !synced; read = null) {
+        read ??= await this.read({ offset: pos, bytes: windowEnd(pos, end) - pos, chunkLengths: [] }, moreExtents);
+        const last = read.window.offset + read.window.bytes >= size;
+        const out = this.cut(read.slot, carry, read.window, scanner, offset, last, read.bytesRead);
         let keep = out.batch.chunkLengths.length;
-        let at = offset;
-        for (let k = 0; k < out.batch.chunkLengths.length && windowEnd < size; k++) {
+        for (let k = 0, at = offset; k < out.batch.chunkLengths.length && !last; k++) {
           at += out.batch.chunkLengths[k];
           while (next < regions.length && regions[next].start < at) end = Math.max(end, regions[next++].end);
           if (at >= end && await isParentCut(at)) {
@@ -182,16 +196,17 @@ export class CdcReader {
             break;
           }
         }
-        synced ||= windowEnd >= size;
+        synced ||= last;
         const batch = out.batch;
         batch.chunkLengths = batch.chunkLengths.slice(0, keep);
         batch.readChunks = batch.readChunks.slice(0, keep);
         batch.data = batch.data.subarray(0, batch.chunkLengths.reduce((a, b) => a + b, 0));
         this.chunk = batch.firstChunk + keep;
-        [carry, offset, pos] = [out.carry, out.nextOffset, windowEnd];
+        [carry, offset, pos] = [out.carry, out.nextOffset, read.window.offset + read.window.bytes];
         yield batch;
       }
     }
+    while (taken < regions.length) this.slots.give(this.slots.slotOf((await first()).slot));
   }
 
   private take(chunks: number): number {

@@ -2,6 +2,7 @@
 // verified) in parallel, decoded into a shared slab at their place in the
 // disk, and written as soon as they are ready (in disk order for a stream).
 import { chunkIdBytes, zeroChunkId } from '../core/digest.js';
+import { BlockvaultError } from '../core/errors.js';
 import { interruptedError, whenAborted } from '../core/interrupt.js';
 import { phase } from '../core/phases.js';
 import { batchBytes, batchesInFlightMax } from '../core/limits.js';
@@ -85,6 +86,7 @@ export async function runRestore(repo: Repository, entry: PointEntry, target: Ta
         const result = await fetcher.fetchInto(ids, await slots.slabId(), offsets);
         const first = [...result.problems.values()][0];
         if (first) throw problemError(first, `restore of ${name}`);
+        checkLengths(span, present, result.rawBytes, name);
       }
     } catch (err) {
       slots.give(slot);
@@ -148,6 +150,15 @@ async function writeAsFetched(batches: AsyncGenerator<Span>, fetch: (s: Span) =>
   }
   await Promise.all(inflight);
   if (failure) throw failure;
+}
+
+/** Each chunk must hold what the map says it does (a damaged map would otherwise restore shifted bytes). */
+function checkLengths(span: Span, present: boolean[], rawBytes: number[], name: string): void {
+  for (let k = 0, at = span.offset, i = 0; k < span.lengths.length; at += span.lengths[k], k++) {
+    if (!present[k]) continue;
+    if (rawBytes[i] !== span.lengths[k]) throw new BlockvaultError('CORRUPT', `restore of ${name}: the chunk at offset ${at} holds ${rawBytes[i]} bytes; the map says ${span.lengths[k]}`);
+    i += 1;
+  }
 }
 
 /** Writes a fetched batch: runs of data chunks as one write each, zero chunks (or a whole zero run) as zeros. */

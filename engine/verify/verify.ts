@@ -1,7 +1,9 @@
 // verify: re-read and re-hash every chunk the chosen restore points need,
 // once per unique chunk, in pack order. Reports exactly which restore points
 // a bad or missing chunk affects, and records the outcome per point.
+import { chunkIdBytes, isAllZero } from '../core/digest.js';
 import { BlockvaultError } from '../core/errors.js';
+import type { CdcMap } from '../repo/cdc-map.js';
 import { ChunkFetcher, type ChunkProblem } from '../read/chunk-fetcher.js';
 import type { PointEntry } from '../repo/chunk-index.js';
 import { dataChunkIds } from '../repo/chunk-map.js';
@@ -33,6 +35,8 @@ export async function runVerify(repo: Repository, entries: PointEntry[], pool: W
         if (!list) users.set(hex, [entry.id]);
         else if (list[list.length - 1] !== entry.id) list.push(entry.id);
       }
+      if (map.kind === 'cdc') verdict.problems.push(...(await lengthProblems(repo, map)));
+      verdict.ok = verdict.problems.length === 0;
     } catch (err) {
       if (!(err instanceof BlockvaultError)) throw err;
       verdict.ok = false;
@@ -57,6 +61,28 @@ export async function runVerify(repo: Repository, entries: PointEntry[], pool: W
   for (const v of verdicts.values()) repo.index.setVerified(v.id, v.ok, now);
   const points = [...verdicts.values()];
   return { ok: points.every((p) => p.ok), points, chunksChecked: keyed.length, bytesChecked, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
+}
+
+/**
+ * A variable-length map names each chunk's length: it must be what the
+ * chunk holds (the index records each record's raw length; the records
+ * themselves are re-hashed below). A map that disagrees would restore
+ * shifted bytes.
+ */
+async function lengthProblems(repo: Repository, map: CdcMap): Promise<Array<{ code: string; reason: string }>> {
+  const problems: Array<{ code: string; reason: string }> = [];
+  for await (const leaf of map.leaves()) {
+    const { starts, lengths, ids } = leaf.view;
+    for (let k = 0; k < lengths.length && problems.length < 16; k++) {
+      const id = ids.subarray(k * chunkIdBytes, (k + 1) * chunkIdBytes);
+      if (isAllZero(id)) continue;
+      const rawBytes = repo.index.lookup(id)?.rawBytes;
+      if (rawBytes !== undefined && rawBytes !== lengths[k]) {
+        problems.push({ code: 'CORRUPT', reason: `the chunk at offset ${starts[k]}: the map says ${lengths[k]} bytes, its record holds ${rawBytes}` });
+      }
+    }
+  }
+  return problems;
 }
 
 /**

@@ -120,4 +120,23 @@ describe('older repositories', () => {
     expect((await cli(['gc', '-r', root])).code).toBe(0);
     await expectRestores(root, dir, [[first.id, sha256File(image)]]);
   });
+
+  it('version 4: written as it is (everything in it is version 5 too); upgrade rewrites only the config; a chunker needs a new repository', async () => {
+    await initDigests();
+    const root = join(dir, 'v4');
+    const image = join(dir, 'v4.raw');
+    writeFileSync(image, randomStream('upgrade-4')(3 * MiB));
+    await cli(['init', '-r', root]);
+    const first = await cliJson<{ id: string }>(['backup', '-r', root, '--vm', 'vm', '--disk', 'sda', image]);
+    await makeLegacy(root, 4);
+    const second = await cliJson<{ id: string; chunksNew: number }>(['backup', '-r', root, '--vm', 'vm', '--disk', 'sda', image]);
+    expect(second.chunksNew).toBe(0);
+    expect(readFileSync(join(root, 'config'))[7]).toBe(4); // still version 4: a version-4 blockvault may go on writing to it
+    const refused = await cli(['backup', '-r', root, '--vm', 'vm', '--disk', 'sda', '--chunker', 'aligned-cdc', image]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/this repository cuts fixed-size chunks; .*blockvault init --chunker aligned-cdc/);
+    expect(await cliJson(['upgrade', '-r', root])).toMatchObject({ from: 4, to: 5, pointsPaged: 0, skipped: [] });
+    expect(readFileSync(join(root, 'config'))[7]).toBe(5);
+    await expectRestores(root, dir, [[first.id, sha256File(image)], [second.id, sha256File(image)]]);
+  });
 });
