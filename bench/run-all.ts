@@ -21,6 +21,7 @@ import { cliPathsTable, runCliPaths } from './cli-paths.js';
 import { openScaleTable, runOpenScale } from './open-scale.js';
 import { concurrentCbtTable, runConcurrentCbt } from './concurrent-cbt.js';
 import { coldReportText, runCold, type ColdReport } from './cold.js';
+import { cdcTable, mountRandomTable, runCdc, scannerTable } from './cdc.js';
 import { corpusMixed } from './corpus.js';
 import { sha256File } from '../scripts/vm-disk.js';
 
@@ -159,6 +160,16 @@ function chunkTable(rows: ChunkSizeRow[]): string {
     ...rows.map((r) => `| ${r.chunkBytes / 1024} KiB | ${fmt(r.fullSeconds)} | ${mb(r.fullStoredBytes)} | ${fmt(r.day2StoredBytes / 1e6, 1)} | ${fmt(r.amplification, 1)}x | ${(r.pointBytes / 1024).toFixed(0)} KiB |`)].join('\n');
 }
 
+/** bench/cdc.ts on both corpora, warm and (as root) cold, then the scanners and random reads through the mount. */
+async function contentDefined(runs: number): Promise<string> {
+  const cold = process.getuid?.() === 0;
+  const parts: string[] = [];
+  for (const corpusOf of [() => corpus(), corpusMixed]) for (const mode of cold ? [false, true] : [false]) parts.push(cdcTable(runCdc(corpusOf(), mode, runs)));
+  parts.push(scannerTable(corpus()));
+  if (cold) parts.push(await mountRandomTable(corpus(), runs));
+  return parts.join('\n\n');
+}
+
 async function main(): Promise<void> {
   mkdirSync(work, { recursive: true });
   const c = corpus();
@@ -201,6 +212,8 @@ async function main(): Promise<void> {
     wholeCommands.push(await runCold(corpusOf(), false, runs, true));
     if (process.getuid?.() === 0) wholeCommands.push(await runCold(corpusOf(), true, runs, true));
   }
+  process.stderr.write('bench: content-defined chunking (fixed, aligned-cdc and restic; a second VM installed apart)\n');
+  const cdcText = await contentDefined(runs);
   process.stderr.write('bench: chunk sizes\n');
   const chunkRows = await chunkSizeExperiment(c);
   rmSync(work, { recursive: true, force: true });
@@ -251,6 +264,10 @@ Many writers (\`node dist/bench/open-scale.js\`, \`node dist/bench/concurrent-cb
 ${openScaleTable(openScale)}
 
 ${concurrentCbtTable(concurrentCbt)}
+
+Content-defined chunking (\`node dist/bench/cdc.js\`; see docs/BENCHMARKS.md "Content-defined chunking"):
+
+${cdcText}
 
 Chunk size (blockvault, same corpus; "day-2 stored / changed" is the write amplification of scattered 64 KiB guest writes):
 

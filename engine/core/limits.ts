@@ -11,7 +11,7 @@ export const chunkBytesMax = 4 * MiB;
 /** Chosen from measurements in docs/BENCHMARKS.md ("chunk size"). */
 export const chunkBytesDefault = 64 * KiB;
 /** Average chunk of the content-defined chunkers (min a quarter, max four times): docs/BENCHMARKS.md "Content-defined chunking". */
-export const cdcAvgBytesDefault = 32 * KiB;
+export const cdcAvgBytesDefault = 64 * KiB;
 
 export const packBytesMin = 1 * MiB;
 export const packBytesMax = 1 * GiB;

@@ -95,7 +95,7 @@ describe('content-defined chunking (aligned-cdc)', () => {
     writeFileSync(join(dir, 'none.json'), '[]');
     const next = await cliJson<Backup>(['backup', '-r', cdc, '--vm', 'c', '--disk', 'sda', '--changed', join(dir, 'none.json'), a.path]);
     expect(next.mode).toBe('full');
-    expect(next.reason).toMatch(/parent [0-9a-f]{8} was cut by cdc \(min 8 KiB, average 32 KiB, max 128 KiB\), this backup cuts aligned-cdc .*: full read/);
+    expect(next.reason).toMatch(/parent [0-9a-f]{8} was cut by cdc \(min 16 KiB, average 64 KiB, max 256 KiB\), this backup cuts aligned-cdc .*: full read/);
     expect(next.bytesNew).toBe(0); // a full read still dedups (against a's chunks)
   });
 
@@ -114,7 +114,7 @@ describe('content-defined chunking (aligned-cdc)', () => {
     const cases: Array<[string[], number, RegExp]> = [
       [['--chunker', 'rabin'], 1, /--chunker "rabin": expected one of fixed, aligned-cdc, cdc \[USAGE\]/],
       [['--chunker', 'aligned-cdc', '--chunk-size', '48K'], 1, /--chunk-size \(the average\) 48K.*must be multiples of 4096 bytes, the average a power of two/],
-      [['--chunker', 'aligned-cdc', '--chunk-max', '32K'], 1, /min 8192, average 32768, max 32768: need 4096 <= min < average < max/],
+      [['--chunker', 'aligned-cdc', '--chunk-max', '32K'], 1, /min 16384, average 65536, max 32768: need 4096 <= min < average < max/],
       [['--chunker', 'cdc', '--chunk-min', '1K'], 1, /the smallest chunk, 1024 bytes, is below 4096 bytes/],
       [['--chunk-min', '16K'], 1, /--chunk-min applies to content-defined chunkers only/],
     ];
