@@ -97,6 +97,10 @@ describe('content-defined chunking (aligned-cdc)', () => {
     expect(next.mode).toBe('full');
     expect(next.reason).toMatch(/parent [0-9a-f]{8} was cut by cdc \(min 16 KiB, average 64 KiB, max 256 KiB\), this backup cuts aligned-cdc .*: full read/);
     expect(next.bytesNew).toBe(0); // a full read still dedups (against a's chunks)
+    // A VM of several disks takes --chunker too: every disk of it is cut alike.
+    const group = await cliJson<{ disks: Backup[] }>(['backup', '-r', cdc, '--vm', 'g', '--disk', `sda=${a.path}`, '--disk', `sdb=${b.path}`, '--chunker', 'cdc']);
+    expect(group.disks).toHaveLength(2);
+    for (const d of group.disks) expect(pointHeader(cdc, 'g', (d as unknown as { disk: string }).disk, d.id).chunker?.kind).toBe('cdc');
   });
 
   it('FastCDC: a stream shifted by 512 bytes dedups against the unshifted one', async () => {

@@ -2,6 +2,8 @@
 // disks of one VM, in parallel in one session, committed as one VM restore
 // point (engine/backup/group-backup.ts).
 import { runGroupBackup } from '../../backup/group-backup.js';
+import { backupChunker } from '../../chunking/chunker.js';
+import { configChunker } from '../../format/config-format.js';
 import { openBackupSource, type OpenedSource } from '../../cbt/open-source.js';
 import { planBackup } from '../../cbt/plan.js';
 import { BlockvaultError } from '../../core/errors.js';
@@ -52,15 +54,16 @@ export async function backupGroup(a: GroupArgs): Promise<number> {
     }
     repo = await Repository.open(a.root, { writer: { what: `backup ${a.vm} (${specs.map((s) => s.disk).join(', ')})`, lockWaitSeconds: a.lockWaitSeconds, onWait: (who) => note(`blockvault: waiting for ${who} to finish (it runs alone)`) } });
     const signal = interruptSignal();
+    const chunker = backupChunker(configChunker(repo.config), a.values.chunker as string | undefined); // one for every disk of the VM
     const disks = [];
     for (const [k, s] of specs.entries()) {
       const o = opened[k];
       const decision = await planBackup({
-        repo, vm: a.vm, disk: s.disk, source: o.source, bitmap: bitmap ? { name: bitmap, source: o.bitmapSource, problem: o.bitmapProblem } : undefined,
+        repo, vm: a.vm, disk: s.disk, source: o.source, chunker, bitmap: bitmap ? { name: bitmap, source: o.bitmapSource, problem: o.bitmapProblem } : undefined,
         cbtCheckPercent: a.cbtCheckPercent, cbtFallback: a.cbtFallback,
       });
       if (!a.values.json) note(`blockvault: ${a.vm}/${s.disk}: ${decision.plan ? 'incremental' : 'full'} backup: ${decision.reason}`);
-      disks.push({ vm: a.vm, disk: s.disk, source: o.source, plan: decision.plan, reason: decision.reason, sourceInfo: { ...o.info, ...decision.basis }, allowEmpty: a.values['allow-empty'] === true, signal });
+      disks.push({ vm: a.vm, disk: s.disk, source: o.source, chunker, plan: decision.plan, reason: decision.reason, sourceInfo: { ...o.info, ...decision.basis }, allowEmpty: a.values['allow-empty'] === true, signal });
     }
     const planned = disks.map((d) => plannedReadBytes(d.source, d.plan, repo!.config.chunkBytes));
     pool.grow(workersFor(planned.includes(null) ? null : (planned as number[]).reduce((x, y) => x + y, 0)));
