@@ -7,7 +7,7 @@ import { NativeAlignedScanner, NativeFastCdcScanner } from './native-scanners.js
 
 /** startBytes: the disk offset the scan starts at, a cut (aligned-cdc cuts zero runs on a grid of absolute offsets). */
 export function makeScanner(spec: ChunkerSpec, startBytes = 0): CdcScanner {
-  const api = process.env.BLOCKVAULT_TS_SCANNERS ? null : nativeApi();
+  const api = nativeApi();
   if (api && spec.kind === 'aligned-cdc') return new NativeAlignedScanner(spec, api, startBytes);
   if (api && spec.kind === 'cdc') return new NativeFastCdcScanner(spec, api);
   return tsScanner(spec, startBytes);

@@ -25,6 +25,12 @@ let warned = false;
 
 export function nativeApi(): NativeApi | null {
   if (api !== undefined) return api;
+  if (process.env.BLOCKVAULT_TEST_NO_NATIVE) {
+    // Tests of the fallback: as if the addon were not built.
+    api = null;
+    warnOnce('native addon disabled (BLOCKVAULT_TEST_NO_NATIVE)');
+    return api;
+  }
   const candidates = ['../../native/blockvault-native.linux-x64-gnu.node', '../../../native/blockvault-native.linux-x64-gnu.node'];
   api = null;
   for (const rel of candidates) {

@@ -103,6 +103,17 @@ describe('content-defined chunking (aligned-cdc)', () => {
     for (const d of group.disks) expect(pointHeader(cdc, 'g', (d as unknown as { disk: string }).disk, d.id).chunker?.kind).toBe('cdc');
   });
 
+  it('without the native addon: says so once, and cuts exactly where the native scanners cut', async () => {
+    const native = await cliJson<Backup>(['backup', '-r', cdc, '--vm', 'n', '--disk', 'native', b.path]);
+    const r = await cli(['backup', '-r', cdc, '--vm', 'n', '--disk', 'ts', b.path, '--json'], { env: { BLOCKVAULT_TEST_NO_NATIVE: '1', BLOCKVAULT_QUIET_NATIVE: '' } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr.match(/native addon disabled/g)).toHaveLength(1);
+    expect(r.stderr).toMatch(/chunk boundaries found by the slower TypeScript scanners/);
+    const ts = JSON.parse(r.stdout) as Backup;
+    expect(pointHeader(cdc, 'n', 'ts', ts.id).mapSha256).toBe(pointHeader(cdc, 'n', 'native', native.id).mapSha256);
+    expect(ts.bytesNew).toBe(0);
+  });
+
   it('FastCDC: a stream shifted by 512 bytes dedups against the unshifted one', async () => {
     const data = Buffer.concat([randomStream('stream')(6 * MiB), readFileSync(process.execPath).subarray(0, 6 * MiB)]);
     const one = await cliJson<Backup>(['backup', '-r', cdc, '--vm', 'ova', '--disk', 'x', '--chunker', 'cdc', '-'], { stdin: data });
