@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, copyFileSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { ChunkerSpec } from '../../engine/chunking/chunker.js';
 import { BlockvaultError } from '../../engine/core/errors.js';
 import { Repository } from '../../engine/repo/repository.js';
 import { runRestore } from '../../engine/restore/restore.js';
@@ -62,21 +63,24 @@ describe('faults at every storage operation of a backup', () => {
   writeSync(fdB, randomBytes(3 * 1024 * 1024), 0, 3 * 1024 * 1024, 2 * 1024 * 1024 + 4096);
   closeSync(fdB);
 
+  const cdc: ChunkerSpec = { kind: 'aligned-cdc', minBytes: 16384, avgBytes: 65536, maxBytes: 262144 };
+  const options = (chunker: 'fixed' | 'aligned-cdc') => ({ packBytesTarget: 1024 * 1024, ...(chunker === 'fixed' ? {} : { chunker: cdc }) });
+
   /** The operations the second backup makes, in order (a probe run). */
-  async function probeOps(): Promise<number> {
-    const probe = await newRepo({ packBytesTarget: 1024 * 1024 });
+  async function probeOps(chunker: 'fixed' | 'aligned-cdc'): Promise<number> {
+    const probe = await newRepo(options(chunker));
     await backupFile(probe, 'vm', 'sda', imageA);
     const counting = new FaultStorage(new FsObjectStore(probe));
     await backupFile(probe, 'vm', 'sda', imageB, counting);
     return counting.mutationCount;
   }
 
-  it('a crash after each mutating call leaves a consistent repository', async () => {
-    const total = await probeOps();
+  it.each([['fixed'], ['aligned-cdc']] as const)('a crash after each mutating call leaves a consistent repository (%s chunks)', async (chunker) => {
+    const total = await probeOps(chunker);
     expect(total).toBeGreaterThan(10);
     let committed = 0;
     for (let crashAt = 1; crashAt <= total + 1; crashAt++) {
-      const root = await newRepo({ packBytesTarget: 1024 * 1024 });
+      const root = await newRepo(options(chunker));
       await backupFile(root, 'vm', 'sda', imageA);
       const fault = new FaultStorage(new FsObjectStore(root));
       fault.crashAfter(crashAt);
