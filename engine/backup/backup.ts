@@ -94,6 +94,14 @@ export function plannedReadBytes(source: Source, plan: IncrementalPlan | undefin
   return source.dataExtents ? source.dataExtents.reduce((a, [start, end]) => a + end - start, 0) : source.sizeBytes;
 }
 
+/** What progress counts up to: the changed chunks' bytes, an estimate of the regions a CDC increment re-chunks, else the disk (holes count as done). */
+function progressTotal(source: Source, plan: IncrementalPlan | undefined, chunkBytes: number): number | null {
+  if (source.sizeBytes === null) return null;
+  if (plan?.regions) return plannedReadBytes(source, plan, chunkBytes);
+  if (plan) return plan.ranges.reduce((a, [f, e]) => a + (Math.min(e * chunkBytes, source.sizeBytes!) - f * chunkBytes), 0);
+  return source.sizeBytes;
+}
+
 /** A backup whose data is sealed and indexed, its restore point not yet written (the last step). */
 export interface PreparedPoint { result: BackupResult; header: PointHeader; body: PointBody }
 
@@ -121,9 +129,7 @@ export async function prepareBackup(repo: Repository, options: BackupOptions): P
   const chunker = options.chunker ?? configChunker(repo.config);
   const map = chunker.kind === 'fixed' ? fixedMapStage(repo, options, sink) : cdcMapStage(chunker, options, sink);
   const store = new ChunkStage(repo, options, writer, appends, counters, map.slotBytes);
-  const planned = plannedReadBytes(options.source, options.plan, repo.config.chunkBytes) === null ? null
-    : options.plan && !options.plan.regions ? options.plan.ranges.reduce((a, [f, e]) => a + (Math.min(e * repo.config.chunkBytes, options.source.sizeBytes!) - f * repo.config.chunkBytes), 0)
-    : options.source.sizeBytes;
+  const planned = progressTotal(options.source, options.plan, repo.config.chunkBytes);
   // Batches finish out of order; the map takes their ids in disk order, without holding up the batches behind.
   const ordered = new InOrder<{ item: AnyBatch; ids: Buffer | null }>(async (v) => map.put(v.item, v.ids));
   const processBatch = async (batch: AnyBatch): Promise<void> => {
@@ -201,6 +207,7 @@ function fixedMapStage(repo: Repository, options: BackupOptions, sink: (page: Bu
 function cdcMapStage(spec: Extract<ChunkerSpec, { maxBytes: number }>, options: BackupOptions, sink: (page: Buffer) => Promise<Buffer>): MapStage {
   const parent = options.plan?.parent.map;
   if (parent && parent.kind !== 'cdc') throw new BlockvaultError('BAD_INPUT', 'an increment of variable-length chunks needs a parent of variable-length chunks');
+  if (parent && parent.sizeBytes !== options.source.sizeBytes) throw new BlockvaultError('BAD_INPUT', 'an increment needs a parent of the same disk size');
   const builder = new CdcMapBuilder(options.source.sizeBytes, parent ?? null, sink);
   return {
     slotBytes: batchBytes + spec.maxBytes,
@@ -210,8 +217,9 @@ function cdcMapStage(spec: Extract<ChunkerSpec, { maxBytes: number }>, options: 
       return options.plan ? reader.regions(options.plan.regions!, parentCut(parent!)) : reader.whole();
     },
     put: async (item, ids) => {
-      if ('hole' in item) await builder.put((item as CdcHoleRun).offset, (item as CdcHoleRun).lengths, Buffer.alloc((item as CdcHoleRun).lengths.length * chunkIdBytes));
-      else await builder.put((item as CdcBatch).offset, item.chunkLengths, ids!);
+      const at = item as CdcBatch | CdcHoleRun;
+      if ('hole' in at) await builder.put(at.offset, at.lengths, Buffer.alloc(at.lengths.length * chunkIdBytes)); // a hole: zero chunks
+      else await builder.put(at.offset, at.chunkLengths, ids!);
     },
     finish: async (sizeBytes) => ({ kind: 'cdc', map: await builder.finish(sizeBytes) }),
   };

@@ -27,6 +27,12 @@ export function checkAlignedBounds(b: CdcBounds): void {
   }
 }
 
+/** One multiply-rotate step: h = rotl32((h ^ w) * 0x9e3779b1, 13). */
+function fold(h: number, w: number): number {
+  const x = Math.imul(h ^ w, 0x9e3779b1);
+  return (x << 13) | (x >>> 19);
+}
+
 /** The whole 32-bit words of `data` (copied when the view is not 4-byte aligned). */
 export function wordsOf(data: Uint8Array): Uint32Array {
   const bytes = (data.byteOffset & 3) === 0 ? data : Uint8Array.from(data);
@@ -55,11 +61,7 @@ export function blockHash(words: Uint32Array, at: number): number {
     h6 = Math.imul(h6 ^ words[w + 6], 0x9e3779b1); h6 = (h6 << 13) | (h6 >>> 19);
     h7 = Math.imul(h7 ^ words[w + 7], 0x9e3779b1); h7 = (h7 << 13) | (h7 >>> 19);
   }
-  let h = 0;
-  for (const lane of [h0, h1, h2, h3, h4, h5, h6, h7]) {
-    h = Math.imul(h ^ lane, 0x9e3779b1);
-    h = (h << 13) | (h >>> 19);
-  }
+  let h = fold(fold(fold(fold(fold(fold(fold(fold(0, h0), h1), h2), h3), h4), h5), h6), h7);
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
   return (h ^ (h >>> 16)) >>> 0;

@@ -38,7 +38,7 @@ export class CdcMapBuilder {
   constructor(private readonly sizeBytes: number | null, private readonly base: CdcMap | null, private readonly sink: PageSink) {
     assert(!base || base.sizeBytes === sizeBytes, 'an increment builds on a map of its own disk size');
     this.upper = new MapBuilder(sizeBytes === null ? null : Math.ceil(sizeBytes / cdcLeafBytes), base ? base.upper : null, sink, 1);
-    if (base) [this.chunks, this.zero, this.nonZeroBytes] = [base.chunksTotal, 0, 0];
+    this.chunks = base?.chunksTotal ?? 0; // an increment counts on from its parent's chunks
   }
 
   /** Chunks back to back from `offset` (zero id: a zero chunk). Calls come in disk order; an increment's skip the parent's stretches. */
