@@ -6,13 +6,14 @@ import { randomBytes } from 'node:crypto';
 import { BlockvaultError } from '../core/errors.js';
 import { backupTime, killPoint } from '../core/test-hooks.js';
 import { writeGroup } from '../repo/group-store.js';
+import type { Consistency, GroupMachine } from '../format/group-format.js';
 import type { Repository } from '../repo/repository.js';
 import { prepareBackup, type BackupOptions, type BackupResult } from './backup.js';
 
 export interface GroupResult { group: string; vm: string; time: string; seconds: number; disks: BackupResult[] }
 
 /** Backs up every disk of `options` (each a full BackupOptions of the same vm) as one VM restore point. */
-export async function runGroupBackup(repo: Repository, vm: string, disks: BackupOptions[]): Promise<GroupResult> {
+export async function runGroupBackup(repo: Repository, vm: string, disks: BackupOptions[], vmInfo?: { machine: GroupMachine; consistency: Consistency }): Promise<GroupResult> {
   const started = process.hrtime.bigint();
   const time = backupTime().toISOString();
   const names = disks.map((d) => d.disk);
@@ -32,6 +33,7 @@ export async function runGroupBackup(repo: Repository, vm: string, disks: Backup
     await repo.points.write(p.header, p.body, repo.sessionId);
     killPoint('group-point-written');
   }
-  await writeGroup(repo.storage, repo.index, { id: group, vm, time, disks: prepared.map((p) => ({ disk: p.header.disk, point: p.header.id })) }, repo.sessionId);
+  const header = { id: group, vm, time, disks: prepared.map((p) => ({ disk: p.header.disk, point: p.header.id })), ...vmInfo };
+  await writeGroup(repo.storage, repo.index, header, repo.sessionId);
   return { group, vm, time, seconds: Number(process.hrtime.bigint() - started) / 1e9, disks: prepared.map((p) => p.result) };
 }

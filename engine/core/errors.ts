@@ -21,6 +21,10 @@ export const errorCodes = {
   TARGET_IO: 4,
   NO_SPACE: 4,
   CBT_MISMATCH: 5,
+  /** The hypervisor (QEMU over QMP, libvirt) refused, is too old, or went away. */
+  HYPERVISOR: 6,
+  /** Another blockvault is backing up the same VM. */
+  VM_BUSY: 3,
   /** Stopped by SIGINT/SIGTERM/SIGHUP after cleaning up (128 + SIGINT, as shells report it). */
   INTERRUPTED: 130,
 } as const;

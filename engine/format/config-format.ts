@@ -10,6 +10,10 @@ import { asBuffer, needBytes } from './binary.js';
 
 export const configMagicPrefix = Buffer.from('BVREPO\x00', 'latin1');
 /**
+ * 6: VM restore points may carry the VM's machine description and their
+ * consistency (group objects version 2, docs/FORMAT.md "Group objects"); a
+ * version-5 reader would refuse those groups and hide their disks. Backups
+ * over QMP need it; everything else writes versions 4 and 5 as they are.
  * 5: a repository may chunk content-defined (`chunker` in the config), and
  * its restore points are then of kind 3, variable-length chunk maps
  * (docs/FORMAT.md "Variable-length chunk maps"); a version-4 reader would
@@ -23,10 +27,10 @@ export const configMagicPrefix = Buffer.from('BVREPO\x00', 'latin1');
  * staging (docs/FORMAT.md "Sessions and locks"). Older repositories are read
  * as they are; writing to one needs `blockvault upgrade` first.
  */
-export const repoFormatVersion = 5;
-export const repoFormatVersionsReadable = [1, 2, 3, 4, 5];
-/** The versions this blockvault writes to as they are (4 holds nothing a version-5 writer would change). */
-export const repoFormatVersionsWritable = [4, 5];
+export const repoFormatVersion = 6;
+export const repoFormatVersionsReadable = [1, 2, 3, 4, 5, 6];
+/** The versions this blockvault writes to as they are (4 and 5 hold nothing a version-6 writer would change, but for groups v2, refused there by name). */
+export const repoFormatVersionsWritable = [4, 5, 6];
 
 export interface RepoConfig {
   repoId: string;

@@ -294,7 +294,8 @@ export class ChunkIndex {
   }
 
   addGroup(entry: GroupEntry): void {
-    this.groups.putSync(entry.id, entry);
+    // The catalog keeps what listing and resolving need; the machine description stays in the group object.
+    this.groups.putSync(entry.id, { id: entry.id, vm: entry.vm, time: entry.time, disks: entry.disks });
   }
   hasGroup(id: string): boolean {
     return this.groups.doesExist(id);

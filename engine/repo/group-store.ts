@@ -48,3 +48,10 @@ export function resolveGroup(index: ChunkIndex, spec: string): GroupEntry {
   if (found.length > 1) throw new BlockvaultError('POINT_AMBIGUOUS', `${vm}@${ref} matches ${found.length} VM restore points; give more of the id`);
   return found[0];
 }
+
+/** The group object itself (the index keeps its disks, not its machine description). */
+export async function readGroup(store: ObjectStore, vm: string, id: string): Promise<GroupHeader> {
+  const key = groupPath(vm, id);
+  const bytes = await store.get(key, groupBytesMax).catch((err) => { throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? new BlockvaultError('POINT_NOT_FOUND', `VM restore point ${vm}@${id}: its group object ${key} is gone`) : storageError(err, `group ${key}`); });
+  return decodeGroup(bytes, key);
+}

@@ -52,6 +52,7 @@ export const backupCommand: Command = {
   name: 'backup',
   help: `Usage: blockvault backup -r <repo> --vm <name> --disk <name> <source> [options]
        blockvault backup -r <repo> --vm <name> --disk <name>=<source> --disk <name>=<source> ... [options]
+       blockvault backup -r <repo> --vm <name> --qmp <socket> [--disks vda,vdb] [options]
 
 Reads a disk and stores a new restore point <vm>/<disk>@<id>. Chunks the
 repository already holds (from any VM) are not stored again; holes in a sparse
@@ -84,6 +85,23 @@ backup reads the whole disk and says why ("mode" and "reason" in --json).
 The bitmap must have been started at the parent's point in time; rotate it
 (add a new one, remove the old) only after the backup succeeded. See README.
 
+A running QEMU (--qmp SOCKET, its -qmp unix:SOCKET,server=on,wait=off):
+blockvault finds the writable disks, freezes all of them at one instant in
+one QMP transaction (guest I/O is held for milliseconds, the VM keeps
+running), reads them through point-in-time NBD exports, and commits one VM
+restore point <vm>@<id> with the machine description (restore --to writes it,
+boot starts it). It keeps a dirty bitmap per disk (blockvault-...), so the
+next backup reads only what changed; a failed run merges it back. Needs
+QEMU 7.1 or newer and repository format 6.
+  --disks vda,vdb        back up only these disks (default: every writable one)
+  --guest-agent SOCKET   the QEMU guest agent's chardev socket: freeze the
+                         guest's filesystems for the instant (application-
+                         consistent); if it does not answer in 10 s, thaw and
+                         go on crash-consistent, and say so
+  --scratch DIR          where the fleecing images go (default: $TMPDIR or
+                         /tmp); it needs free space for the old data of blocks
+                         the guest writes during the backup (checked up front)
+
 Options:
   -r, --repo PATH        repository (or BLOCKVAULT_REPO)
   --vm NAME              virtual machine name (letters, digits, . _ + -)
@@ -105,7 +123,7 @@ Options:
 
 Exit codes: 0 ok, 1 bad usage or input, 2 data integrity problem, 3 repository
 locked or unavailable, 4 I/O error on the source or the repository (disk full),
-5 --cbt-check refused the increment.
+5 --cbt-check refused the increment, 6 the hypervisor refused or went away.
 
 Examples:
   blockvault backup -r /srv/bv --vm web01 --disk sda /var/lib/libvirt/images/web01.raw
@@ -113,12 +131,14 @@ Examples:
   blockvault backup -r /srv/bv --vm web01 --disk sda --changed changed.json /dev/vg0/web01-snap
   blockvault backup -r /srv/bv --vm web01 --disk sda --bitmap nightly 'nbd+unix:///?socket=/run/web01.sock'
   blockvault backup -r /srv/bv --vm web01 --disk sda --bitmap nightly web01.qcow2
-  blockvault backup -r /srv/bv --vm web01 --disk sda=/var/lib/images/web01-a.raw --disk sdb=/var/lib/images/web01-b.qcow2`,
+  blockvault backup -r /srv/bv --vm web01 --disk sda=/var/lib/images/web01-a.raw --disk sdb=/var/lib/images/web01-b.qcow2
+  blockvault backup -r /srv/bv --vm web01 --qmp /run/qemu/web01.qmp --guest-agent /run/qemu/web01.qga`,
   async run(argv) {
     const { values, positionals } = parse('backup', argv, {
       vm: { type: 'string' }, disk: { type: 'string', multiple: true }, 'lock-wait': { type: 'string' }, format: { type: 'string' },
       changed: { type: 'string' }, bitmap: { type: 'string' }, parent: { type: 'string' },
       'cbt-check': { type: 'string' }, 'cbt-fallback': { type: 'string' }, 'allow-empty': { type: 'boolean' }, chunker: { type: 'string' },
+      qmp: { type: 'string' }, disks: { type: 'string' }, 'guest-agent': { type: 'string' }, scratch: { type: 'string' },
     });
     const root = repoPath(values);
     const vm = checkName('vm', values.vm as string);
@@ -129,6 +149,14 @@ Examples:
     const cbtFallback = (values['cbt-fallback'] as string | undefined) ?? 'refuse';
     if (cbtFallback !== 'full' && cbtFallback !== 'refuse') throw new BlockvaultError('USAGE', `--cbt-fallback ${JSON.stringify(cbtFallback)}: expected full or refuse`);
     if (values.changed && values.bitmap) throw new BlockvaultError('USAGE', 'give --changed or --bitmap, not both');
+    if (values.qmp !== undefined) {
+      if (diskArgs.length || positionals.length) throw new BlockvaultError('USAGE', `with --qmp blockvault finds the VM's disks itself: pick some with --disks vda,vdb instead of ${diskArgs.length ? '--disk' : JSON.stringify(positionals[0])}`);
+      const { backupVm } = await import('./backup-vm.js');
+      return backupVm({ root, vm, qmpPath: values.qmp as string, values, lockWaitSeconds, cbtCheckPercent, cbtFallback: cbtFallback as 'refuse' | 'full' });
+    }
+    for (const only of ['disks', 'guest-agent', 'scratch']) {
+      if (values[only] !== undefined) throw new BlockvaultError('USAGE', `--${only} goes with --qmp (a running VM's backup)`);
+    }
     if (diskArgs.some((d) => d.includes('='))) {
       if (positionals.length > 0) throw new BlockvaultError('USAGE', `with --disk NAME=SOURCE the sources are in the --disk options; ${JSON.stringify(positionals[0])} is one too many`);
       const { backupGroup } = await import('./backup-group.js');
