@@ -108,7 +108,7 @@ async function removeStaleFleeces(dir: string): Promise<string[]> {
 
 export async function runQmpBackup(o: QmpBackupOptions): Promise<QmpBackupResult> {
   if (o.repo.config.formatVersion < 6) {
-    throw new BlockvaultError('FORMAT_VERSION', `a running-VM backup keeps the VM's machine description, which needs repository format version 6; ${o.repo.root} is version ${o.repo.config.formatVersion}: run blockvault upgrade -r ${o.repo.root} first (blockvault before version 6 cannot read it then)`);
+    throw new BlockvaultError('FORMAT_VERSION', `a running-VM backup keeps the VM's machine description, which needs repository format version 6; ${o.repo.root} is version ${o.repo.config.formatVersion}: run blockvault upgrade -r ${o.repo.root} first (a blockvault that reads formats only up to 5 then refuses the repository)`);
   }
   // The lock first: a QMP socket serves one client at a time, so a second run would only see silence.
   const lock = await VmLock.acquire(o.qmpPath, o.vm);

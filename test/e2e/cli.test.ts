@@ -138,7 +138,7 @@ describe('blockvault CLI end to end', () => {
     writeFileSync(join(r3, 'config'), config);
     const r = await cli(['list', '-r', r3]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/r3\/config: repository format version 9; this blockvault reads versions 1, 2, 3, 4 and 5 \[FORMAT_VERSION\]/);
+    expect(r.stderr).toMatch(/r3\/config: repository format version 9; this blockvault reads versions 1, 2, 3, 4, 5 and 6 \[FORMAT_VERSION\]/);
   });
 
   it('backups run at once; an exclusive holder makes them wait and time out with exit 3', async () => {

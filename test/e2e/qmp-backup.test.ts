@@ -19,12 +19,13 @@ const tail = 96 * MiB; // vda's bytes past the fixture's partitions, free for te
 
 interface VmResult { group: string; consistency: string; freezeMs: number; reasons: Record<string, string>; bitmaps: Record<string, string>; cleanedUp: string[]; disks: Array<{ disk: string; mode: string; bytesRead: number; id: string }> }
 
-/** Runs the CLI in the background (for pause points), as a user's shell would. */
-function cliBackground(args: string[], env: Record<string, string>): Promise<CliResult> {
+/** Runs the CLI in the background (for pause points), as a user's shell would; `pid` for signals. */
+function cliBackground(args: string[], env: Record<string, string>, started?: (pid: number) => void): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, BLOCKVAULT_QUIET_NATIVE: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
+    started?.(child.pid!);
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
@@ -194,6 +195,38 @@ describe('backup --qmp: a running two-disk VM', () => {
     const r = await first;
     expect(r.code, r.stderr).toBe(0);
     await expectBitmaps(JSON.parse(r.stdout) as VmResult);
+  }, 120_000);
+
+  it('SIGTERM mid-backup: everything on the VM is undone, the bitmap merged back, and the next increment has every change', async () => {
+    const before = { vda: await vm.bitmaps('vda'), vdb: await vm.bitmaps('vdb') };
+    await dirty.write('vdb', 0x81, 7 * MiB, 64 * KiB);
+    const pause = join(dir, 'p3');
+    let pid = 0;
+    const running = cliBackground(['backup', '-r', root, '--vm', 'web01', '--qmp', vm.qmpPath, '--scratch', scratch], { ...env, BLOCKVAULT_TEST_PAUSE_AT: `qmp-exported:${pause}` }, (p) => (pid = p));
+    try {
+      await waitFile(`${pause}.reached`);
+      await dirty.write('vdb', 0x82, 9 * MiB, 64 * KiB); // after the freeze: in the new bitmap, which must be merged back
+      process.kill(pid, 'SIGTERM');
+    } finally {
+      writeFileSync(`${pause}.go`, '');
+    }
+    const r = await running;
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).toMatch(/interrupted \(SIGTERM\)/);
+    expect(await vm.qmp.execute('query-block-exports')).toEqual([]);
+    expect(await vm.qmp.execute('query-jobs')).toEqual([]);
+    const nodes = await vm.qmp.execute<Array<{ 'node-name': string }>>('query-named-block-nodes', { flat: true });
+    expect(nodes.map((n) => n['node-name']).filter((n) => n.startsWith('bv-'))).toEqual([]);
+    expect({ vda: await vm.bitmaps('vda'), vdb: await vm.bitmaps('vdb') }).toEqual(before);
+    expect(readdirSync(scratch)).toEqual([]);
+    expect(readdirSync(env.BLOCKVAULT_RUN_DIR)).toEqual([]);
+    const expected = { vda: await vm.capture('vda', join(dir, 'a.raw')), vdb: await vm.capture('vdb', join(dir, 'b.raw')) };
+    const next = await backup();
+    expect(next.code, next.stderr).toBe(0);
+    const result = JSON.parse(next.stdout) as VmResult;
+    expect(result.disks.find((d) => d.disk === 'vdb')).toMatchObject({ mode: 'incremental', bytesRead: dirty.bytes('vdb') });
+    dirty.clear();
+    await expectRestores(result.group, expected, 'after-sigterm');
   }, 120_000);
 
   it('bad input changes nothing on the VM and commits nothing', async () => {

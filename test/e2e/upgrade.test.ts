@@ -58,10 +58,10 @@ describe('older repositories', () => {
     expect(busy.stderr).toMatch(/locks\/writer\.lock exists: a version-1 blockvault is writing/);
     rmSync(join(root, 'locks', 'writer.lock')); // it finished
 
-    expect(await cliJson(['upgrade', '-r', root])).toMatchObject({ from: 1, to: 5, pointsPaged: 1, skipped: [] });
+    expect(await cliJson(['upgrade', '-r', root])).toMatchObject({ from: 1, to: 6, pointsPaged: 1, skipped: [] });
     expect(readdirSync(join(root, 'idx'))).toHaveLength(1); // for the existing packs (a 64-chunk map is all root: no pages to store)
     expect(pointMagics(root)).toEqual(['BVPOINT\x02']);
-    expect((await cli(['upgrade', '-r', root])).stdout).toMatch(/already format version 5; nothing to do/);
+    expect((await cli(['upgrade', '-r', root])).stdout).toMatch(/already format version 6; nothing to do/);
     const second = await cli(['backup', '-r', root, '--vm', 'vm', '--disk', 'sda', image]);
     expect(second.code, second.stderr).toBe(0);
     expect((await cli(['verify', '-r', root])).code).toBe(0);
@@ -91,7 +91,7 @@ describe('older repositories', () => {
     await expectRestores(root, dir, points); // a delta whose base is paged reads it through its pages
     expect((await cli(['backup', '-r', root, '--vm', 'vm', '--disk', 'sda', image])).stderr).toMatch(/version-2 repository/);
 
-    expect(await cliJson(['upgrade', '-r', root])).toMatchObject({ from: 2, to: 5, pointsPaged: 2, skipped: [] });
+    expect(await cliJson(['upgrade', '-r', root])).toMatchObject({ from: 2, to: 6, pointsPaged: 2, skipped: [] });
     expect(pointMagics(root)).toEqual(['BVPOINT\x02', 'BVPOINT\x02', 'BVPOINT\x02']);
     await expectRestores(root, dir, points);
     const verified = await cli(['verify', '-r', root]);
@@ -114,7 +114,7 @@ describe('older repositories', () => {
       expect(refused.code, command[0]).toBe(1);
       expect(refused.stderr).toMatch(/is a version-3 repository: .*blockvault upgrade -r .*v3 \[FORMAT_VERSION\]/);
     }
-    expect(await cliJson(['upgrade', '-r', root])).toMatchObject({ from: 3, to: 5, pointsPaged: 0, skipped: [] });
+    expect(await cliJson(['upgrade', '-r', root])).toMatchObject({ from: 3, to: 6, pointsPaged: 0, skipped: [] });
     expect(pointMagics(root)).toEqual(['BVPOINT\x02']);
     expect((await cli(['backup', '-r', root, '--vm', 'vm', '--disk', 'sda', image])).code).toBe(0);
     expect((await cli(['gc', '-r', root])).code).toBe(0);
@@ -135,8 +135,24 @@ describe('older repositories', () => {
     const refused = await cli(['backup', '-r', root, '--vm', 'vm', '--disk', 'sda', '--chunker', 'aligned-cdc', image]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/this repository cuts fixed-size chunks; .*blockvault init --chunker aligned-cdc/);
-    expect(await cliJson(['upgrade', '-r', root])).toMatchObject({ from: 4, to: 5, pointsPaged: 0, skipped: [] });
-    expect(readFileSync(join(root, 'config'))[7]).toBe(5);
+    expect(await cliJson(['upgrade', '-r', root])).toMatchObject({ from: 4, to: 6, pointsPaged: 0, skipped: [] });
+    expect(readFileSync(join(root, 'config'))[7]).toBe(6);
     await expectRestores(root, dir, [[first.id, sha256File(image)], [second.id, sha256File(image)]]);
+  });
+
+  it('version 5: written as it is; a running-VM backup (which keeps the machine description) is refused by name until upgraded', async () => {
+    const root = join(dir, 'v5');
+    const image = join(dir, 'v5.raw');
+    writeFileSync(image, randomStream('upgrade-5')(2 * MiB));
+    await cli(['init', '-r', root]);
+    await makeLegacy(root, 5);
+    const first = await cliJson<{ id: string }>(['backup', '-r', root, '--vm', 'vm', '--disk', 'sda', image]);
+    expect(readFileSync(join(root, 'config'))[7]).toBe(5);
+    const refused = await cli(['backup', '-r', root, '--vm', 'vm', '--qmp', join(dir, 'no-such.qmp')], { env: { BLOCKVAULT_RUN_DIR: join(dir, 'run') } });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/needs repository format version 6; .*v5 is version 5: run blockvault upgrade -r .*v5 first \(a blockvault that reads formats only up to 5 then refuses the repository\) \[FORMAT_VERSION\]/);
+    expect(await cliJson(['upgrade', '-r', root])).toMatchObject({ from: 5, to: 6, pointsPaged: 0, skipped: [] });
+    expect(readFileSync(join(root, 'config'))[7]).toBe(6);
+    await expectRestores(root, dir, [[first.id, sha256File(image)]]);
   });
 });

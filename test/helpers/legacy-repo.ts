@@ -10,7 +10,7 @@ import { decodeConfig, encodeConfig } from '../../engine/format/config-format.js
 import { diffMaps, encodePoint, type PointHeader } from '../../engine/format/point-format.js';
 import { Repository } from '../../engine/repo/repository.js';
 
-export async function makeLegacy(root: string, version: 1 | 2 | 3 | 4, options: { deltas?: boolean } = {}): Promise<void> {
+export async function makeLegacy(root: string, version: 1 | 2 | 3 | 4 | 5, options: { deltas?: boolean } = {}): Promise<void> {
   const files: Array<[string, Buffer]> = [];
   if (version < 3) files.push(...(await version1Points(root, options)));
   for (const [path, bytes] of files) writeFileSync(join(root, path), bytes);

@@ -10,7 +10,7 @@ describe('config format', () => {
   it('names a wrong format version', () => {
     const bytes = encodeConfig(config);
     bytes[7] = 9;
-    expect(() => decodeConfig(bytes, '/r/config')).toThrow(/format version 9; this blockvault reads versions 1, 2, 3, 4 and 5/);
+    expect(() => decodeConfig(bytes, '/r/config')).toThrow(/format version 9; this blockvault reads versions 1, 2, 3, 4, 5 and 6/);
   });
   it('refuses chunk sizes that are not powers of two in range', () => {
     for (const chunkBytes of [1000, 32768, 8 * 1024 * 1024, 96 * 1024]) {
