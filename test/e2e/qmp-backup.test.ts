@@ -229,6 +229,24 @@ describe('backup --qmp: a running two-disk VM', () => {
     await expectRestores(result.group, expected, 'after-sigterm');
   }, 120_000);
 
+  it('boot <vm>@latest starts every disk of the point in one QEMU, with the saved memory, CPUs and machine type', async () => {
+    const overlays = join(dir, 'overlays');
+    mkdirSync(overlays);
+    const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = spawn(process.execPath, [cliPath, 'boot', '-r', root, 'web01@latest', '--accel', 'tcg', '--overlay-dir', overlays, '--', '-no-reboot'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
+      child.on('close', (code) => { clearTimeout(timer); resolve({ code, out }); });
+    });
+    expect(r.out).toMatch(/booting web01@[0-9a-f]{8} \(2 disks\) from the backup \(accel tcg, -machine pc-i440fx-[\d.]+ -m 256M -smp 1\)/);
+    expect(r.out).toMatch(/marker: a running VM backed up by blockvault/);
+    expect(r.out).toMatch(/BLOCKVAULT-BOOT-DONE/);
+    expect(r.code, r.out).toBe(0);
+    expect(readdirSync(overlays).sort()).toEqual([expect.stringMatching(/^web01-vda-[0-9a-f]{8}\.qcow2$/), expect.stringMatching(/^web01-vdb-[0-9a-f]{8}\.qcow2$/)]);
+  }, 180_000);
+
   it('bad input changes nothing on the VM and commits nothing', async () => {
     const bitmaps = { vda: await vm.bitmaps('vda'), vdb: await vm.bitmaps('vdb') };
     const points = (await cliJson<unknown[]>(['list', '-r', root])).length;

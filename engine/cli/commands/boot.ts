@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { isMounted, mountTree, mountWorkerCount, prepareMountPoint } from '../../../mount/fuse-mount.js';
 import { MountTree, pointDirName } from '../../../mount/tree.js';
 import { BlockvaultError } from '../../core/errors.js';
@@ -9,6 +9,9 @@ import { WorkerPool } from '../../workers/pool.js';
 import { parse, repoPath } from '../args.js';
 import { interruptSignal, note, type Command } from '../command.js';
 import { interruptedError } from '../../core/interrupt.js';
+import { readGroup, resolveGroup } from '../../repo/group-store.js';
+import type { PointEntry } from '../../repo/chunk-index.js';
+import { diskInterface, vmQemuArgs } from './boot-shape.js';
 
 /** Runs a child without blocking the event loop (this process serves the mount it reads). */
 function run(cmd: string, args: string[], stdio: 'inherit' | 'pipe', signal?: AbortSignal): Promise<{ code: number; stderr: string }> {
@@ -31,14 +34,39 @@ function kvmUsable(): boolean {
   }
 }
 
+interface BootTarget { isVm: boolean; entries: PointEntry[]; shape: string[]; label: string; interfaces: string[] }
+
+/** What `spec` boots: one disk's restore point, or every disk of a VM restore point in its saved shape. */
+async function bootTarget(repo: Repository, spec: string, memory: string | undefined): Promise<BootTarget> {
+  if (spec.includes('/') || !spec.includes('@')) {
+    const entry = repo.points.resolve(spec);
+    return { isVm: false, entries: [entry], shape: ['-m', memory ?? '1G', '-smp', '2'], label: `${entry.vm}/${entry.disk}@${entry.id.slice(0, 8)}`, interfaces: ['virtio'] };
+  }
+  const group = resolveGroup(repo.index, spec);
+  const header = await readGroup(repo.storage, group.vm, group.id);
+  const entries = group.disks.map((d) => {
+    const e = repo.index.point(d.point);
+    if (!e) throw new BlockvaultError('CHUNK_MISSING', `VM restore point ${group.vm}@${group.id}: its disk ${d.disk} (restore point ${d.point}) is missing`);
+    return e;
+  });
+  return {
+    isVm: true, entries, shape: vmQemuArgs(header.machine, memory), label: `${group.vm}@${group.id.slice(0, 8)} (${entries.length} disks)`,
+    interfaces: entries.map((e) => diskInterface(header.machine, e.disk)),
+  };
+}
+
 export const bootCommand: Command = {
   name: 'boot',
   help: `Usage: blockvault boot -r <repo> <vm>/<disk>@<id|latest> [--accel kvm|tcg] [--overlay FILE] [--memory 1G] [--verify-content] [-- extra qemu args]
+       blockvault boot -r <repo> <vm>@<id|latest> [--overlay-dir DIR] [options] [-- extra qemu args]
 
 Boots the restore point's disk in QEMU without restoring it first: the
 repository is served read-only through FUSE and QEMU runs on a qcow2 overlay
 backed by it. All the VM's writes go to the overlay, never to the repository.
 The VM's serial console is this terminal (-nographic; Ctrl-A X quits QEMU).
+A VM restore point (<vm>@<id>) boots all its disks in one QEMU, in their
+order; one taken from a running VM (backup --qmp) also gets its saved shape:
+machine type, CPU count and memory.
 
 Options:
   -r, --repo PATH   repository (or BLOCKVAULT_REPO)
@@ -49,7 +77,9 @@ Options:
                     delete it to discard the VM's changes. To keep them, serve
                     the backing file again (blockvault mount -r <repo> FILE.mnt)
                     and copy the VM out: qemu-img convert -O qcow2 FILE vm.qcow2
-  --memory SIZE     guest memory (default 1G)
+  --overlay-dir DIR for a VM restore point: where its overlays go, one
+                    <vm>-<disk>-<id>.qcow2 per disk (default: .)
+  --memory SIZE     guest memory (default: the saved VM's, else 1G)
   --verify-content  re-hash every chunk the VM reads with SHA-256 (as for
                     mount; stored checksums are always checked)
   -- ARGS           passed to qemu-system-x86_64 as they are
@@ -60,17 +90,22 @@ Example:
     const split = argv.indexOf('--');
     const own = split < 0 ? argv : argv.slice(0, split);
     const extra = split < 0 ? [] : argv.slice(split + 1);
-    const { values, positionals } = parse('boot', own, { accel: { type: 'string' }, overlay: { type: 'string' }, memory: { type: 'string' }, 'verify-content': { type: 'boolean' } });
-    if (positionals.length !== 1) throw new BlockvaultError('USAGE', 'expected one restore point, <vm>/<disk>@<id|latest> (see blockvault boot --help)');
+    const { values, positionals } = parse('boot', own, { accel: { type: 'string' }, overlay: { type: 'string' }, 'overlay-dir': { type: 'string' }, memory: { type: 'string' }, 'verify-content': { type: 'boolean' } });
+    if (positionals.length !== 1) throw new BlockvaultError('USAGE', 'expected one restore point, <vm>/<disk>@<id|latest> or a VM restore point <vm>@<id|latest> (see blockvault boot --help)');
     const accel = (values.accel as string | undefined) ?? (kvmUsable() ? 'kvm' : 'tcg');
     if (accel !== 'kvm' && accel !== 'tcg') throw new BlockvaultError('USAGE', `--accel ${JSON.stringify(accel)}: expected kvm or tcg`);
     const signal = interruptSignal(); // from here on, Ctrl-C stops the VM and unmounts cleanly
     const repo = await Repository.open(repoPath(values));
-    const entry = repo.points.resolve(positionals[0]);
-    const overlay = resolve((values.overlay as string | undefined) ?? `${entry.vm}-${entry.disk}-${entry.id.slice(0, 8)}.qcow2`);
-    if (existsSync(overlay)) {
+    const spec = positionals[0];
+    const { isVm, entries, shape, label, interfaces } = await bootTarget(repo, spec, values.memory as string | undefined).catch(async (err: unknown) => { await repo.close(); throw err; });
+    if (isVm && values.overlay !== undefined) { await repo.close(); throw new BlockvaultError('USAGE', '--overlay names one disk\'s overlay; a VM restore point gets one per disk: use --overlay-dir DIR'); }
+    const overlayDir = resolve((values['overlay-dir'] as string | undefined) ?? '.');
+    const overlays = entries.map((e) => isVm ? join(overlayDir, `${e.vm}-${e.disk}-${e.id.slice(0, 8)}.qcow2`) : resolve((values.overlay as string | undefined) ?? `${e.vm}-${e.disk}-${e.id.slice(0, 8)}.qcow2`));
+    const overlay = overlays[0];
+    const taken = overlays.find((o) => existsSync(o));
+    if (taken) {
       await repo.close();
-      throw new BlockvaultError('BAD_INPUT', `overlay ${overlay} exists; delete it (discarding that VM's changes) or choose another with --overlay`);
+      throw new BlockvaultError('BAD_INPUT', `overlay ${taken} exists; delete it (discarding that VM's changes) or choose another with ${isVm ? '--overlay-dir' : '--overlay'}`);
     }
     // The mount sits beside the overlay at a stable path, so the overlay's backing file can be served again later.
     const mnt = `${overlay}.mnt`;
@@ -85,16 +120,19 @@ Example:
       if (readdirSync(mnt).length === 0) rmSync(mnt, { recursive: true, force: true });
     };
     try {
-      const backing = `${mnt}/${entry.vm}/${entry.disk}/${pointDirName(entry)}/disk.raw`;
-      const created = await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', backing, overlay], 'pipe');
-      if (created.code !== 0) throw new BlockvaultError('TARGET_IO', `cannot create overlay ${overlay}: ${created.stderr.trim()}`);
-      note(`blockvault: booting ${entry.vm}/${entry.disk}@${entry.id.slice(0, 8)} from the backup (accel ${accel}); the VM writes to ${basename(overlay)}, never to the repository`);
-      const qemu = ['-accel', accel, '-m', (values.memory as string | undefined) ?? '1G', '-smp', '2', '-nographic',
-        '-drive', `file=${overlay},format=qcow2,if=virtio`, ...extra];
+      const drives: string[] = [];
+      for (const [k, e] of entries.entries()) {
+        const backing = `${mnt}/${e.vm}/${e.disk}/${pointDirName(e)}/disk.raw`;
+        const created = await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', backing, overlays[k]], 'pipe');
+        if (created.code !== 0) throw new BlockvaultError('TARGET_IO', `cannot create overlay ${overlays[k]}: ${created.stderr.trim()}`);
+        drives.push('-drive', `file=${overlays[k]},format=qcow2,if=${interfaces[k]}`);
+      }
+      note(`blockvault: booting ${label} from the backup (accel ${accel}, ${shape.join(' ')}); the VM writes to ${overlays.map((o) => basename(o)).join(', ')}, never to the repository`);
+      const qemu = ['-accel', accel, ...shape, '-nographic', ...drives, ...extra];
       if (signal.aborted) throw interruptedError(signal, 'the VM was not started');
       const { code } = await run('qemu-system-x86_64', qemu, 'inherit', signal);
-      if (signal.aborted) throw interruptedError(signal, `the VM was stopped; its writes are in ${overlay}`);
-      note(`blockvault: the VM stopped (qemu exit ${code}); its writes are in ${overlay} (delete it to discard them)`);
+      if (signal.aborted) throw interruptedError(signal, `the VM was stopped; its writes are in ${overlays.join(', ')}`);
+      note(`blockvault: the VM stopped (qemu exit ${code}); its writes are in ${overlays.join(', ')} (delete ${overlays.length > 1 ? 'them' : 'it'} to discard them)`);
       return code === 0 ? 0 : 4;
     } finally {
       await cleanup();
