@@ -53,6 +53,11 @@ export async function goldenVectors(): Promise<Record<string, Buffer>> {
     'pack-trailer': encodeTrailer([{ ...record, offset: 32 }]),
     'point-full': encodePoint(header, { kind: 'full', map }),
     'point-delta': delta,
+    'group-vm': encodeGroup({
+      id: '00112233445566778899aabbccddeeff', vm: 'web01', time: '2026-12-01T02:00:00.000Z', disks: [{ disk: 'vda', point: 'ffeeddccbbaa99887766554433221100' }],
+      machine: { kind: 'qemu', qemuVersion: '7.2.0', machineType: 'pc-i440fx-7.2', accel: 'kvm', cpus: 2, memoryBytes: 1073741824, name: 'web01', disks: [{ name: 'vda', driver: 'virtio-blk-pci', sizeBytes: 10737418240, format: 'qcow2', file: '/var/lib/images/web01.qcow2' }] },
+      consistency: 'crash',
+    }),
     group: encodeGroup({ id: '00112233445566778899aabbccddeeff', vm: 'web01', time: '2026-12-01T01:00:00.000Z', disks: [{ disk: 'sda', point: 'ffeeddccbbaa99887766554433221100' }, { disk: 'sdb', point: '0123456789abcdef0123456789abcdef' }] }),
     'index-object': encodeIndexObject([{ packId: '000102030405060708090a0b0c0d0e0f', packBytes: 32 + 64 + 1234 + 64 + 32, records: [{ ...record, offset: 32 }] }]),
     'pending-gc': encodePendingGc({ id: 'mx4w5w5l-b336b277fe9d', started: '2026-12-01T02:00:00.000Z', marked: ['0123456789abcdef0123456789abcdef'], condemned: ['000102030405060708090a0b0c0d0e0f'] }),

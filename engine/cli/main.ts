@@ -55,8 +55,9 @@ A first run:
   blockvault verify -r /srv/bv
 
 Set BLOCKVAULT_REPO to skip -r. Exit codes: 0 ok, 1 usage or bad input,
-2 data integrity problem, 3 repository locked or unavailable, 4 I/O error
-(source, target or disk full), 5 --cbt-check refused an increment,
+2 data integrity problem, 3 repository locked or unavailable (or the VM
+busy with another backup), 4 I/O error (source, target or disk full),
+5 --cbt-check refused an increment, 6 the hypervisor refused or went away,
 130 interrupted (after cleaning up), 70 internal error (a bug: please report it).`;
 }
 

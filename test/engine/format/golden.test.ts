@@ -35,5 +35,6 @@ describe('docs/FORMAT.md golden vectors', () => {
     expect([...decodeCdcLeaf(v['cdc-leaf'], { index: 0, firstByte: 0, sizeBytes: 100000, chunkBytesMax: 262144 }, 'golden').lengths]).toEqual([32768, 45056, 22176]);
     expect(decodeIndexObject(v['index-object'], 'golden')[0].records[0].rawBytes).toBe(65536);
     expect(decodeGroup(v.group, 'golden').disks.map((d) => d.disk)).toEqual(['sda', 'sdb']);
+    expect(decodeGroup(v['group-vm'], 'golden')).toMatchObject({ consistency: 'crash', machine: { kind: 'qemu', cpus: 2, memoryBytes: 1073741824 } });
   });
 });
