@@ -13,10 +13,7 @@ import { BlockvaultError } from '../core/errors.js';
 import { humanBytes } from '../core/human.js';
 import { isAlive } from '../core/process-alive.js';
 import { killPoint, pausePoint } from '../core/test-hooks.js';
-import type { ChunkerSpec } from '../chunking/chunker.js';
-import { planBackup } from '../cbt/plan.js';
 import type { Consistency } from '../format/group-format.js';
-import { NbdSource } from '../nbd/nbd-source.js';
 import { commitBitmaps, newBitmapName, rollbackBitmaps, settleBitmaps } from '../qmp/bitmaps.js';
 import { QmpClient } from '../qmp/client.js';
 import { cleanupLeftovers, FleeceSession, type FleeceDisk } from '../qmp/fleece.js';
@@ -25,9 +22,8 @@ import { describeMachine } from '../qmp/machine.js';
 import { listDisks, selectDisks, type VmDisk } from '../qmp/vm-disks.js';
 import { VmLock } from '../qmp/vm-lock.js';
 import type { Repository } from '../repo/repository.js';
-import type { WorkerPool } from '../workers/pool.js';
-import { runGroupBackup, type GroupResult } from './group-backup.js';
-import type { BackupProgress } from './backup.js';
+import type { GroupResult } from './group-backup.js';
+import { backUpExports, type RunningVmOptions } from './export-backup.js';
 
 /** snapshot-access (point-in-time reads of a copy-before-write filter) came with QEMU 7.1. */
 export const qemuVersionMin = { major: 7, minor: 1 };
@@ -36,20 +32,11 @@ export function fleeceReserveBytes(diskBytes: number): number {
   return Math.min(diskBytes, Math.max(256 * 1024 * 1024, Math.ceil(diskBytes / 10)));
 }
 
-export interface QmpBackupOptions {
-  repo: Repository;
-  vm: string;
+export interface QmpBackupOptions extends RunningVmOptions {
   qmpPath: string;
   disks?: string[];
   scratchDir: string;
   agentPath?: string;
-  chunker: ChunkerSpec;
-  pool: WorkerPool;
-  signal?: AbortSignal;
-  cbtCheckPercent?: number;
-  cbtFallback?: 'refuse' | 'full';
-  onNote: (line: string) => void;
-  onProgress?: (disk: string, p: BackupProgress) => void;
 }
 
 export interface QmpBackupResult extends GroupResult {
@@ -111,7 +98,7 @@ export async function runQmpBackup(o: QmpBackupOptions): Promise<QmpBackupResult
     throw new BlockvaultError('FORMAT_VERSION', `a running-VM backup keeps the VM's machine description, which needs repository format version 6; ${o.repo.root} is version ${o.repo.config.formatVersion}: run blockvault upgrade -r ${o.repo.root} first (a blockvault that reads formats only up to 5 then refuses the repository)`);
   }
   // The lock first: a QMP socket serves one client at a time, so a second run would only see silence.
-  const lock = await VmLock.acquire(o.qmpPath, o.vm);
+  const lock = await VmLock.forQmp(o.qmpPath, o.vm);
   let qmp: QmpClient | null = null;
   try {
     qmp = await connectQemu(o.qmpPath);
@@ -163,35 +150,20 @@ async function freezeAll(o: QmpBackupOptions, session: FleeceSession): Promise<C
 async function backUpFrozen(o: QmpBackupOptions, qmp: QmpClient, lock: VmLock, fleece: FleeceDisk[], problems: Map<string, string>,
   machine: Awaited<ReturnType<typeof describeMachine>>, cleanedUp: string[]): Promise<QmpBackupResult> {
   const session = new FleeceSession(qmp, fleece, o.scratchDir, lock.socketPath, (started) => lock.noteNbdServer(started));
-  const sources: NbdSource[] = [];
   let committed = false;
   try {
     const consistency = await freezeAll(o, session);
     await session.exportAll();
     killPoint('qmp-exported');
     await pausePoint('qmp-exported');
-    const reasons: Record<string, string> = {};
-    const disks = [];
-    for (const f of fleece) {
-      const source = await NbdSource.open({ transport: 'unix', socket: lock.socketPath, exportName: f.disk.name }, f.old ?? undefined);
-      sources.push(source);
-      const decision = f.old
-        ? await planBackup({ repo: o.repo, vm: o.vm, disk: f.disk.name, source, chunker: o.chunker, bitmap: { name: f.old, source }, cbtCheckPercent: o.cbtCheckPercent, cbtFallback: o.cbtFallback })
-        : { plan: undefined, reason: `${problems.get(f.disk.name)}: full read`, basis: { tracking: 'qmp-bitmap', parent: null } };
-      reasons[f.disk.name] = decision.reason;
-      o.onNote(`blockvault: ${o.vm}/${f.disk.name}: ${decision.plan ? 'incremental' : 'full'} backup: ${decision.reason}`);
-      disks.push({
-        vm: o.vm, disk: f.disk.name, source, chunker: o.chunker, plan: decision.plan, reason: decision.reason, pool: o.pool, signal: o.signal, allowEmpty: true,
-        onProgress: o.onProgress ? (p: BackupProgress) => o.onProgress!(f.disk.name, p) : undefined,
-        sourceInfo: { kind: 'qmp', qmp: o.qmpPath, node: f.disk.node, format: f.disk.format, qmpBitmap: f.fresh, consistency, freezeMs: session.freezeMs, ...decision.basis },
-      });
-    }
-    const result = await runGroupBackup(o.repo, o.vm, disks, { machine: { ...machine }, consistency });
+    const result = await backUpExports(o, fleece.map((f) => ({
+      disk: f.disk.name, address: { transport: 'unix', socket: lock.socketPath, exportName: f.disk.name }, bitmap: f.old, problem: problems.get(f.disk.name),
+      sourceInfo: { kind: 'qmp', qmp: o.qmpPath, node: f.disk.node, format: f.disk.format, qmpBitmap: f.fresh, freezeMs: session.freezeMs },
+    })), { machine: { ...machine }, consistency });
     committed = true;
     killPoint('qmp-committed');
-    return { ...result, consistency, freezeMs: session.freezeMs, reasons, bitmaps: Object.fromEntries(fleece.map((f) => [f.disk.name, f.fresh])), cleanedUp };
+    return { ...result, consistency, freezeMs: session.freezeMs, bitmaps: Object.fromEntries(fleece.map((f) => [f.disk.name, f.fresh])), cleanedUp };
   } finally {
-    for (const s of sources) await s.close().catch(() => undefined);
     const failed = await session.teardown();
     if (failed.length) o.onNote(`blockvault: could not undo on the VM: ${failed.join('; ')} (the next run cleans up)`);
     if (session.frozen) await settleAfter(o, qmp, fleece, committed);

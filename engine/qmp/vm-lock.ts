@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { BlockvaultError } from '../core/errors.js';
 import { isAlive } from '../core/process-alive.js';
 
+/** `qmp`: what the VM is to the user ("QMP /run/x.qmp", "libvirt qemu:///system domain web01"). */
 export interface VmLockInfo { pid: number; vm: string; qmp: string; since: string; nbdServer: boolean }
 
 export function runDir(): string {
@@ -20,10 +21,21 @@ export function runDir(): string {
 export class VmLock {
   private constructor(readonly path: string, readonly info: VmLockInfo, readonly stale: VmLockInfo | null, readonly key: string) {}
 
-  /** Takes the lock for the VM behind `qmpPath`; `stale` is what a dead holder left (cleanup is due). */
-  static async acquire(qmpPath: string, vm: string): Promise<VmLock> {
+  /** Takes the lock for the VM behind the QMP socket `qmpPath`. */
+  static async forQmp(qmpPath: string, vm: string): Promise<VmLock> {
     const real = await realpath(qmpPath).catch(() => qmpPath);
-    const key = createHash('sha256').update(real).digest('hex').slice(0, 16);
+    return VmLock.acquire(real, `QMP ${real}`, vm);
+  }
+
+  /** Takes the lock for a libvirt domain. */
+  static async forLibvirt(uri: string, domain: string, vm: string): Promise<VmLock> {
+    return VmLock.acquire(`libvirt:${uri}/${domain}`, `libvirt ${uri} domain ${domain}`, vm);
+  }
+
+  /** `target` names the VM uniquely on this host; `stale` is what a dead holder left (cleanup is due). */
+  private static async acquire(target: string, label: string, vm: string): Promise<VmLock> {
+    const real = label;
+    const key = createHash('sha256').update(target).digest('hex').slice(0, 16);
     const dir = runDir();
     await mkdir(dir, { recursive: true, mode: 0o700 }).catch((err: Error) => { throw new BlockvaultError('BAD_INPUT', `cannot create the run directory ${dir}: ${err.message}`); });
     const path = join(dir, `vm-${key}.lock`);
@@ -40,7 +52,7 @@ export class VmLock {
         }
         const holder = await readLock(path);
         if (holder && isAlive(holder.pid) && holder.pid !== process.pid) {
-          throw new BlockvaultError('VM_BUSY', `VM ${holder.vm} (QMP ${holder.qmp}) is being backed up by blockvault pid ${holder.pid} since ${holder.since}: one backup per VM at a time`);
+          throw new BlockvaultError('VM_BUSY', `VM ${holder.vm} (${holder.qmp}) is being backed up by blockvault pid ${holder.pid} since ${holder.since}: one backup per VM at a time`);
         }
         // Dead holder: keep what it said (for cleanup), then take over.
         if (holder) await writeFile(join(dir, `vm-${key}.stale`), JSON.stringify(holder));

@@ -1,8 +1,10 @@
-// `backup --vm web01 --qmp /run/qemu/web01.qmp [--disks vda,vdb]`: a running
-// QEMU's disks, frozen at one instant, as one VM restore point with the
-// machine description (engine/backup/qmp-backup.ts).
+// `backup --vm web01 --qmp /run/qemu/web01.qmp [--disks vda,vdb]` or
+// `--libvirt web01 [--connect URI]`: a running VM's disks, frozen at one
+// instant, as one VM restore point with its configuration
+// (engine/backup/qmp-backup.ts, libvirt-backup.ts).
 import { tmpdir } from 'node:os';
 import { runQmpBackup } from '../../backup/qmp-backup.js';
+import { runLibvirtBackup } from '../../backup/libvirt-backup.js';
 import type { BackupProgress } from '../../backup/backup.js';
 import { backupChunker } from '../../chunking/chunker.js';
 import { BlockvaultError } from '../../core/errors.js';
@@ -17,7 +19,9 @@ import { progressLine } from '../progress.js';
 export interface VmArgs {
   root: string;
   vm: string;
-  qmpPath: string;
+  /** One of the two: a QEMU's QMP socket, or a libvirt domain. */
+  qmpPath?: string;
+  domain?: string;
   values: Record<string, unknown>;
   lockWaitSeconds: number;
   cbtCheckPercent: number;
@@ -50,25 +54,31 @@ function vmProgress(vm: string, json: boolean): { line: ReturnType<typeof progre
 }
 
 export async function backupVm(a: VmArgs): Promise<number> {
+  const how = a.domain ? '--libvirt' : '--qmp';
   for (const bad of ['changed', 'bitmap', 'parent', 'format']) {
-    if (a.values[bad] !== undefined) throw new BlockvaultError('USAGE', `--${bad} does not go with --qmp: blockvault finds the disks, their formats and their dirty bitmaps over QMP itself`);
+    if (a.values[bad] !== undefined) throw new BlockvaultError('USAGE', `--${bad} does not go with ${how}: blockvault finds the disks, their formats and their change tracking itself`);
   }
+  const only = a.domain ? ['guest-agent'] : ['connect', 'quiesce'];
+  for (const bad of only) if (a.values[bad] !== undefined) throw new BlockvaultError('USAGE', `--${bad} does not go with ${how}${bad === 'guest-agent' ? ' (use --quiesce: libvirt talks to the agent)' : bad === 'quiesce' ? ' (use --guest-agent SOCKET)' : ''}`);
   const disks = diskList(a.values);
   const pool = new WorkerPool(workersFor(null));
   let repo: Repository | null = null;
   const json = a.values.json === true;
   const progress = vmProgress(a.vm, json);
   try {
-    repo = await Repository.open(a.root, { writer: { what: `backup ${a.vm} over QMP`, lockWaitSeconds: a.lockWaitSeconds, onWait: (who) => note(`blockvault: waiting for ${who} to finish (it runs alone)`) } });
-    const result = await runQmpBackup({
-      repo, vm: a.vm, qmpPath: a.qmpPath, disks, scratchDir: (a.values.scratch as string | undefined) ?? tmpdir(), agentPath: a.values['guest-agent'] as string | undefined,
+    repo = await Repository.open(a.root, { writer: { what: `backup ${a.vm} over ${a.domain ? 'libvirt' : 'QMP'}`, lockWaitSeconds: a.lockWaitSeconds, onWait: (who) => note(`blockvault: waiting for ${who} to finish (it runs alone)`) } });
+    const common = {
+      repo, vm: a.vm, disks, scratchDir: (a.values.scratch as string | undefined) ?? tmpdir(),
       chunker: backupChunker(configChunker(repo.config), a.values.chunker as string | undefined), pool, signal: interruptSignal(),
-      cbtCheckPercent: a.cbtCheckPercent, cbtFallback: a.cbtFallback, onNote: (line) => { if (!json) note(line); }, onProgress: progress.update,
-    });
+      cbtCheckPercent: a.cbtCheckPercent, cbtFallback: a.cbtFallback, onNote: (line: string) => { if (!json) note(line); }, onProgress: progress.update,
+    };
+    const result = a.domain
+      ? await runLibvirtBackup({ ...common, domain: a.domain, uri: (a.values.connect as string | undefined) ?? 'qemu:///system', quiesce: a.values.quiesce === true })
+      : await runQmpBackup({ ...common, qmpPath: a.qmpPath!, agentPath: a.values['guest-agent'] as string | undefined });
     progress.line.done();
     if (json) printJson(result);
     else {
-      say(`VM restore point ${a.vm}@${result.group.slice(0, 8)} (${result.group}): ${plural(result.disks.length, 'disk')} in ${humanSeconds(result.seconds)}, ${result.consistency}-consistent, I/O held ${result.freezeMs.toFixed(1)} ms for the freeze`);
+      say(`VM restore point ${a.vm}@${result.group.slice(0, 8)} (${result.group}): ${plural(result.disks.length, 'disk')} in ${humanSeconds(result.seconds)}, ${result.consistency}-consistent, ${a.domain ? 'backup-begin took' : 'I/O held'} ${result.freezeMs.toFixed(1)} ms for the freeze`);
       for (const d of result.disks) say(`  ${d.disk}: ${a.vm}/${d.disk}@${d.id.slice(0, 8)}, ${d.mode}, disk ${humanBytes(d.bytesTotal)}, read ${humanBytes(d.bytesRead)}, new ${humanBytes(d.bytesNew)}, stored ${humanBytes(d.bytesStored)}`);
     }
     return 0;

@@ -53,6 +53,7 @@ export const backupCommand: Command = {
   help: `Usage: blockvault backup -r <repo> --vm <name> --disk <name> <source> [options]
        blockvault backup -r <repo> --vm <name> --disk <name>=<source> --disk <name>=<source> ... [options]
        blockvault backup -r <repo> --vm <name> --qmp <socket> [--disks vda,vdb] [options]
+       blockvault backup -r <repo> --vm <name> --libvirt <domain> [--connect URI] [--quiesce] [options]
 
 Reads a disk and stores a new restore point <vm>/<disk>@<id>. Chunks the
 repository already holds (from any VM) are not stored again; holes in a sparse
@@ -101,6 +102,13 @@ QEMU 7.1 or newer and repository format 6.
   --scratch DIR          where the fleecing images go (default: $TMPDIR or
                          /tmp); it needs free space for the old data of blocks
                          the guest writes during the backup (checked up front)
+A libvirt domain (--libvirt NAME): the same through libvirt's pull-mode
+backup (virsh backup-begin; checkpoints blockvault-... instead of bitmaps),
+the domain XML kept as the configuration (restore writes <vm>.xml).
+  --connect URI          libvirt connection (default qemu:///system)
+  --quiesce              freeze the guest's filesystems through libvirt's
+                         guest agent for the instant (10 s timeout, then
+                         crash-consistent, said so)
 
 Options:
   -r, --repo PATH        repository (or BLOCKVAULT_REPO)
@@ -132,13 +140,15 @@ Examples:
   blockvault backup -r /srv/bv --vm web01 --disk sda --bitmap nightly 'nbd+unix:///?socket=/run/web01.sock'
   blockvault backup -r /srv/bv --vm web01 --disk sda --bitmap nightly web01.qcow2
   blockvault backup -r /srv/bv --vm web01 --disk sda=/var/lib/images/web01-a.raw --disk sdb=/var/lib/images/web01-b.qcow2
-  blockvault backup -r /srv/bv --vm web01 --qmp /run/qemu/web01.qmp --guest-agent /run/qemu/web01.qga`,
+  blockvault backup -r /srv/bv --vm web01 --qmp /run/qemu/web01.qmp --guest-agent /run/qemu/web01.qga
+  blockvault backup -r /srv/bv --vm web01 --libvirt web01 --quiesce`,
   async run(argv) {
     const { values, positionals } = parse('backup', argv, {
       vm: { type: 'string' }, disk: { type: 'string', multiple: true }, 'lock-wait': { type: 'string' }, format: { type: 'string' },
       changed: { type: 'string' }, bitmap: { type: 'string' }, parent: { type: 'string' },
       'cbt-check': { type: 'string' }, 'cbt-fallback': { type: 'string' }, 'allow-empty': { type: 'boolean' }, chunker: { type: 'string' },
       qmp: { type: 'string' }, disks: { type: 'string' }, 'guest-agent': { type: 'string' }, scratch: { type: 'string' },
+      libvirt: { type: 'string' }, connect: { type: 'string' }, quiesce: { type: 'boolean' },
     });
     const root = repoPath(values);
     const vm = checkName('vm', values.vm as string);
@@ -149,13 +159,15 @@ Examples:
     const cbtFallback = (values['cbt-fallback'] as string | undefined) ?? 'refuse';
     if (cbtFallback !== 'full' && cbtFallback !== 'refuse') throw new BlockvaultError('USAGE', `--cbt-fallback ${JSON.stringify(cbtFallback)}: expected full or refuse`);
     if (values.changed && values.bitmap) throw new BlockvaultError('USAGE', 'give --changed or --bitmap, not both');
-    if (values.qmp !== undefined) {
-      if (diskArgs.length || positionals.length) throw new BlockvaultError('USAGE', `with --qmp blockvault finds the VM's disks itself: pick some with --disks vda,vdb instead of ${diskArgs.length ? '--disk' : JSON.stringify(positionals[0])}`);
+    if (values.qmp !== undefined || values.libvirt !== undefined) {
+      const how = values.qmp !== undefined ? '--qmp' : '--libvirt';
+      if (values.qmp !== undefined && values.libvirt !== undefined) throw new BlockvaultError('USAGE', 'give --qmp or --libvirt, not both');
+      if (diskArgs.length || positionals.length) throw new BlockvaultError('USAGE', `with ${how} blockvault finds the VM's disks itself: pick some with --disks vda,vdb instead of ${diskArgs.length ? '--disk' : JSON.stringify(positionals[0])}`);
       const { backupVm } = await import('./backup-vm.js');
-      return backupVm({ root, vm, qmpPath: values.qmp as string, values, lockWaitSeconds, cbtCheckPercent, cbtFallback: cbtFallback as 'refuse' | 'full' });
+      return backupVm({ root, vm, qmpPath: values.qmp as string | undefined, domain: values.libvirt as string | undefined, values, lockWaitSeconds, cbtCheckPercent, cbtFallback: cbtFallback as 'refuse' | 'full' });
     }
-    for (const only of ['disks', 'guest-agent', 'scratch']) {
-      if (values[only] !== undefined) throw new BlockvaultError('USAGE', `--${only} goes with --qmp (a running VM's backup)`);
+    for (const only of ['disks', 'guest-agent', 'scratch', 'connect', 'quiesce']) {
+      if (values[only] !== undefined) throw new BlockvaultError('USAGE', `--${only} goes with --qmp or --libvirt (a running VM's backup)`);
     }
     if (diskArgs.some((d) => d.includes('='))) {
       if (positionals.length > 0) throw new BlockvaultError('USAGE', `with --disk NAME=SOURCE the sources are in the --disk options; ${JSON.stringify(positionals[0])} is one too many`);

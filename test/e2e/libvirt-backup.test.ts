@@ -1,0 +1,127 @@
+// Backups of a running libvirt domain (--libvirt): libvirt's pull-mode
+// backup against a real libvirtd (started here by hand if it does not run:
+// no systemd on these machines; ~12 s) and a real TCG domain with two qcow2
+// disks written through its own devices (HMP qemu-io via libvirt). If
+// libvirtd cannot start, this file fails and says why: the QMP tests cover
+// the same logic without it, but a missing libvirt must not pass quietly.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli, cliJson } from '../helpers/cli.js';
+import { tempDir } from '../helpers/temp.js';
+import { qcow2 } from '../helpers/qemu-vm.js';
+
+const MiB = 1024 * 1024;
+const uri = 'qemu:///system';
+const virsh = (...args: string[]) => execFileSync('virsh', ['-q', '-c', uri, ...args], { encoding: 'utf8', timeout: 60_000 });
+const libvirtUp = () => spawnSync('virsh', ['-c', uri, 'version'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
+
+interface VmResult { group: string; bitmaps: Record<string, string>; reasons: Record<string, string>; cleanedUp: string[]; disks: Array<{ disk: string; mode: string; bytesRead: number }> }
+
+/** Starts virtlogd and libvirtd by hand when none runs; returns the pids it started, to stop them again. */
+async function ensureLibvirtd(): Promise<number[]> {
+  if (libvirtUp()) return [];
+  const started: number[] = [];
+  for (const daemon of ['virtlogd', 'libvirtd']) {
+    const r = spawnSync(daemon, ['-d'], { encoding: 'utf8', timeout: 30_000 });
+    if (r.status !== 0) throw new Error(`libvirtd cannot start on this machine (${daemon} -d: ${r.error?.message ?? r.stderr.trim()}): the --libvirt test cannot run; install libvirt-daemon-system (scripts/setup.sh --tests)`);
+  }
+  for (const end = Date.now() + 60_000; !libvirtUp(); await new Promise((r) => setTimeout(r, 300))) {
+    if (Date.now() > end) throw new Error('libvirtd was started but did not answer virsh within 60 s: the --libvirt test cannot run');
+  }
+  for (const pidFile of ['/run/libvirtd.pid', '/run/virtlogd.pid']) if (existsSync(pidFile)) started.push(Number(readFileSync(pidFile, 'utf8').trim()));
+  return started;
+}
+
+describe('backup --libvirt: a running libvirt domain, pull mode', () => {
+  const dir = tempDir('bv-libvirt-');
+  const root = join(dir, 'repo');
+  const domain = `bv-test-${process.pid}`;
+  const env = { BLOCKVAULT_RUN_DIR: join(dir, 'run') };
+  let daemons: number[] = [];
+  let defined = false;
+  const qemuIo = (disk: number, cmd: string) => virsh('qemu-monitor-command', domain, '--hmp', `qemu-io -d /machine/peripheral/virtio-disk${disk}/virtio-backend "${cmd}"`);
+  const capture = (disk: number, file: string, out: string) => { qemuIo(disk, 'flush'); execFileSync('qemu-img', ['convert', '-U', '-f', 'qcow2', '-O', 'raw', file, out]); return readFileSync(out); };
+  const checkpoints = () => virsh('checkpoint-list', domain, '--name').split('\n').map((l) => l.trim()).filter(Boolean);
+  const backup = (more: Record<string, string> = {}) => cli(['backup', '-r', root, '--vm', 'web01', '--libvirt', domain, '--scratch', dir, '--json'], { env: { ...env, ...more } });
+  const files = { vda: join(dir, 'vda.qcow2'), vdb: join(dir, 'vdb.qcow2') };
+  const expectRestores = async (group: string, name: string, expected: Record<string, Buffer>) => {
+    await cliJson(['restore', '-r', root, `web01@${group}`, '--to', join(dir, name)]);
+    for (const [disk, bytes] of Object.entries(expected)) expect(readFileSync(join(dir, name, `${disk}.raw`)).equals(bytes), `${name}: ${disk}`).toBe(true);
+  };
+
+  beforeAll(async () => {
+    daemons = await ensureLibvirtd();
+    chmodSync(dir, 0o755); // libvirt's QEMU runs as libvirt-qemu: it must reach the images
+    qcow2(files.vda, 64 * MiB);
+    qcow2(files.vdb, 32 * MiB);
+    const disk = (file: string, dev: string) => `<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${file}'/><target dev='${dev}' bus='virtio'/></disk>`;
+    const xml = `<domain type='qemu'><name>${domain}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os>
+      <devices><emulator>/usr/bin/qemu-system-x86_64</emulator>${disk(files.vda, 'vda')}${disk(files.vdb, 'vdb')}
+      <disk type='file' device='cdrom'><target dev='hdc' bus='ide'/><readonly/></disk></devices></domain>`;
+    writeFileSync(join(dir, 'domain.xml'), xml);
+    virsh('create', join(dir, 'domain.xml'));
+    defined = true;
+    await cli(['init', '-r', root]);
+  }, 180_000);
+
+  afterAll(async () => {
+    if (defined) spawnSync('virsh', ['-c', uri, 'destroy', domain], { stdio: 'ignore', timeout: 60_000 });
+    for (const pid of daemons) { try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ } }
+    for (const end = Date.now() + 20_000; daemons.some((p) => { try { process.kill(p, 0); return true; } catch { return false; } }) && Date.now() < end;) await new Promise((r) => setTimeout(r, 100));
+  }, 60_000);
+
+  it('a full backup and two nightly increments: only the dirty clusters read, every point restores byte for byte, one checkpoint left', async () => {
+    qemuIo(1, `write -P 0x21 0 ${2 * MiB}`);
+    let result: VmResult | null = null;
+    for (const night of [0, 1, 2]) {
+      if (night) { qemuIo(1, `write -P ${0x30 + night} ${night * 4 * MiB} 192k`); qemuIo(0, `write -P ${0x40 + night} ${night * MiB} 64k`); }
+      const expected = { vda: capture(0, files.vda, join(dir, 'a.raw')), vdb: capture(1, files.vdb, join(dir, 'b.raw')) };
+      const r = await backup();
+      expect(r.code, r.stderr).toBe(0);
+      result = JSON.parse(r.stdout) as VmResult;
+      expect(result.disks.map((d) => d.mode)).toEqual(night ? ['incremental', 'incremental'] : ['full', 'full']);
+      if (night) expect(result.disks.map((d) => d.bytesRead)).toEqual([64 * 1024, 192 * 1024]);
+      expect(checkpoints()).toEqual([result.bitmaps.vda]);
+      await expectRestores(result.group, `night${night}`, expected);
+    }
+    const xml = readFileSync(join(dir, 'night2', 'web01.xml'), 'utf8');
+    expect(xml).toContain(`<name>${domain}</name>`);
+    expect(JSON.parse(readFileSync(join(dir, 'night2', 'web01.vm.json'), 'utf8')).machine).toMatchObject({ kind: 'libvirt', memoryBytes: 64 * MiB, cpus: 1, machineType: expect.stringMatching(/^pc/) });
+  }, 240_000);
+
+  it('a blockvault killed after backup-begin: the next run ends the job, settles the checkpoints, and its increment has every change', async () => {
+    qemuIo(1, `write -P 0x51 ${9 * MiB} 64k`);
+    const killed = await backup({ BLOCKVAULT_TEST_KILL_AT: 'libvirt-begun:1' });
+    expect(killed.signal).toBe('SIGKILL');
+    expect(virsh('domjobinfo', domain)).toMatch(/Operation:\s+Backup/);
+    expect(checkpoints()).toHaveLength(2);
+    qemuIo(1, `write -P 0x52 ${11 * MiB} 64k`);
+    const expected = { vda: capture(0, files.vda, join(dir, 'a.raw')), vdb: capture(1, files.vdb, join(dir, 'b.raw')) };
+    const r = await backup();
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout) as VmResult;
+    expect(result.cleanedUp.join(', ')).toMatch(/^backup job, checkpoint blockvault-/);
+    expect(result.disks.find((d) => d.disk === 'vdb')).toMatchObject({ mode: 'incremental', bytesRead: 128 * 1024 });
+    expect(checkpoints()).toEqual([result.bitmaps.vda]);
+    await expectRestores(result.group, 'after-kill', expected);
+    expect(readdirSync(dir).filter((n) => n.startsWith('blockvault-libvirt-'))).toEqual([]);
+  }, 240_000);
+
+  it('a checkpoint deleted behind blockvault\'s back means a full read with the reason; bad names are refused', async () => {
+    virsh('checkpoint-delete', domain, checkpoints()[0]);
+    const r = await backup();
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout) as VmResult;
+    expect(result.disks.map((d) => d.mode)).toEqual(['full', 'full']);
+    expect(result.reasons.vdb).toMatch(/checkpoint blockvault-\S+ of the parent is gone from domain .*: full read/);
+    const missing = await cli(['backup', '-r', root, '--vm', 'web01', '--libvirt', 'no-such-domain'], { env });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/--libvirt no-such-domain: no such domain on qemu:\/\/\/system/);
+    const disk = await cli(['backup', '-r', root, '--vm', 'web01', '--libvirt', domain, '--disks', 'hdc'], { env });
+    expect(disk.code).toBe(1);
+    expect(disk.stderr).toMatch(/--disks hdc: domain .* has no writable disk of that name; its writable disks are vda, vdb/);
+    expect(checkpoints()).toEqual([result.bitmaps.vda]);
+  }, 240_000);
+});
