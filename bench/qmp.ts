@@ -112,7 +112,7 @@ export async function runQmpBench(rounds: number, cold: boolean): Promise<QmpRep
     report.latency.backup = await writeLatencies(vm, c.sizeBytes, 100_000, () => done);
     await full;
     execFileSync('bash', ['-c', `${bv} backup -r ${repoOn} --vm bench --qmp ${vm.qmpPath} --scratch ${work} --json > /dev/null`], { env: { ...process.env, ...env } }); // absorbs the latency writes
-    execFileSync('bash', ['-c', `${bv} backup -r ${repoOff} --vm bench --disk vda ${offline} --json > /dev/null && qemu-img bitmap -q --add ${offline} nightly`]);
+    execFileSync('bash', ['-c', `${bv} backup -r ${repoOff} --vm bench --disk vda ${offline} --json > /dev/null && qemu-img bitmap --add ${offline} nightly`]);
     for (const mode of cold ? ['warm', 'cold'] as const : ['warm'] as const) {
       for (let r = 0; r < rounds; r++) {
         for (const e of extents) await hmp(vm, `qemu-io vda-drive "write -s ${e.file} ${e.start} ${e.length}"`);
@@ -121,7 +121,7 @@ export async function runQmpBench(rounds: number, cold: boolean): Promise<QmpRep
         }
         const out = join(work, 'inc.json');
         const on = () => { report.increments[mode].online.push(run(`${bv} backup -r ${repoOn} --vm bench --qmp ${vm.qmpPath} --scratch ${work} --json > ${out}`, mode === 'cold', env).seconds); report.freezeMs.push((JSON.parse(execFileSync('cat', [out], { encoding: 'utf8' })) as { freezeMs: number }).freezeMs); };
-        const off = () => { report.increments[mode].offline.push(run(`${bv} backup -r ${repoOff} --vm bench --disk vda --bitmap nightly ${offline} --json > /dev/null`, mode === 'cold').seconds); execFileSync('bash', ['-c', `qemu-img bitmap -q --remove ${offline} nightly && qemu-img bitmap -q --add ${offline} nightly`]); };
+        const off = () => { report.increments[mode].offline.push(run(`${bv} backup -r ${repoOff} --vm bench --disk vda --bitmap nightly ${offline} --json > /dev/null`, mode === 'cold').seconds); execFileSync('bash', ['-c', `qemu-img bitmap --remove ${offline} nightly && qemu-img bitmap --add ${offline} nightly`]); };
         if (r % 2 === 0) { on(); off(); } else { off(); on(); }
       }
     }

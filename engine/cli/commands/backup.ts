@@ -14,6 +14,7 @@ import { WorkerPool, workersFor } from '../../workers/pool.js';
 import { intOption, onePositional, parse, repoPath } from '../args.js';
 import { interruptSignal, note, printJson, say, testInterruptHook, type Command } from '../command.js';
 import { progressLine } from '../progress.js';
+import type { VmArgs } from './backup-vm.js';
 
 /**
  * Fault-test hook: BLOCKVAULT_TEST_KILL_AT=<event>:<n> makes the process
@@ -46,6 +47,29 @@ function readScope(source: Source, plan: IncrementalPlan | undefined, chunkBytes
   const data = plannedReadBytes(source, undefined, chunkBytes) ?? size;
   if (data === size) return `reading all ${humanBytes(size)} of the disk (it has no holes)`;
   return `reading the ${humanBytes(data)} of data in a ${humanBytes(size)} disk; the ${humanBytes(size - data)} of holes are skipped`;
+}
+
+function cbtOptions(values: Record<string, unknown>): { cbtCheckPercent: number; cbtFallback: 'refuse' | 'full' } {
+  const cbtCheckPercent = intOption(values, 'cbt-check', 0);
+  if (cbtCheckPercent > 100) throw new BlockvaultError('USAGE', `--cbt-check ${cbtCheckPercent}: a percentage from 0 to 100`);
+  const cbtFallback = (values['cbt-fallback'] as string | undefined) ?? 'refuse';
+  if (cbtFallback !== 'full' && cbtFallback !== 'refuse') throw new BlockvaultError('USAGE', `--cbt-fallback ${JSON.stringify(cbtFallback)}: expected full or refuse`);
+  return { cbtCheckPercent, cbtFallback };
+}
+
+/** A running VM's backup (--qmp or --libvirt), its options checked; null when it is not one. */
+async function runningVm(values: Record<string, unknown>, positionals: string[], diskArgs: string[]): Promise<((a: Omit<VmArgs, 'qmpPath' | 'domain'>) => Promise<number>) | null> {
+  if (values.qmp === undefined && values.libvirt === undefined) {
+    for (const only of ['disks', 'guest-agent', 'scratch', 'connect', 'quiesce']) {
+      if (values[only] !== undefined) throw new BlockvaultError('USAGE', `--${only} goes with --qmp or --libvirt (a running VM's backup)`);
+    }
+    return null;
+  }
+  const how = values.qmp !== undefined ? '--qmp' : '--libvirt';
+  if (values.qmp !== undefined && values.libvirt !== undefined) throw new BlockvaultError('USAGE', 'give --qmp or --libvirt, not both');
+  if (diskArgs.length || positionals.length) throw new BlockvaultError('USAGE', `with ${how} blockvault finds the VM's disks itself: pick some with --disks vda,vdb instead of ${diskArgs.length ? '--disk' : JSON.stringify(positionals[0])}`);
+  const { backupVm } = await import('./backup-vm.js');
+  return (a) => backupVm({ ...a, qmpPath: values.qmp as string | undefined, domain: values.libvirt as string | undefined });
 }
 
 export const backupCommand: Command = {
@@ -154,21 +178,10 @@ Examples:
     const vm = checkName('vm', values.vm as string);
     const diskArgs = (values.disk as string[] | undefined) ?? [];
     const lockWaitSeconds = intOption(values, 'lock-wait', 600);
-    const cbtCheckPercent = intOption(values, 'cbt-check', 0);
-    if (cbtCheckPercent > 100) throw new BlockvaultError('USAGE', `--cbt-check ${cbtCheckPercent}: a percentage from 0 to 100`);
-    const cbtFallback = (values['cbt-fallback'] as string | undefined) ?? 'refuse';
-    if (cbtFallback !== 'full' && cbtFallback !== 'refuse') throw new BlockvaultError('USAGE', `--cbt-fallback ${JSON.stringify(cbtFallback)}: expected full or refuse`);
+    const { cbtCheckPercent, cbtFallback } = cbtOptions(values);
     if (values.changed && values.bitmap) throw new BlockvaultError('USAGE', 'give --changed or --bitmap, not both');
-    if (values.qmp !== undefined || values.libvirt !== undefined) {
-      const how = values.qmp !== undefined ? '--qmp' : '--libvirt';
-      if (values.qmp !== undefined && values.libvirt !== undefined) throw new BlockvaultError('USAGE', 'give --qmp or --libvirt, not both');
-      if (diskArgs.length || positionals.length) throw new BlockvaultError('USAGE', `with ${how} blockvault finds the VM's disks itself: pick some with --disks vda,vdb instead of ${diskArgs.length ? '--disk' : JSON.stringify(positionals[0])}`);
-      const { backupVm } = await import('./backup-vm.js');
-      return backupVm({ root, vm, qmpPath: values.qmp as string | undefined, domain: values.libvirt as string | undefined, values, lockWaitSeconds, cbtCheckPercent, cbtFallback: cbtFallback as 'refuse' | 'full' });
-    }
-    for (const only of ['disks', 'guest-agent', 'scratch', 'connect', 'quiesce']) {
-      if (values[only] !== undefined) throw new BlockvaultError('USAGE', `--${only} goes with --qmp or --libvirt (a running VM's backup)`);
-    }
+    const running = await runningVm(values, positionals, diskArgs);
+    if (running) return running({ root, vm, values, lockWaitSeconds, cbtCheckPercent, cbtFallback });
     if (diskArgs.some((d) => d.includes('='))) {
       if (positionals.length > 0) throw new BlockvaultError('USAGE', `with --disk NAME=SOURCE the sources are in the --disk options; ${JSON.stringify(positionals[0])} is one too many`);
       const { backupGroup } = await import('./backup-group.js');
