@@ -13,7 +13,8 @@ import { humanBytes } from '../core/human.js';
 import { killPoint, pausePoint } from '../core/test-hooks.js';
 import type { Consistency } from '../format/group-format.js';
 import { deleteCheckpoint, newCheckpointName, settleCheckpoints } from '../libvirt/checkpoints.js';
-import { checkRunning, checkSelected, domainDisks, domainShape, domainXml, type DomainDisk } from '../libvirt/domain.js';
+import { checkRunning, checkSelected, domainDisks, domainShape, domainXml, firmwarePaths, type DomainDisk } from '../libvirt/domain.js';
+import { readFirmware } from '../libvirt/firmware.js';
 import { Virsh } from '../libvirt/virsh.js';
 import { VmLock } from '../qmp/vm-lock.js';
 import type { Repository } from '../repo/repository.js';
@@ -139,10 +140,12 @@ async function backUpBegun(o: LibvirtBackupOptions, virsh: Virsh, lock: VmLock, 
     killPoint('libvirt-begun');
     await pausePoint('libvirt-begun');
     const shape = domainShape(b.xml);
+    const firmware = await readFirmware(firmwarePaths(b.xml), o.domain);
+    if (firmware.missing.length) o.onNote(`blockvault: ${o.vm}: the domain names firmware state that is not there (${firmware.missing.join(', ')}); kept without it`);
     const result = await backUpExports(o, b.disks.map((d) => ({
       disk: d.name, address: { transport: 'unix', socket: join(work, 'nbd.sock'), exportName: d.name }, bitmap: b.old ? `backup-${d.name}` : null, problem: b.problem,
       sourceInfo: { kind: 'libvirt', uri: o.uri, domain: o.domain, checkpoint: fresh, format: d.format, freezeMs },
-    })), { machine: { kind: 'libvirt', domainXml: b.xml, ...shape, disks: b.disks.map((d) => ({ name: d.name, bus: d.bus, format: d.format, source: d.source })) }, consistency });
+    })), { machine: { kind: 'libvirt', domainXml: b.xml, ...shape, disks: b.disks.map((d) => ({ name: d.name, bus: d.bus, format: d.format, source: d.source })), firmware: firmware.files }, consistency });
     committed = true;
     return { ...result, consistency, freezeMs, bitmaps: fresh ? Object.fromEntries(b.disks.map((d) => [d.name, fresh])) : {}, cleanedUp: b.cleanedUp };
   } finally {

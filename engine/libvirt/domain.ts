@@ -72,3 +72,18 @@ export function checkSelected(all: DomainDisk[], skipped: string[], wanted: stri
   }
   return all.filter((d) => wanted.includes(d.name));
 }
+
+/** Firmware state kept with the domain XML: the UEFI variable store and the swtpm state directory, as libvirt keeps them. */
+export interface FirmwareFile { role: 'nvram' | 'tpm'; path: string; base64: string; sha256: string }
+/** The most firmware state a group object carries (its JSON is at most 1 MiB; base64 grows bytes by 4/3). */
+export const firmwareBytesMax = 640 * 1024;
+
+/** Where the domain's firmware state lives: its <nvram> file, and for an emulated TPM swtpm's directory of this domain's uuid. */
+export function firmwarePaths(xml: string, swtpmDir = '/var/lib/libvirt/swtpm'): Array<{ role: 'nvram' | 'tpm'; path: string }> {
+  const out: Array<{ role: 'nvram' | 'tpm'; path: string }> = [];
+  const nvram = nvramPath(xml);
+  if (nvram) out.push({ role: 'nvram', path: nvram });
+  const uuid = /<uuid>([0-9a-f-]{36})<\/uuid>/.exec(xml)?.[1];
+  if (uuid && /<tpm\b[\s\S]*?<backend\b[^>]*type=['"]emulator['"]/.test(xml)) out.push({ role: 'tpm', path: `${swtpmDir}/${uuid}` });
+  return out;
+}

@@ -5,7 +5,8 @@
 // removed again, so the directory holds all of them or none.
 import { execFile } from 'node:child_process';
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { dirname, join, normalize } from 'node:path';
 import { promisify } from 'node:util';
 import { BlockvaultError } from '../core/errors.js';
 import type { GroupEntry } from '../repo/chunk-index.js';
@@ -41,6 +42,24 @@ async function toQcow2(raw: string, target: string): Promise<void> {
   }).finally(() => rm(raw, { force: true }));
 }
 
+interface SavedFirmware { role: string; path: string; base64: string; sha256: string }
+
+/** The firmware state (UEFI variables, TPM) under <dir>/<vm>.firmware/<role>/<its original path>, each checked against its SHA-256. */
+async function writeFirmware(saved: unknown, root: string, what: string): Promise<string[]> {
+  if (!Array.isArray(saved) || saved.length === 0) return [];
+  const written: string[] = [];
+  for (const f of saved as SavedFirmware[]) {
+    const bytes = Buffer.from(String(f.base64), 'base64');
+    if (createHash('sha256').update(bytes).digest('hex') !== f.sha256) throw new BlockvaultError('CHECKSUM_MISMATCH', `VM restore point ${what}: its saved ${f.role} state ${f.path} does not match its SHA-256`);
+    const target = join(root, f.role, normalize(`/${f.path}`));
+    await mkdir(dirname(target), { recursive: true });
+    await writeFile(target, bytes);
+    written.push(target);
+  }
+  written.push(root);
+  return written;
+}
+
 export async function runGroupRestore(repo: Repository, group: GroupEntry, dir: string, pool: WorkerPool,
   options: { force: boolean; durable: boolean; signal?: AbortSignal; format?: DiskFormat }): Promise<GroupRestoreResult> {
   const format = options.format ?? 'raw';
@@ -53,7 +72,8 @@ export async function runGroupRestore(repo: Repository, group: GroupEntry, dir: 
     return entry;
   });
   const configFiles = header.machine ? [join(dir, `${group.vm}.vm.json`), ...(header.machine.kind === 'libvirt' ? [join(dir, `${group.vm}.xml`)] : [])] : [];
-  await refuseExisting([...entries.map((e) => join(dir, `${e.disk}.${format}`)), ...configFiles], options.force);
+  const firmwareRoot = Array.isArray(header.machine?.firmware) && header.machine.firmware.length > 0 ? [join(dir, `${group.vm}.firmware`)] : [];
+  await refuseExisting([...entries.map((e) => join(dir, `${e.disk}.${format}`)), ...configFiles, ...firmwareRoot], options.force);
   await mkdir(dir, { recursive: true }).catch((err) => { throw new BlockvaultError('TARGET_IO', `cannot create ${dir}: ${(err as Error).message}`); });
   const done: GroupRestoreResult['disks'] = [];
   const written: string[] = [];
@@ -71,12 +91,13 @@ export async function runGroupRestore(repo: Repository, group: GroupEntry, dir: 
       await writeFile(configFiles[0], `${JSON.stringify(saved, null, 2)}\n`);
       written.push(configFiles[0]);
       if (header.machine.kind === 'libvirt') { await writeFile(configFiles[1], String(header.machine.domainXml)); written.push(configFiles[1]); }
+      written.push(...await writeFirmware(header.machine.firmware, join(dir, `${group.vm}.firmware`), `${group.vm}@${group.id}`));
     }
   } catch (err) {
-    for (const p of written) await rm(p, { force: true });
+    for (const p of written) await rm(p, { force: true, recursive: true });
     throw err instanceof BlockvaultError && done.length > 0
       ? new BlockvaultError(err.code, `${err.message}; the ${done.length} disk(s) already restored were removed again`, { cause: err })
       : err;
   }
-  return { group: group.id, vm: group.vm, dir, format, disks: done, config: configFiles, consistency: header.consistency ?? null };
+  return { group: group.id, vm: group.vm, dir, format, disks: done, config: [...configFiles, ...firmwareRoot], consistency: header.consistency ?? null };
 }

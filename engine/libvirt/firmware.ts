@@ -1,0 +1,33 @@
+// Reads the firmware state a libvirt domain names (UEFI variables, swtpm
+// state) into the VM restore point, within firmwareBytesMax: a VM with
+// Secure Boot keys or a TPM-sealed disk key does not boot again without it.
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BlockvaultError } from '../core/errors.js';
+import { firmwareBytesMax, type FirmwareFile } from './domain.js';
+
+async function filesUnder(path: string): Promise<string[]> {
+  const st = await stat(path).catch(() => null);
+  if (!st) return [];
+  if (!st.isDirectory()) return [path];
+  const names = (await readdir(path)).sort();
+  return (await Promise.all(names.map((n) => filesUnder(join(path, n))))).flat();
+}
+
+export async function readFirmware(paths: Array<{ role: 'nvram' | 'tpm'; path: string }>, domain: string): Promise<{ files: FirmwareFile[]; missing: string[] }> {
+  const files: FirmwareFile[] = [];
+  const missing: string[] = [];
+  let total = 0;
+  for (const p of paths) {
+    const found = await filesUnder(p.path);
+    if (found.length === 0) { missing.push(`${p.role} ${p.path}`); continue; }
+    for (const f of found) {
+      const bytes = await readFile(f).catch((err: Error) => { throw new BlockvaultError('SOURCE_IO', `domain ${domain}: cannot read its ${p.role} state ${f}: ${err.message}`); });
+      total += bytes.length;
+      if (total > firmwareBytesMax) throw new BlockvaultError('BAD_INPUT', `domain ${domain}: its firmware state (${p.role} ${f} and before it) is over ${firmwareBytesMax} bytes, more than a VM restore point keeps`);
+      files.push({ role: p.role, path: f, base64: bytes.toString('base64'), sha256: createHash('sha256').update(bytes).digest('hex') });
+    }
+  }
+  return { files, missing };
+}
