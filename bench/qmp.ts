@@ -79,7 +79,7 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 
 export interface QmpReport {
   rounds: number; corpus: string; changedBytes: number;
-  freezeMs: number[]; latency: { idle: number[]; backup: number[] };
+  freezeMs: number[]; latency: { idle: number[]; backup: number[]; cbw: number[] };
   increments: Record<'warm' | 'cold', { online: number[]; offline: number[] }>;
 }
 
@@ -98,7 +98,7 @@ export async function runQmpBench(rounds: number, cold: boolean): Promise<QmpRep
   const repoOn = join(work, 'repo-online');
   const repoOff = join(work, 'repo-offline');
   execFileSync('bash', ['-c', `${bv} init -r ${repoOn} && ${bv} init -r ${repoOff}`]);
-  const report: QmpReport = { rounds, corpus: c.name, changedBytes: c.day2Extents.reduce((a, e) => a + e.length, 0), freezeMs: [], latency: { idle: [], backup: [] }, increments: { warm: { online: [], offline: [] }, cold: { online: [], offline: [] } } };
+  const report: QmpReport = { rounds, corpus: c.name, changedBytes: c.day2Extents.reduce((a, e) => a + e.length, 0), freezeMs: [], latency: { idle: [], backup: [], cbw: [] }, increments: { warm: { online: [], offline: [] }, cold: { online: [], offline: [] } } };
   const vm = await startVm(work, online);
   try {
     report.latency.idle = await writeLatencies(vm, c.sizeBytes, 200);
@@ -111,7 +111,16 @@ export async function runQmpBench(rounds: number, cold: boolean): Promise<QmpRep
     await new Promise((r) => setTimeout(r, 1500)); // past the freeze
     report.latency.backup = await writeLatencies(vm, c.sizeBytes, 100_000, () => done);
     await full;
-    execFileSync('bash', ['-c', `${bv} backup -r ${repoOn} --vm bench --qmp ${vm.qmpPath} --scratch ${work} --json > /dev/null`], { env: { ...process.env, ...env } }); // absorbs the latency writes
+    // Copy-before-write alone: a backup held right after its freeze (a test hook), nothing reading.
+    const pause = join(work, 'pause');
+    const held = new Promise<void>((resolve, reject) => {
+      const child = spawn('bash', ['-c', `${bv} backup -r ${repoOn} --vm bench --qmp ${vm.qmpPath} --scratch ${work} --json > /dev/null`], { stdio: 'ignore', env: { ...process.env, ...env, BLOCKVAULT_TEST_PAUSE_AT: `qmp-exported:${pause}` } });
+      child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`held backup exited ${code}`))));
+    });
+    for (const end = Date.now() + 60_000; !existsSync(`${pause}.reached`); await new Promise((r) => setTimeout(r, 20))) if (Date.now() > end) throw new Error('the held backup did not reach its freeze');
+    report.latency.cbw = await writeLatencies(vm, c.sizeBytes, 200);
+    writeFileSync(`${pause}.go`, '');
+    await held; // it also absorbs the latency writes into an increment
     execFileSync('bash', ['-c', `${bv} backup -r ${repoOff} --vm bench --disk vda ${offline} --json > /dev/null && qemu-img bitmap --add ${offline} nightly`]);
     for (const mode of cold ? ['warm', 'cold'] as const : ['warm'] as const) {
       for (let r = 0; r < rounds; r++) {
@@ -138,7 +147,10 @@ export function qmpTable(r: QmpReport): string {
     `corpus ${r.corpus}, ${r.rounds} round(s); the increment writes ${(r.changedBytes / 1048576).toFixed(1)} MiB (the corpus' day-2 extents, their real bytes)`,
     '',
     `freeze transaction (guest I/O held): median ${f(median(r.freezeMs))} ms, max ${f(Math.max(...r.freezeMs))} ms over ${r.freezeMs.length} backups (goal < 50 ms)`,
-    `guest 64 KiB random writes, ms (HMP round trip): idle median ${f(median(r.latency.idle))} p95 ${f(pct(r.latency.idle, 0.95))} (${r.latency.idle.length}); during a full backup median ${f(median(r.latency.backup))} p95 ${f(pct(r.latency.backup, 0.95))} (${r.latency.backup.length}); median ratio ${(median(r.latency.backup) / median(r.latency.idle)).toFixed(2)}x`,
+    `guest 64 KiB writes at random offsets, ms (HMP round trip included; n in brackets):`,
+    `  no backup:                     median ${f(median(r.latency.idle))} p95 ${f(pct(r.latency.idle, 0.95))} (${r.latency.idle.length})`,
+    `  fleecing on, nothing reading:  median ${f(median(r.latency.cbw))} p95 ${f(pct(r.latency.cbw, 0.95))} (${r.latency.cbw.length}), ${(median(r.latency.cbw) / median(r.latency.idle)).toFixed(2)}x (copy-before-write alone)`,
+    `  during a full backup:          median ${f(median(r.latency.backup))} p95 ${f(pct(r.latency.backup, 0.95))} (${r.latency.backup.length}), ${(median(r.latency.backup) / median(r.latency.idle)).toFixed(2)}x (plus the backup's reads and CPU on 2 cores)`,
     '',
     '| increment | backup --qmp (running VM) | backup --bitmap (stopped qcow2, qemu-nbd) | ratio |',
     '|---|---|---|---|',

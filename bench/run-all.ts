@@ -22,6 +22,7 @@ import { openScaleTable, runOpenScale } from './open-scale.js';
 import { concurrentCbtTable, runConcurrentCbt } from './concurrent-cbt.js';
 import { coldReportText, runCold, type ColdReport } from './cold.js';
 import { cdcTable, mountRandomTable, runCdc, scannerTable } from './cdc.js';
+import { qmpTable, runQmpBench } from './qmp.js';
 import { corpusMixed } from './corpus.js';
 import { sha256File } from '../scripts/vm-disk.js';
 
@@ -214,6 +215,8 @@ async function main(): Promise<void> {
   }
   process.stderr.write('bench: content-defined chunking (fixed, aligned-cdc and restic; a second VM installed apart)\n');
   const cdcText = await contentDefined(runs);
+  process.stderr.write('bench: running VMs over QMP (freeze time, guest write latency, increment against the offline qcow2 bitmap)\n');
+  const qmpText = qmpTable(await runQmpBench(runs, process.getuid?.() === 0));
   process.stderr.write('bench: chunk sizes\n');
   const chunkRows = await chunkSizeExperiment(c);
   rmSync(work, { recursive: true, force: true });
@@ -268,6 +271,10 @@ ${concurrentCbtTable(concurrentCbt)}
 Content-defined chunking (\`node dist/bench/cdc.js\`; see docs/BENCHMARKS.md "Content-defined chunking"):
 
 ${cdcText}
+
+Running VMs over QMP (\`node dist/bench/qmp.js\`; see docs/BENCHMARKS.md "Running VMs"):
+
+${qmpText}
 
 Chunk size (blockvault, same corpus; "day-2 stored / changed" is the write amplification of scattered 64 KiB guest writes):
 
