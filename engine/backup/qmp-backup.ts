@@ -128,6 +128,7 @@ export async function runQmpBackup(o: QmpBackupOptions): Promise<QmpBackupResult
 async function freezeAll(o: QmpBackupOptions, session: FleeceSession): Promise<Consistency> {
   let agent: GuestAgent | null = null;
   let consistency: Consistency = 'crash';
+  await session.prepare(); // the fleecing images first: the guest stays frozen only for the transaction
   if (o.agentPath) {
     const opened = await GuestAgent.open(o.agentPath);
     if (!opened.agent) o.onNote(`blockvault: ${opened.problem}; the restore point is crash-consistent`);

@@ -69,6 +69,7 @@ export class QmpClient {
         clearTimeout(timer);
         this.greeting = null;
         if (typeof msg.QMP === 'object' && msg.QMP !== null) resolve(msg);
+        else if (typeof msg.closedBeforeGreeting === 'string') reject(new BlockvaultError('BAD_INPUT', `${this.path} is not a QMP server: ${msg.closedBeforeGreeting}`));
         else reject(new BlockvaultError('BAD_INPUT', `${this.path} is not a QMP server: its first message was ${JSON.stringify(msg).slice(0, 120)}`));
       };
       if (this.closedReason) { clearTimeout(timer); reject(new BlockvaultError('BAD_INPUT', `${this.path} is not a QMP server: ${this.closedReason}`)); }
@@ -91,7 +92,7 @@ export class QmpClient {
       msg = JSON.parse(line) as Record<string, unknown>;
       if (typeof msg !== 'object' || msg === null) throw new Error('not an object');
     } catch {
-      return this.fail(`not QMP: ${JSON.stringify(line.slice(0, 80))}`);
+      return this.fail(`it sent something that is not JSON: ${JSON.stringify(line.slice(0, 80))}`);
     }
     if (this.greeting) return this.greeting(msg);
     if (typeof msg.event === 'string') {
@@ -112,13 +113,13 @@ export class QmpClient {
   }
 
   private fail(why: string): void {
-    if (this.greeting) this.greeting({ notQmp: why });
     this.onClose(why);
     this.socket.destroy();
   }
 
   private onClose(why: string): void {
     this.closedReason ??= why;
+    if (this.greeting) this.greeting({ closedBeforeGreeting: why }); // not QMP: say so now, not at the timeout
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);
       p.reject(new BlockvaultError('HYPERVISOR', `${this.path}: ${p.command}: ${this.closedReason}`));

@@ -45,8 +45,8 @@ export class FleeceSession {
     return join(this.scratchDir, `blockvault-fleece-${process.pid}-${d.index}.qcow2`);
   }
 
-  /** Steps 1 and 2: after it returns, every disk's export shows the same instant. */
-  async freeze(onFrozen?: () => Promise<void>): Promise<void> {
+  /** Step 1: the fleecing images and their nodes (before any guest freeze: it takes a process per disk). */
+  async prepare(): Promise<void> {
     for (const d of this.disks) {
       const n = names(d.index);
       const path = this.fleecePath(d);
@@ -57,6 +57,10 @@ export class FleeceSession {
       await this.qmp.execute('blockdev-add', { driver: 'qcow2', 'node-name': n.fleece, discard: 'unmap', file: { driver: 'file', filename: path } });
       this.undo.push({ what: `blockdev-del ${n.fleece}`, run: () => this.quiet('blockdev-del', { 'node-name': n.fleece }) });
     }
+  }
+
+  /** Step 2: after it returns, every disk's export shows the same instant. */
+  async freeze(): Promise<void> {
     const actions = this.disks.flatMap((d) => [
       ...freezeActions(d.disk, d.old, d.fresh),
       { type: 'blockdev-backup', data: { 'job-id': names(d.index).job, device: d.disk.node, target: names(d.index).fleece, sync: 'none', 'filter-node-name': names(d.index).filter, 'auto-dismiss': false } },
@@ -67,7 +71,6 @@ export class FleeceSession {
     this.frozen = true;
     // Jobs go before the fleece nodes they write to (undo runs in reverse).
     for (const d of this.disks) this.undo.push({ what: `cancel job ${names(d.index).job}`, run: () => this.cancelJob(names(d.index).job) });
-    await onFrozen?.();
   }
 
   /** Step 3: one read-only export per disk, named after the disk, with the frozen bitmap. */
