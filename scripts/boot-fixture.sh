@@ -4,13 +4,18 @@
 #   initramfs | part2 ext4: marker.txt
 # The initramfs loads the virtio and ext4 modules, mounts /dev/vda2 read-only,
 # prints marker.txt and "BLOCKVAULT-BOOT-DONE" to the serial console, powers off.
-# Usage: scripts/boot-fixture.sh <out.raw> <marker text>
+# Usage: scripts/boot-fixture.sh <out.raw> <marker text> [agent]
+# With "agent" the guest instead mounts /dev/vda2 read-write, runs the QEMU
+# guest agent (qemu-ga, from Debian's qemu-guest-agent package, fetched like
+# the kernel) on its virtio-serial port, prints BLOCKVAULT-AGENT-READY and
+# stays up until the agent is told to shut it down (guest-shutdown).
 # Needs (scripts/setup.sh installs them): syslinux syslinux-common busybox-static
 # kmod cpio dosfstools mtools e2fsprogs fdisk; the kernel package is fetched with
 # apt-get download (Debian's registry) and cached in $BLOCKVAULT_FIXTURE_CACHE.
 set -euo pipefail
 out=$1
 marker=$2
+agent=${3:-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cache=${BLOCKVAULT_FIXTURE_CACHE:-/var/cache/blockvault}
@@ -32,7 +37,9 @@ i=$work/i
 mkdir -p "$i"/{bin,proc,sys,dev,mnt,modules}
 cp "$(command -v busybox)" "$i/bin/busybox"
 for a in sh mount insmod cat sleep mkdir poweroff echo seq; do ln -s busybox "$i/bin/$a"; done
-for m in virtio_pci virtio_blk ext4; do modprobe -d "$work/k" -S "$kver" --show-depends "$m"; done \
+mods="virtio_pci virtio_blk ext4"
+[[ -n $agent ]] && mods="$mods virtio_console"
+for m in $mods; do modprobe -d "$work/k" -S "$kver" --show-depends "$m"; done \
   | awk '$1 == "insmod" {print $2}' | awk '!seen[$0]++' > "$work/order"
 while read -r ko; do cp "$ko" "$i/modules/"; basename "$ko" >> "$i/modules/order"; done < "$work/order"
 cat > "$i/init" <<'INIT'
@@ -46,6 +53,38 @@ mount -t ext4 -o ro /dev/vda2 /mnt && cat /mnt/marker.txt
 echo BLOCKVAULT-BOOT-DONE
 poweroff -f
 INIT
+if [[ -n $agent ]]; then
+  gpkg=qemu-guest-agent
+  gdeb=$(ls "$cache/${gpkg}"_*.deb 2>/dev/null | head -1 || true)
+  if [[ -z $gdeb ]]; then (cd "$cache" && apt-get download -qq "$gpkg" 2>/dev/null); gdeb=$(ls "$cache/${gpkg}"_*.deb | head -1); fi
+  dpkg-deb -x "$gdeb" "$work/g"
+  mkdir -p "$i/sbin" "$i/tmp"
+  cp "$work/g/usr/sbin/qemu-ga" "$i/sbin/qemu-ga"
+  # Its shared libraries, from this host (the same Debian release): the guest has no others.
+  ldd "$work/g/usr/sbin/qemu-ga" | awk '/=> \//{print $3} /^[ \t]*\/lib64/{print $1}' | while read -r lib; do
+    mkdir -p "$i$(dirname "$lib")"; cp -L "$lib" "$i$lib"
+  done
+  # guest-shutdown runs /sbin/shutdown; busybox has poweroff.
+  printf '#!/bin/sh\npoweroff -f\n' > "$i/sbin/shutdown"; chmod +x "$i/sbin/shutdown"
+  ln -s busybox "$i/bin/ls"
+  cat > "$i/init" <<'INIT'
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /modules/order); do insmod /modules/$m 2>/dev/null; done
+for n in $(seq 1 100); do [ -b /dev/vda2 ] && break; sleep 0.1; done
+mount -t ext4 /dev/vda2 /mnt && cat /mnt/marker.txt
+port=
+for n in $(seq 1 100); do
+  for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name 2>/dev/null)" = org.qemu.guest_agent.0 ] && port=/dev/${p##*/}; done
+  [ -n "$port" ] && [ -c "$port" ] && break; sleep 0.1
+done
+/sbin/qemu-ga -m virtio-serial -p "$port" -t /tmp -f /tmp/qga.pid &
+echo BLOCKVAULT-AGENT-READY
+while :; do sleep 1; done
+INIT
+fi
 chmod +x "$i/init"
 (cd "$i" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initrd.gz"
 

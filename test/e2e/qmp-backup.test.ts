@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, cliJson, cliPath, type CliResult } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
-import { qcow2, startVm, type TestVm } from '../helpers/qemu-vm.js';
+import { qcow2, serialLog, startVm, type TestVm } from '../helpers/qemu-vm.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -289,6 +289,64 @@ describe('backup --qmp: a running two-disk VM', () => {
     expect(r.stdout).not.toMatch(/vda:/);
   }, 120_000);
 });
+
+describe('backup --qmp --guest-agent: a guest that runs the QEMU guest agent', () => {
+  const dir = tempDir('bv-qmp-agent-');
+  const root = join(dir, 'repo');
+  const env = { BLOCKVAULT_RUN_DIR: join(dir, 'run') };
+  let vm: TestVm;
+
+  beforeAll(async () => {
+    const raw = join(dir, 'agent.raw');
+    execFileSync('bash', [new URL('../../scripts/boot-fixture.sh', import.meta.url).pathname, raw, 'marker: a guest with an agent', 'agent'], { stdio: 'pipe' });
+    vm = await startVm(dir, [{ name: 'vda', file: qcow2(join(dir, 'vda.qcow2'), { from: raw }) }], { agent: true, name: 'agent01' });
+    for (const end = Date.now() + 120_000; !serialLog(dir).includes('BLOCKVAULT-AGENT-READY'); await new Promise((r) => setTimeout(r, 200))) {
+      if (Date.now() > end) throw new Error(`the guest did not start its agent within 120 s: ${serialLog(dir)}`);
+    }
+    await cli(['init', '-r', root]);
+  }, 300_000);
+
+  afterAll(async () => {
+    await vm?.stop();
+  });
+
+  it('freezes the guest\'s filesystems for the instant: an application-consistent point, and the guest thawed after', async () => {
+    const r = await cli(['backup', '-r', root, '--vm', 'agent01', '--qmp', vm.qmpPath, '--guest-agent', vm.agentPath, '--scratch', dir, '--json'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout) as VmResult;
+    expect(result.consistency).toBe('application');
+    // The agent's own word, asked over its channel once blockvault let go of it.
+    const status = await agentCall(vm.agentPath, 'guest-fsfreeze-status');
+    expect(status).toBe('thawed');
+    await cliJson(['restore', '-r', root, 'agent01@latest', '--to', join(dir, 'out')]);
+    expect(JSON.parse(readFileSync(join(dir, 'out', 'agent01.vm.json'), 'utf8')).consistency).toBe('application');
+  }, 120_000);
+});
+
+/** One command to the guest agent over its chardev socket (guest-sync first, as a client must). */
+async function agentCall(path: string, command: string): Promise<unknown> {
+  const { createConnection } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const s = createConnection({ path });
+    const timer = setTimeout(() => { s.destroy(); reject(new Error(`no answer to ${command} from ${path}`)); }, 15_000);
+    let buffered = '';
+    let synced = false;
+    s.setEncoding('latin1');
+    s.on('data', (d: string) => {
+      buffered += d.replace(/\xff/g, '');
+      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+        const msg = JSON.parse(buffered.slice(0, nl)) as { return?: unknown };
+        buffered = buffered.slice(nl + 1);
+        if (!synced) { synced = msg.return === 4242; if (synced) s.write(`${JSON.stringify({ execute: command })}\n`); continue; }
+        clearTimeout(timer);
+        s.destroy();
+        resolve(msg.return);
+      }
+    });
+    s.on('error', reject);
+    s.write(`${JSON.stringify({ execute: 'guest-sync-delimited', arguments: { id: 4242 } })}\n`);
+  });
+}
 
 describe('backup --qmp: the VM goes away, or is not a VM', () => {
   const dir = tempDir('bv-qmp-gone-');
