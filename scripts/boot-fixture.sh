@@ -73,8 +73,9 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 for m in $(cat /modules/order); do insmod /modules/$m 2>/dev/null; done
-for n in $(seq 1 100); do [ -b /dev/vda2 ] && break; sleep 0.1; done
-mount -t ext4 /dev/vda2 /mnt && cat /mnt/marker.txt
+# Any virtio disk may be this one (a VM may list blank disks first): the first vdX2 that mounts.
+for n in $(seq 1 100); do ls /dev/vd?2 >/dev/null 2>&1 && break; sleep 0.1; done
+for d in /dev/vd?2; do mount -t ext4 "$d" /mnt 2>/dev/null && cat /mnt/marker.txt && break; done
 port=
 for n in $(seq 1 100); do
   for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name 2>/dev/null)" = org.qemu.guest_agent.0 ] && port=/dev/${p##*/}; done

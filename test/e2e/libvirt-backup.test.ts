@@ -15,6 +15,9 @@ import { qcow2 } from '../helpers/qemu-vm.js';
 const MiB = 1024 * 1024;
 const uri = 'qemu:///system';
 const virsh = (...args: string[]) => execFileSync('virsh', ['-q', '-c', uri, ...args], { encoding: 'utf8', timeout: 60_000 });
+// libvirt 9 here re-probes QEMU's capabilities on every domain start (it sees /dev/kvm come and go in this
+// nested VM: "KVM was enabled when probing ..., but it is not available now"): ~50 s, and more under load.
+const createMs = 300_000;
 const libvirtUp = () => spawnSync('virsh', ['-c', uri, 'version'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
 
 interface VmResult { group: string; bitmaps: Record<string, string>; reasons: Record<string, string>; cleanedUp: string[]; disks: Array<{ disk: string; mode: string; bytesRead: number }> }
@@ -44,7 +47,8 @@ describe('backup --libvirt: a running libvirt domain, pull mode', () => {
   const qemuIo = (disk: number, cmd: string) => virsh('qemu-monitor-command', domain, '--hmp', `qemu-io -d /machine/peripheral/virtio-disk${disk}/virtio-backend "${cmd}"`);
   const capture = (disk: number, file: string, out: string) => { qemuIo(disk, 'flush'); execFileSync('qemu-img', ['convert', '-U', '-f', 'qcow2', '-O', 'raw', file, out]); return readFileSync(out); };
   const checkpoints = () => virsh('checkpoint-list', domain, '--name').split('\n').map((l) => l.trim()).filter(Boolean);
-  const backup = (more: Record<string, string> = {}) => cli(['backup', '-r', root, '--vm', 'web01', '--libvirt', domain, '--scratch', dir, '--json'], { env: { ...env, ...more } });
+  // vdc is the guest's own disk (it boots from it and runs qemu-ga): its contents change under the guest, so the byte-exact tests take vda and vdb.
+  const backup = (more: Record<string, string> = {}, extra: string[] = []) => cli(['backup', '-r', root, '--vm', 'web01', '--libvirt', domain, '--scratch', dir, '--disks', 'vda,vdb', '--json', ...extra], { env: { ...env, ...more } });
   const files = { vda: join(dir, 'vda.qcow2'), vdb: join(dir, 'vdb.qcow2') };
   const expectRestores = async (group: string, name: string, expected: Record<string, Buffer>) => {
     await cliJson(['restore', '-r', root, `web01@${group}`, '--to', join(dir, name)]);
@@ -56,15 +60,19 @@ describe('backup --libvirt: a running libvirt domain, pull mode', () => {
     chmodSync(dir, 0o755); // libvirt's QEMU runs as libvirt-qemu: it must reach the images
     qcow2(files.vda, 64 * MiB);
     qcow2(files.vdb, 32 * MiB);
-    const disk = (file: string, dev: string) => `<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${file}'/><target dev='${dev}' bus='virtio'/></disk>`;
-    const xml = `<domain type='qemu'><name>${domain}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os>
-      <devices><emulator>/usr/bin/qemu-system-x86_64</emulator>${disk(files.vda, 'vda')}${disk(files.vdb, 'vdb')}
-      <disk type='file' device='cdrom'><target dev='hdc' bus='ide'/><readonly/></disk></devices></domain>`;
+    const raw = join(dir, 'agent.raw');
+    execFileSync('bash', [new URL('../../scripts/boot-fixture.sh', import.meta.url).pathname, raw, 'marker: a libvirt guest with an agent', 'agent'], { stdio: 'pipe' });
+    qcow2(join(dir, 'vdc.qcow2'), { from: raw });
+    const disk = (file: string, dev: string, boot = '') => `<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${file}'/><target dev='${dev}' bus='virtio'/>${boot}</disk>`;
+    const xml = `<domain type='qemu'><name>${domain}</name><memory unit='MiB'>256</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os>
+      <devices><emulator>/usr/bin/qemu-system-x86_64</emulator>${disk(files.vda, 'vda')}${disk(files.vdb, 'vdb')}${disk(join(dir, 'vdc.qcow2'), 'vdc', "<boot order='1'/>")}
+      <disk type='file' device='cdrom'><target dev='hdc' bus='ide'/><readonly/></disk>
+      <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel><serial type='file'><source path='${join(dir, 'serial.log')}'/></serial></devices></domain>`;
     writeFileSync(join(dir, 'domain.xml'), xml);
-    virsh('create', join(dir, 'domain.xml'));
+    execFileSync('virsh', ['-q', '-c', uri, 'create', join(dir, 'domain.xml')], { encoding: 'utf8', timeout: createMs });
     defined = true;
     await cli(['init', '-r', root]);
-  }, 180_000);
+  }, createMs + 120_000);
 
   afterAll(async () => {
     if (defined) spawnSync('virsh', ['-c', uri, 'destroy', domain], { stdio: 'ignore', timeout: 60_000 });
@@ -88,7 +96,7 @@ describe('backup --libvirt: a running libvirt domain, pull mode', () => {
     }
     const xml = readFileSync(join(dir, 'night2', 'web01.xml'), 'utf8');
     expect(xml).toContain(`<name>${domain}</name>`);
-    expect(JSON.parse(readFileSync(join(dir, 'night2', 'web01.vm.json'), 'utf8')).machine).toMatchObject({ kind: 'libvirt', memoryBytes: 64 * MiB, cpus: 1, machineType: expect.stringMatching(/^pc/) });
+    expect(JSON.parse(readFileSync(join(dir, 'night2', 'web01.vm.json'), 'utf8')).machine).toMatchObject({ kind: 'libvirt', memoryBytes: 256 * MiB, cpus: 1, machineType: expect.stringMatching(/^pc/) });
   }, 240_000);
 
   it('a blockvault killed after backup-begin: the next run ends the job, settles the checkpoints, and its increment has every change', async () => {
@@ -121,7 +129,20 @@ describe('backup --libvirt: a running libvirt domain, pull mode', () => {
     expect(missing.stderr).toMatch(/--libvirt no-such-domain: no such domain on qemu:\/\/\/system/);
     const disk = await cli(['backup', '-r', root, '--vm', 'web01', '--libvirt', domain, '--disks', 'hdc'], { env });
     expect(disk.code).toBe(1);
-    expect(disk.stderr).toMatch(/--disks hdc: domain .* has no writable disk of that name; its writable disks are vda, vdb/);
+    expect(disk.stderr).toMatch(/--disks hdc: domain .* has no writable disk of that name; its writable disks are vda, vdb, vdc/);
     expect(checkpoints()).toEqual([result.bitmaps.vda]);
+  }, 240_000);
+
+  it('--quiesce freezes the guest\'s filesystems through libvirt\'s agent channel: an application-consistent point, the guest thawed after', async () => {
+    const agentUp = () => spawnSync('virsh', ['-c', uri, 'qemu-agent-command', domain, '{"execute":"guest-ping"}'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
+    for (const end = Date.now() + 120_000; !agentUp(); await new Promise((r) => setTimeout(r, 500))) {
+      if (Date.now() > end) throw new Error(`the guest's agent did not answer libvirt within 120 s; its console: ${existsSync(join(dir, 'serial.log')) ? readFileSync(join(dir, 'serial.log'), 'utf8').slice(-2000) : '(none)'}`);
+    }
+    const r = await backup({}, ['--quiesce']);
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as { consistency: string }).consistency).toBe('application');
+    expect(virsh('qemu-agent-command', domain, '{"execute":"guest-fsfreeze-status"}')).toMatch(/"return":\s*"thawed"/);
+    const plain = await backup();
+    expect((JSON.parse(plain.stdout) as { consistency: string }).consistency).toBe('crash');
   }, 240_000);
 });
