@@ -34,12 +34,11 @@ export class VmLock {
 
   /** `target` names the VM uniquely on this host; `stale` is what a dead holder left (cleanup is due). */
   private static async acquire(target: string, label: string, vm: string): Promise<VmLock> {
-    const real = label;
     const key = createHash('sha256').update(target).digest('hex').slice(0, 16);
     const dir = runDir();
     await mkdir(dir, { recursive: true, mode: 0o700 }).catch((err: Error) => { throw new BlockvaultError('BAD_INPUT', `cannot create the run directory ${dir}: ${err.message}`); });
     const path = join(dir, `vm-${key}.lock`);
-    const info: VmLockInfo = { pid: process.pid, vm, qmp: real, since: new Date().toISOString(), nbdServer: false };
+    const info: VmLockInfo = { pid: process.pid, vm, qmp: label, since: new Date().toISOString(), nbdServer: false };
     const mine = `${path}.${process.pid}`;
     await writeFile(mine, JSON.stringify(info));
     try {
