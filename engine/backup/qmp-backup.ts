@@ -21,6 +21,7 @@ import { GuestAgent } from '../qmp/guest-agent.js';
 import { describeMachine } from '../qmp/machine.js';
 import { listDisks, selectDisks, type VmDisk } from '../qmp/vm-disks.js';
 import { VmLock } from '../qmp/vm-lock.js';
+import { watchScratch, type ScratchWatch } from '../qmp/scratch-watch.js';
 import type { Repository } from '../repo/repository.js';
 import type { GroupResult } from './group-backup.js';
 import { backUpExports, type RunningVmOptions } from './export-backup.js';
@@ -152,19 +153,26 @@ async function backUpFrozen(o: QmpBackupOptions, qmp: QmpClient, lock: VmLock, f
   machine: Awaited<ReturnType<typeof describeMachine>>, cleanedUp: string[]): Promise<QmpBackupResult> {
   const session = new FleeceSession(qmp, fleece, o.scratchDir, lock.socketPath, (started) => lock.noteNbdServer(started));
   let committed = false;
+  let watch: ScratchWatch | null = null;
   try {
     const consistency = await freezeAll(o, session);
+    watch = watchScratch(o.scratchDir, o.signal); // from the freeze on, guest writes fill the fleecing images
     await session.exportAll();
     killPoint('qmp-exported');
     await pausePoint('qmp-exported');
-    const result = await backUpExports(o, fleece.map((f) => ({
+    const result = await backUpExports({ ...o, signal: watch.signal }, fleece.map((f) => ({
       disk: f.disk.name, address: { transport: 'unix', socket: lock.socketPath, exportName: f.disk.name }, bitmap: f.old, problem: problems.get(f.disk.name),
       sourceInfo: { kind: 'qmp', qmp: o.qmpPath, node: f.disk.node, format: f.disk.format, qmpBitmap: f.fresh, freezeMs: session.freezeMs },
     })), { machine: { ...machine }, consistency });
     committed = true;
     killPoint('qmp-committed');
     return { ...result, consistency, freezeMs: session.freezeMs, bitmaps: Object.fromEntries(fleece.map((f) => [f.disk.name, f.fresh])), cleanedUp };
+  } catch (err) {
+    const left = watch?.fired();
+    if (left === null || left === undefined) throw err;
+    throw new BlockvaultError('NO_SPACE', `--scratch ${o.scratchDir} fell to ${humanBytes(left)} free while the guest wrote during the backup: stopped before the fleecing images could fill it (then QEMU would fail the guest's writes); nothing was committed, and the next backup still has every change. Give --scratch a directory with more room`, { cause: err });
   } finally {
+    watch?.stop();
     const failed = await session.teardown();
     if (failed.length) o.onNote(`blockvault: could not undo on the VM: ${failed.join('; ')} (the next run cleans up)`);
     if (session.frozen) await settleAfter(o, qmp, fleece, committed);

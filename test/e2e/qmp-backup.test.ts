@@ -280,6 +280,35 @@ describe('backup --qmp: a running two-disk VM', () => {
     expect((await vm.qmp.execute<{ status: string }>('query-status')).status).toMatch(/running|shutdown/);
   }, 120_000);
 
+  it('stops a backup whose scratch directory runs low while the guest writes, before the guest\'s writes could fail', async () => {
+    const before = { vda: await vm.bitmaps('vda'), vdb: await vm.bitmaps('vdb') };
+    const points = (await cliJson<unknown[]>(['list', '-r', root])).length;
+    const small = join(dir, 'small');
+    mkdirSync(small);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=240m', 'tmpfs', small]);
+    try {
+      const pause = join(dir, 'p4');
+      const running = cliBackground(['backup', '-r', root, '--vm', 'web01', '--qmp', vm.qmpPath, '--scratch', small], { ...env, BLOCKVAULT_TEST_PAUSE_AT: `qmp-exported:${pause}` });
+      try {
+        await waitFile(`${pause}.reached`);
+        execFileSync('fallocate', ['-l', '200M', join(small, 'filler')]); // something else on that disk eats the room
+        await new Promise((r) => setTimeout(r, 1000)); // the watch looks every 250 ms
+      } finally {
+        writeFileSync(`${pause}.go`, '');
+      }
+      const r = await running;
+      expect(r.code, r.stderr).toBe(4);
+      expect(r.stderr).toMatch(/--scratch .*small fell to .* free while the guest wrote during the backup: stopped before the fleecing images could fill it.*nothing was committed, and the next backup still has every change.*\[NO_SPACE\]/);
+      expect(readdirSync(small)).toEqual(['filler']);
+    } finally {
+      execFileSync('umount', [small]);
+    }
+    await dirty.write('vdb', 0x91, 13 * MiB, 64 * KiB); // the guest writes on, unharmed
+    expect({ vda: await vm.bitmaps('vda'), vdb: await vm.bitmaps('vdb') }).toEqual(before);
+    expect((await cliJson<unknown[]>(['list', '-r', root])).length).toBe(points);
+    expect(await vm.qmp.execute('query-jobs')).toEqual([]);
+  }, 120_000);
+
   it('backs up a subset of the disks with --disks, and says the guest agent did not answer', async () => {
     const r = await cli(['backup', '-r', root, '--vm', 'web01', '--qmp', vm.qmpPath, '--scratch', scratch, '--disks', 'vdb', '--guest-agent', vm.agentPath], { env });
     expect(r.code, r.stderr).toBe(0);
