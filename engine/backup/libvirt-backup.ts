@@ -6,10 +6,9 @@
 //   lock -> abort a dead run's job -> settle checkpoints -> [domfsfreeze] ->
 //   backup-begin (new checkpoint) -> [domfsthaw] -> back up -> commit ->
 //   domjobabort -> delete the old checkpoint (or, failed: the new one).
-import { chown, mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlockvaultError } from '../core/errors.js';
-import { humanBytes } from '../core/human.js';
 import { killPoint, pausePoint } from '../core/test-hooks.js';
 import type { Consistency } from '../format/group-format.js';
 import { deleteCheckpoint, newCheckpointName, settleCheckpoints } from '../libvirt/checkpoints.js';
@@ -17,9 +16,8 @@ import { checkRunning, checkSelected, domainDisks, domainShape, domainXml, firmw
 import { readFirmware } from '../libvirt/firmware.js';
 import { Virsh } from '../libvirt/virsh.js';
 import { VmLock } from '../qmp/vm-lock.js';
-import type { Repository } from '../repo/repository.js';
-import { backUpExports, type RunningVmOptions } from './export-backup.js';
-import { fleeceReserveBytes, type QmpBackupResult } from './qmp-backup.js';
+import { backUpExports, checkScratch, parentMark, requireVmFormat, type RunningVmOptions } from './export-backup.js';
+import type { QmpBackupResult } from './qmp-backup.js';
 
 export interface LibvirtBackupOptions extends RunningVmOptions {
   domain: string;
@@ -30,13 +28,6 @@ export interface LibvirtBackupOptions extends RunningVmOptions {
 }
 
 export const freezeAgentMs = 10_000;
-
-async function parentCheckpoint(repo: Repository, vm: string, disk: string): Promise<string | null> {
-  const entry = repo.points.list(vm, disk)[0];
-  if (!entry) return null;
-  const { header } = await repo.points.open(entry);
-  return header.source?.kind === 'libvirt' && typeof header.source.checkpoint === 'string' ? header.source.checkpoint : null;
-}
 
 /** The uid/gid libvirt's QEMU runs as (it creates the scratch files and the socket), if that user exists. */
 async function qemuOwner(): Promise<{ uid: number; gid: number } | null> {
@@ -65,9 +56,7 @@ async function clearJob(virsh: Virsh, domain: string, ours: boolean): Promise<bo
 }
 
 export async function runLibvirtBackup(o: LibvirtBackupOptions): Promise<QmpBackupResult> {
-  if (o.repo.config.formatVersion < 6) {
-    throw new BlockvaultError('FORMAT_VERSION', `a running-VM backup keeps the VM's configuration, which needs repository format version 6; ${o.repo.root} is version ${o.repo.config.formatVersion}: run blockvault upgrade -r ${o.repo.root} first`);
-  }
+  requireVmFormat(o.repo);
   const virsh = new Virsh(o.uri);
   const lock = await VmLock.forLibvirt(o.uri, o.domain, o.vm);
   const work = join(o.scratchDir, `blockvault-libvirt-${lock.key}`);
@@ -80,11 +69,9 @@ export async function runLibvirtBackup(o: LibvirtBackupOptions): Promise<QmpBack
     const listed = domainDisks(xml);
     const disks = checkSelected(listed.disks, listed.skipped, o.disks, o.domain);
     if (listed.skipped.length && !o.disks) o.onNote(`blockvault: ${o.vm}: skipping ${listed.skipped.join(', ')}`);
-    const st = await statfs(o.scratchDir).catch((err: Error) => { throw new BlockvaultError('BAD_INPUT', `--scratch ${o.scratchDir}: ${err.message}`); });
     const sizes = await Promise.all(disks.map(async (d) => Number((/Capacity:\s+(\d+)/.exec(await virsh.run(['domblkinfo', o.domain, d.name])) ?? [])[1] ?? 0)));
-    const need = fleeceReserveBytes(sizes.reduce((a, b) => a + b, 0));
-    if (st.bavail * st.bsize < need) throw new BlockvaultError('NO_SPACE', `--scratch ${o.scratchDir} has ${humanBytes(st.bavail * st.bsize)} free; fleecing these disks needs at least ${humanBytes(need)} there. Nothing was changed on the VM.`);
-    const parents = await Promise.all(disks.map((d) => parentCheckpoint(o.repo, o.vm, d.name)));
+    await checkScratch(o.scratchDir, sizes.reduce((a, b) => a + b, 0));
+    const parents = await Promise.all(disks.map((d) => parentMark(o.repo, o.vm, d.name, 'libvirt', 'checkpoint')));
     // One incremental base for all disks (libvirt's <incremental> is per backup): the parents must agree.
     const expected = parents.every((p) => p !== null && p === parents[0]) ? parents[0] : null;
     const settled = await settleCheckpoints(virsh, o.domain, expected);

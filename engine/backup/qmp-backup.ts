@@ -7,7 +7,7 @@
 //   [agent freeze] -> freeze transaction -> [thaw] -> export -> back up ->
 //   commit the VM restore point -> tear down -> drop the old bitmaps.
 // Any failure after the freeze tears down and merges the new bitmaps back.
-import { readdir, rm, statfs } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlockvaultError } from '../core/errors.js';
 import { humanBytes } from '../core/human.js';
@@ -19,20 +19,14 @@ import { QmpClient } from '../qmp/client.js';
 import { cleanupLeftovers, FleeceSession, type FleeceDisk } from '../qmp/fleece.js';
 import { GuestAgent } from '../qmp/guest-agent.js';
 import { describeMachine } from '../qmp/machine.js';
-import { listDisks, selectDisks, type VmDisk } from '../qmp/vm-disks.js';
+import { listDisks, selectDisks } from '../qmp/vm-disks.js';
 import { VmLock } from '../qmp/vm-lock.js';
 import { watchScratch, type ScratchWatch } from '../qmp/scratch-watch.js';
-import type { Repository } from '../repo/repository.js';
 import type { GroupResult } from './group-backup.js';
-import { backUpExports, type RunningVmOptions } from './export-backup.js';
+import { backUpExports, checkScratch, parentMark, requireVmFormat, type RunningVmOptions } from './export-backup.js';
 
 /** snapshot-access (point-in-time reads of a copy-before-write filter) came with QEMU 7.1. */
 export const qemuVersionMin = { major: 7, minor: 1 };
-/** Free scratch space needed up front: a tenth of the disks (the guest's writes during the backup land there), at least 256 MiB, at most the disks' size. */
-export function fleeceReserveBytes(diskBytes: number): number {
-  return Math.min(diskBytes, Math.max(256 * 1024 * 1024, Math.ceil(diskBytes / 10)));
-}
-
 export interface QmpBackupOptions extends RunningVmOptions {
   qmpPath: string;
   disks?: string[];
@@ -65,23 +59,6 @@ export async function connectQemu(qmpPath: string): Promise<QmpClient> {
   return qmp;
 }
 
-/** The bitmap the disk's newest restore point started at its freeze, if it was taken over QMP. */
-async function parentBitmap(repo: Repository, vm: string, disk: string): Promise<string | null> {
-  const entry = repo.points.list(vm, disk)[0];
-  if (!entry) return null;
-  const { header } = await repo.points.open(entry);
-  return header.source?.kind === 'qmp' && typeof header.source.qmpBitmap === 'string' ? header.source.qmpBitmap : null;
-}
-
-async function checkScratch(dir: string, disks: VmDisk[]): Promise<void> {
-  const st = await statfs(dir).catch((err: Error) => { throw new BlockvaultError('BAD_INPUT', `--scratch ${dir}: ${err.message}`); });
-  const free = st.bavail * st.bsize;
-  const need = fleeceReserveBytes(disks.reduce((a, d) => a + d.sizeBytes, 0));
-  if (free < need) {
-    throw new BlockvaultError('NO_SPACE', `--scratch ${dir} has ${humanBytes(free)} free; fleecing these disks needs at least ${humanBytes(need)} there (the old data of every block the guest writes during the backup is kept in it). Nothing was changed on the VM.`);
-  }
-}
-
 /** Fleecing images a killed run left in the scratch directory. */
 async function removeStaleFleeces(dir: string): Promise<string[]> {
   const gone: string[] = [];
@@ -95,9 +72,7 @@ async function removeStaleFleeces(dir: string): Promise<string[]> {
 }
 
 export async function runQmpBackup(o: QmpBackupOptions): Promise<QmpBackupResult> {
-  if (o.repo.config.formatVersion < 6) {
-    throw new BlockvaultError('FORMAT_VERSION', `a running-VM backup keeps the VM's machine description, which needs repository format version 6; ${o.repo.root} is version ${o.repo.config.formatVersion}: run blockvault upgrade -r ${o.repo.root} first (a blockvault that reads formats only up to 5 then refuses the repository)`);
-  }
+  requireVmFormat(o.repo);
   // The lock first: a QMP socket serves one client at a time, so a second run would only see silence.
   const lock = await VmLock.forQmp(o.qmpPath, o.vm);
   let qmp: QmpClient | null = null;
@@ -109,11 +84,11 @@ export async function runQmpBackup(o: QmpBackupOptions): Promise<QmpBackupResult
     const listed = await listDisks(qmp);
     const disks = selectDisks(listed.disks, listed.skipped, o.disks, o.vm);
     if (listed.skipped.length && !o.disks) o.onNote(`blockvault: ${o.vm}: skipping ${listed.skipped.join(', ')}`);
-    await checkScratch(o.scratchDir, disks);
+    await checkScratch(o.scratchDir, disks.reduce((a, d) => a + d.sizeBytes, 0));
     const fleece: FleeceDisk[] = [];
     const problems = new Map<string, string>();
     for (const [index, disk] of disks.entries()) {
-      const settled = await settleBitmaps(qmp, disk, await parentBitmap(o.repo, o.vm, disk.name));
+      const settled = await settleBitmaps(qmp, disk, await parentMark(o.repo, o.vm, disk.name, 'qmp', 'qmpBitmap'));
       if (settled.problem) problems.set(disk.name, settled.problem);
       fleece.push({ disk, old: settled.old, fresh: newBitmapName(), index });
     }
