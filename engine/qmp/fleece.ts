@@ -106,14 +106,11 @@ export class FleeceSession {
   }
 
   private async deleteExport(id: string): Promise<void> {
-    await this.quiet('block-export-del', { id, mode: 'hard' });
-    await this.qmp.waitEvent((e) => e.event === 'BLOCK_EXPORT_DELETED' && e.data?.id === id, `BLOCK_EXPORT_DELETED for ${id}`, 10_000).catch(() => undefined);
+    if (!this.qmp.closed) await deleteExport(this.qmp, id);
   }
 
   private async cancelJob(job: string): Promise<void> {
-    await this.quiet('block-job-cancel', { device: job, force: true });
-    await this.qmp.waitEvent((e) => e.event === 'JOB_STATUS_CHANGE' && e.data?.id === job && e.data?.status === 'concluded', `job ${job} to conclude`, 30_000).catch(() => undefined);
-    await this.quiet('job-dismiss', { id: job });
+    if (!this.qmp.closed) await cancelJob(this.qmp, job, true);
   }
 
   /** A teardown step: "not found" means it is already undone; a gone QEMU means everything is. */
@@ -140,28 +137,42 @@ interface NodeInfo { 'node-name': string }
 interface JobInfo { id: string; status: string }
 interface ExportInfo { id: string }
 
+/** QMP errors (the object is already gone) are fine in teardown; anything else is not. */
+function quietly(qmp: QmpClient, command: string, args?: Record<string, unknown>): Promise<unknown> {
+  return qmp.execute(command, args, 10_000).catch((err: unknown) => { if (!(err instanceof QmpCommandError) && !qmp.closed) throw err; });
+}
+
+/** Deletes an export and waits (bounded) until QEMU says it is gone. */
+async function deleteExport(qmp: QmpClient, id: string): Promise<void> {
+  await quietly(qmp, 'block-export-del', { id, mode: 'hard' });
+  await qmp.waitEvent((e) => e.event === 'BLOCK_EXPORT_DELETED' && e.data?.id === id, `BLOCK_EXPORT_DELETED for ${id}`, 10_000).catch(() => undefined);
+}
+
+/** Cancels a backup job (which removes its copy-before-write filter), waits (bounded) for it to conclude, and dismisses it. */
+async function cancelJob(qmp: QmpClient, job: string, running: boolean): Promise<void> {
+  if (running) {
+    await quietly(qmp, 'block-job-cancel', { device: job, force: true });
+    await qmp.waitEvent((e) => e.event === 'JOB_STATUS_CHANGE' && e.data?.id === job && e.data?.status === 'concluded', `job ${job} to conclude`, 30_000).catch(() => undefined);
+  }
+  await quietly(qmp, 'job-dismiss', { id: job });
+}
+
 /** Removes the exports, jobs and nodes a killed blockvault left on this VM (only blockvault names them bv-...). */
 export async function cleanupLeftovers(qmp: QmpClient, stopNbdServer: boolean): Promise<string[]> {
   const removed: string[] = [];
-  const quiet = (c: string, a?: Record<string, unknown>) => qmp.execute(c, a, 10_000).catch((err: unknown) => { if (!(err instanceof QmpCommandError)) throw err; });
   for (const e of await qmp.execute<ExportInfo[]>('query-block-exports')) {
     if (!e.id.startsWith(objectPrefix)) continue;
-    await quiet('block-export-del', { id: e.id, mode: 'hard' });
-    await qmp.waitEvent((ev) => ev.event === 'BLOCK_EXPORT_DELETED' && ev.data?.id === e.id, `BLOCK_EXPORT_DELETED for ${e.id}`, 10_000).catch(() => undefined);
+    await deleteExport(qmp, e.id);
     removed.push(`export ${e.id}`);
   }
-  if (stopNbdServer) { await quiet('nbd-server-stop'); removed.push('NBD server'); }
+  if (stopNbdServer) { await quietly(qmp, 'nbd-server-stop'); removed.push('NBD server'); }
   const nodes = async () => (await qmp.execute<NodeInfo[]>('query-named-block-nodes', { flat: true })).map((n) => n['node-name']);
-  for (const n of await nodes()) if (n.startsWith('bv-snap-')) { await quiet('blockdev-del', { 'node-name': n }); removed.push(`node ${n}`); }
+  for (const n of await nodes()) if (n.startsWith('bv-snap-')) { await quietly(qmp, 'blockdev-del', { 'node-name': n }); removed.push(`node ${n}`); }
   for (const j of await qmp.execute<JobInfo[]>('query-jobs')) {
     if (!j.id.startsWith(objectPrefix)) continue;
-    if (j.status !== 'concluded') {
-      await quiet('block-job-cancel', { device: j.id, force: true });
-      await qmp.waitEvent((e) => e.event === 'JOB_STATUS_CHANGE' && e.data?.id === j.id && e.data?.status === 'concluded', `job ${j.id} to conclude`, 30_000).catch(() => undefined);
-    }
-    await quiet('job-dismiss', { id: j.id });
+    await cancelJob(qmp, j.id, j.status !== 'concluded');
     removed.push(`job ${j.id}`);
   }
-  for (const n of await nodes()) if (n.startsWith('bv-fl-')) { await quiet('blockdev-del', { 'node-name': n }); removed.push(`node ${n}`); }
+  for (const n of await nodes()) if (n.startsWith('bv-fl-')) { await quietly(qmp, 'blockdev-del', { 'node-name': n }); removed.push(`node ${n}`); }
   return removed;
 }
