@@ -74,15 +74,20 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 for m in $(cat /modules/order); do insmod /modules/$m 2>/dev/null; done
 # Any virtio disk may be this one (a VM may list blank disks first): the first vdX2 that mounts.
-for n in $(seq 1 100); do ls /dev/vd?2 >/dev/null 2>&1 && break; sleep 0.1; done
+for n in $(seq 1 1200); do ls /dev/vd?2 >/dev/null 2>&1 && break; sleep 0.1; done
 for d in /dev/vd?2; do mount -t ext4 "$d" /mnt 2>/dev/null && cat /mnt/marker.txt && break; done
+# The agent's port appears when virtio_console has probed it: slow under TCG on a
+# busy host, so wait for it (up to ~2 min), and say READY only once qemu-ga runs.
 port=
-for n in $(seq 1 100); do
+for n in $(seq 1 1200); do
   for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name 2>/dev/null)" = org.qemu.guest_agent.0 ] && port=/dev/${p##*/}; done
   [ -n "$port" ] && [ -c "$port" ] && break; sleep 0.1
 done
+[ -c "$port" ] || echo "BLOCKVAULT-AGENT-FAILED: no virtio port org.qemu.guest_agent.0"
 /sbin/qemu-ga -m virtio-serial -p "$port" -t /tmp -f /tmp/qga.pid &
-echo BLOCKVAULT-AGENT-READY
+ga=$!
+sleep 1
+if kill -0 $ga 2>/dev/null; then echo BLOCKVAULT-AGENT-READY; else echo "BLOCKVAULT-AGENT-FAILED: qemu-ga exited at start on $port"; fi
 while :; do sleep 1; done
 INIT
 fi

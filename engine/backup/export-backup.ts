@@ -10,6 +10,7 @@ import { planBackup } from '../cbt/plan.js';
 import type { Consistency, GroupMachine } from '../format/group-format.js';
 import { NbdSource } from '../nbd/nbd-source.js';
 import type { NbdAddress } from '../nbd/uri.js';
+import { watchScratch } from '../qmp/scratch-watch.js';
 import type { Repository } from '../repo/repository.js';
 import type { WorkerPool } from '../workers/pool.js';
 import type { BackupProgress } from './backup.js';
@@ -88,5 +89,24 @@ export async function backUpExports(o: RunningVmOptions, exported: ExportedDisk[
     return { ...await runGroupBackup(o.repo, o.vm, disks, vmInfo), reasons };
   } finally {
     for (const s of sources) await s.close().catch(() => undefined);
+  }
+}
+
+/**
+ * backUpExports with the scratch directory watched (from the freeze on, the
+ * guest's writes fill the fleecing images there): below scratchFreeBytesMin
+ * free the reads stop, so the caller's teardown removes the copy-before-write
+ * filter before a full image makes QEMU fail the guest's writes.
+ */
+export async function backUpWatched(o: RunningVmOptions, scratchDir: string, exported: ExportedDisk[], vmInfo: { machine: GroupMachine; consistency: Consistency }): Promise<GroupResult & { reasons: Record<string, string> }> {
+  const watch = watchScratch(scratchDir, o.signal);
+  try {
+    return await backUpExports({ ...o, signal: watch.signal }, exported, vmInfo);
+  } catch (err) {
+    const left = watch.fired();
+    if (left === null) throw err;
+    throw new BlockvaultError('NO_SPACE', `--scratch ${scratchDir} fell to ${humanBytes(left)} free while the guest wrote during the backup: stopped before the fleecing images could fill it (then QEMU would fail the guest's writes); nothing was committed, and the next backup still has every change. Give --scratch a directory with more room`, { cause: err });
+  } finally {
+    watch.stop();
   }
 }

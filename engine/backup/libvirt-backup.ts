@@ -7,16 +7,17 @@
 //   backup-begin (new checkpoint) -> [domfsthaw] -> back up -> commit ->
 //   domjobabort -> delete the old checkpoint (or, failed: the new one).
 import { chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { BlockvaultError } from '../core/errors.js';
 import { killPoint, pausePoint } from '../core/test-hooks.js';
 import type { Consistency } from '../format/group-format.js';
 import { deleteCheckpoint, newCheckpointName, settleCheckpoints } from '../libvirt/checkpoints.js';
 import { checkRunning, checkSelected, domainDisks, domainShape, domainXml, firmwarePaths, type DomainDisk } from '../libvirt/domain.js';
 import { readFirmware } from '../libvirt/firmware.js';
+import { backupJobSocket, endBackupJob, workDirName } from '../libvirt/jobs.js';
 import { Virsh } from '../libvirt/virsh.js';
 import { VmLock } from '../qmp/vm-lock.js';
-import { backUpExports, checkScratch, parentMark, requireVmFormat, type RunningVmOptions } from './export-backup.js';
+import { backUpWatched, checkScratch, parentMark, requireVmFormat, type RunningVmOptions } from './export-backup.js';
 import type { QmpBackupResult } from './qmp-backup.js';
 
 export interface LibvirtBackupOptions extends RunningVmOptions {
@@ -46,12 +47,14 @@ function checkpointXml(name: string, disks: DomainDisk[], all: DomainDisk[]): st
   return `<domaincheckpoint><name>${name}</name><disks>${lines.join('')}</disks></domaincheckpoint>\n`;
 }
 
-/** A backup job on the domain: a dead blockvault's is aborted; anyone else's is refused. */
-async function clearJob(virsh: Virsh, domain: string, ours: boolean): Promise<boolean> {
-  const info = await virsh.run(['domjobinfo', domain]).catch(() => '');
-  if (!/Operation:\s+Backup/.test(info)) return false;
-  if (!ours) throw new BlockvaultError('HYPERVISOR', `domain ${domain} already runs a backup job that blockvault did not start (another backup tool?); let it finish, or end it with virsh domjobabort ${domain}`);
-  await virsh.run(['domjobabort', domain]);
+/** A backup job on the domain: one an earlier blockvault run left (its socket is in our work directory) is ended; anyone else's is refused. */
+async function clearJob(virsh: Virsh, domain: string, work: string): Promise<boolean> {
+  const socket = await backupJobSocket(virsh, domain);
+  if (socket === null) return false;
+  if (!socket.includes(`/${basename(work)}/`)) { // any --scratch: the directory name carries the key
+    throw new BlockvaultError('HYPERVISOR', `domain ${domain} already runs a backup job that blockvault did not start (its NBD socket: ${socket || 'unknown'}; another backup tool?); let it finish, or end it with virsh domjobabort ${domain}`);
+  }
+  await endBackupJob(virsh, domain);
   return true;
 }
 
@@ -59,11 +62,11 @@ export async function runLibvirtBackup(o: LibvirtBackupOptions): Promise<QmpBack
   requireVmFormat(o.repo);
   const virsh = new Virsh(o.uri);
   const lock = await VmLock.forLibvirt(o.uri, o.domain, o.vm);
-  const work = join(o.scratchDir, `blockvault-libvirt-${lock.key}`);
+  const work = join(o.scratchDir, workDirName(lock.key));
   try {
     await checkRunning(virsh, o.domain);
     const cleanedUp: string[] = [];
-    if (await clearJob(virsh, o.domain, lock.stale !== null)) cleanedUp.push('backup job');
+    if (await clearJob(virsh, o.domain, work)) cleanedUp.push('backup job');
     await rm(work, { recursive: true, force: true });
     const xml = await domainXml(virsh, o.domain);
     const listed = domainDisks(xml);
@@ -114,29 +117,32 @@ async function backUpBegun(o: LibvirtBackupOptions, virsh: Virsh, lock: VmLock, 
   let begun = false;
   let committed = false;
   try {
+    const quiesceStarted = process.hrtime.bigint();
     const frozen = await quiesce(o, virsh);
     const consistency: Consistency = frozen ? 'application' : 'crash';
     const started = process.hrtime.bigint();
+    let freezeMs = 0;
     try {
       await virsh.run(['backup-begin', o.domain, join(work, 'backup.xml'), ...(fresh ? [join(work, 'checkpoint.xml')] : [])], virshBeginMs);
+      freezeMs = Number(process.hrtime.bigint() - started) / 1e6;
     } finally {
       if (frozen) await virsh.run(['domfsthaw', o.domain], freezeAgentMs).catch(() => undefined);
     }
     begun = true;
-    const freezeMs = Number(process.hrtime.bigint() - started) / 1e6;
+    const quiescedMs = frozen ? Number(process.hrtime.bigint() - quiesceStarted) / 1e6 : null;
     killPoint('libvirt-begun');
     await pausePoint('libvirt-begun');
     const shape = domainShape(b.xml);
     const firmware = await readFirmware(firmwarePaths(b.xml), o.domain);
     if (firmware.missing.length) o.onNote(`blockvault: ${o.vm}: the domain names firmware state that is not there (${firmware.missing.join(', ')}); kept without it`);
-    const result = await backUpExports(o, b.disks.map((d) => ({
+    const result = await backUpWatched(o, o.scratchDir, b.disks.map((d) => ({
       disk: d.name, address: { transport: 'unix', socket: join(work, 'nbd.sock'), exportName: d.name }, bitmap: b.old ? `backup-${d.name}` : null, problem: b.problem,
       sourceInfo: { kind: 'libvirt', uri: o.uri, domain: o.domain, checkpoint: fresh, format: d.format, freezeMs },
     })), { machine: { kind: 'libvirt', domainXml: b.xml, ...shape, disks: b.disks.map((d) => ({ name: d.name, bus: d.bus, format: d.format, source: d.source })), firmware: firmware.files }, consistency });
     committed = true;
-    return { ...result, consistency, freezeMs, bitmaps: fresh ? Object.fromEntries(b.disks.map((d) => [d.name, fresh])) : {}, cleanedUp: b.cleanedUp };
+    return { ...result, consistency, freezeMs, quiescedMs, bitmaps: fresh ? Object.fromEntries(b.disks.map((d) => [d.name, fresh])) : {}, cleanedUp: b.cleanedUp };
   } finally {
-    if (begun) await virsh.run(['domjobabort', o.domain]).catch((err: Error) => o.onNote(`blockvault: ending the backup job failed (${err.message}); the next run ends it`));
+    if (begun) await endBackupJob(virsh, o.domain).catch((err: Error) => o.onNote(`blockvault: ending the backup job failed (${err.message}); the next run ends it`));
     await lock.noteNbdServer(false).catch(() => undefined);
     if (begun) await settleAfter(o, virsh, committed ? b.old : fresh);
   }

@@ -10,7 +10,6 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlockvaultError } from '../core/errors.js';
-import { humanBytes } from '../core/human.js';
 import { isAlive } from '../core/process-alive.js';
 import { killPoint, pausePoint } from '../core/test-hooks.js';
 import type { Consistency } from '../format/group-format.js';
@@ -21,9 +20,8 @@ import { GuestAgent } from '../qmp/guest-agent.js';
 import { describeMachine } from '../qmp/machine.js';
 import { listDisks, selectDisks } from '../qmp/vm-disks.js';
 import { VmLock } from '../qmp/vm-lock.js';
-import { watchScratch, type ScratchWatch } from '../qmp/scratch-watch.js';
 import type { GroupResult } from './group-backup.js';
-import { backUpExports, checkScratch, parentMark, requireVmFormat, type RunningVmOptions } from './export-backup.js';
+import { backUpWatched, checkScratch, parentMark, requireVmFormat, type RunningVmOptions } from './export-backup.js';
 
 /** snapshot-access (point-in-time reads of a copy-before-write filter) came with QEMU 7.1. */
 export const qemuVersionMin = { major: 7, minor: 1 };
@@ -37,6 +35,8 @@ export interface QmpBackupOptions extends RunningVmOptions {
 export interface QmpBackupResult extends GroupResult {
   consistency: Consistency;
   freezeMs: number;
+  /** With a guest agent: how long the guest's filesystems stayed frozen, freeze call to thaw answer (an upper bound); else null. */
+  quiescedMs: number | null;
   reasons: Record<string, string>;
   /** Per disk: the dirty bitmap that now records changes for the next increment. */
   bitmaps: Record<string, string>;
@@ -101,7 +101,7 @@ export async function runQmpBackup(o: QmpBackupOptions): Promise<QmpBackupResult
 }
 
 /** Quiesces (when an agent answers), freezes all disks in one transaction, thaws at once. */
-async function freezeAll(o: QmpBackupOptions, session: FleeceSession): Promise<Consistency> {
+async function freezeAll(o: QmpBackupOptions, session: FleeceSession): Promise<{ consistency: Consistency; quiescedMs: number | null }> {
   let agent: GuestAgent | null = null;
   let consistency: Consistency = 'crash';
   await session.prepare(); // the fleecing images first: the guest stays frozen only for the transaction
@@ -110,6 +110,7 @@ async function freezeAll(o: QmpBackupOptions, session: FleeceSession): Promise<C
     if (!opened.agent) o.onNote(`blockvault: ${opened.problem}; the restore point is crash-consistent`);
     agent = opened.agent;
   }
+  const started = process.hrtime.bigint();
   try {
     if (agent) {
       const frozen = await agent.freeze();
@@ -121,33 +122,26 @@ async function freezeAll(o: QmpBackupOptions, session: FleeceSession): Promise<C
     if (consistency === 'application') await agent!.thaw();
     agent?.close();
   }
-  return consistency;
+  return { consistency, quiescedMs: consistency === 'application' ? Number(process.hrtime.bigint() - started) / 1e6 : null };
 }
 
 async function backUpFrozen(o: QmpBackupOptions, qmp: QmpClient, lock: VmLock, fleece: FleeceDisk[], problems: Map<string, string>,
   machine: Awaited<ReturnType<typeof describeMachine>>, cleanedUp: string[]): Promise<QmpBackupResult> {
   const session = new FleeceSession(qmp, fleece, o.scratchDir, lock.socketPath, (started) => lock.noteNbdServer(started));
   let committed = false;
-  let watch: ScratchWatch | null = null;
   try {
-    const consistency = await freezeAll(o, session);
-    watch = watchScratch(o.scratchDir, o.signal); // from the freeze on, guest writes fill the fleecing images
+    const { consistency, quiescedMs } = await freezeAll(o, session);
     await session.exportAll();
     killPoint('qmp-exported');
     await pausePoint('qmp-exported');
-    const result = await backUpExports({ ...o, signal: watch.signal }, fleece.map((f) => ({
+    const result = await backUpWatched(o, o.scratchDir, fleece.map((f) => ({
       disk: f.disk.name, address: { transport: 'unix', socket: lock.socketPath, exportName: f.disk.name }, bitmap: f.old, problem: problems.get(f.disk.name),
       sourceInfo: { kind: 'qmp', qmp: o.qmpPath, node: f.disk.node, format: f.disk.format, qmpBitmap: f.fresh, freezeMs: session.freezeMs },
     })), { machine: { ...machine }, consistency });
     committed = true;
     killPoint('qmp-committed');
-    return { ...result, consistency, freezeMs: session.freezeMs, bitmaps: Object.fromEntries(fleece.map((f) => [f.disk.name, f.fresh])), cleanedUp };
-  } catch (err) {
-    const left = watch?.fired();
-    if (left === null || left === undefined) throw err;
-    throw new BlockvaultError('NO_SPACE', `--scratch ${o.scratchDir} fell to ${humanBytes(left)} free while the guest wrote during the backup: stopped before the fleecing images could fill it (then QEMU would fail the guest's writes); nothing was committed, and the next backup still has every change. Give --scratch a directory with more room`, { cause: err });
+    return { ...result, consistency, freezeMs: session.freezeMs, quiescedMs, bitmaps: Object.fromEntries(fleece.map((f) => [f.disk.name, f.fresh])), cleanedUp };
   } finally {
-    watch?.stop();
     const failed = await session.teardown();
     if (failed.length) o.onNote(`blockvault: could not undo on the VM: ${failed.join('; ')} (the next run cleans up)`);
     if (session.frozen) await settleAfter(o, qmp, fleece, committed);

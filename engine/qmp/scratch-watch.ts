@@ -18,14 +18,16 @@ export function watchScratch(dir: string, outer: AbortSignal | undefined): Scrat
   if (outer?.aborted) onOuter();
   else outer?.addEventListener('abort', onOuter, { once: true });
   let busy = false;
-  const timer = setInterval(() => {
+  const look = () => {
     if (busy || controller.signal.aborted) return;
     busy = true;
     statfs(dir).then((st) => {
       const free = st.bavail * st.bsize;
       if (free < scratchFreeBytesMin && !controller.signal.aborted) { left = free; controller.abort('scratch space low'); }
     }, () => undefined).finally(() => { busy = false; });
-  }, scratchWatchMs);
+  };
+  look(); // at once too: a short backup may be done before the first interval
+  const timer = setInterval(look, scratchWatchMs);
   timer.unref();
   return {
     signal: controller.signal,

@@ -5,10 +5,10 @@
 // libvirtd cannot start, this file fails and says why: the QMP tests cover
 // the same logic without it, but a missing libvirt must not pass quietly.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, cliJson } from '../helpers/cli.js';
+import { cli, cliJson, waitFile } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
 import { qcow2 } from '../helpers/qemu-vm.js';
 
@@ -44,6 +44,10 @@ describe('backup --libvirt: a running libvirt domain, pull mode', () => {
   const env = { BLOCKVAULT_RUN_DIR: join(dir, 'run') };
   let daemons: number[] = [];
   let defined = false;
+  // A small scratch filesystem for the low-space test, mounted before the domain starts: libvirt's QEMU runs in
+  // its own mount namespace, which (with / mounted private, as in containers) never sees a mount made later.
+  const small = join(dir, 'small');
+  let smallMounted = false;
   const qemuIo = (disk: number, cmd: string) => virsh('qemu-monitor-command', domain, '--hmp', `qemu-io -d /machine/peripheral/virtio-disk${disk}/virtio-backend "${cmd}"`);
   const capture = (disk: number, file: string, out: string) => { qemuIo(disk, 'flush'); execFileSync('qemu-img', ['convert', '-U', '-f', 'qcow2', '-O', 'raw', file, out]); return readFileSync(out); };
   const checkpoints = () => virsh('checkpoint-list', domain, '--name').split('\n').map((l) => l.trim()).filter(Boolean);
@@ -69,6 +73,9 @@ describe('backup --libvirt: a running libvirt domain, pull mode', () => {
       <disk type='file' device='cdrom'><target dev='hdc' bus='ide'/><readonly/></disk>
       <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel><serial type='file'><source path='${join(dir, 'serial.log')}'/></serial></devices></domain>`;
     writeFileSync(join(dir, 'domain.xml'), xml);
+    mkdirSync(small);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=160m,mode=0755', 'tmpfs', small]);
+    smallMounted = true;
     execFileSync('virsh', ['-q', '-c', uri, 'create', join(dir, 'domain.xml')], { encoding: 'utf8', timeout: createMs });
     defined = true;
     await cli(['init', '-r', root]);
@@ -76,6 +83,7 @@ describe('backup --libvirt: a running libvirt domain, pull mode', () => {
 
   afterAll(async () => {
     if (defined) spawnSync('virsh', ['-c', uri, 'destroy', domain], { stdio: 'ignore', timeout: 60_000 });
+    if (smallMounted) spawnSync('umount', [small], { stdio: 'ignore', timeout: 30_000 });
     for (const pid of daemons) { try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ } }
     for (const end = Date.now() + 20_000; daemons.some((p) => { try { process.kill(p, 0); return true; } catch { return false; } }) && Date.now() < end;) await new Promise((r) => setTimeout(r, 100));
   }, 60_000);
@@ -117,6 +125,31 @@ describe('backup --libvirt: a running libvirt domain, pull mode', () => {
     expect(readdirSync(dir).filter((n) => n.startsWith('blockvault-libvirt-'))).toEqual([]);
   }, 240_000);
 
+  it('stops a backup whose scratch directory runs low while the guest writes: nothing committed, the job ended, the checkpoints as before', async () => {
+    const before = checkpoints();
+    const points = (await cliJson<unknown[]>(['list', '-r', root])).length;
+    try {
+      const pause = join(dir, 'p-scratch');
+      const running = cli(['backup', '-r', root, '--vm', 'web01', '--libvirt', domain, '--scratch', small, '--disks', 'vda,vdb'], { env: { ...env, BLOCKVAULT_TEST_PAUSE_AT: `libvirt-begun:${pause}` } });
+      try {
+        await Promise.race([waitFile(`${pause}.reached`, 120_000), running.then((r) => { throw new Error(`the backup ended before its pause: exit ${r.code}: ${r.stderr}`); })]);
+        execFileSync('fallocate', ['-l', '120M', join(small, 'filler')]); // something else on that disk eats the room
+        await new Promise((r) => setTimeout(r, 1000)); // the watch looks every 250 ms
+      } finally {
+        writeFileSync(`${pause}.go`, '');
+      }
+      const r = await running;
+      expect(r.code, r.stderr).toBe(4);
+      expect(r.stderr).toMatch(/--scratch .*small fell to .* free while the guest wrote during the backup: stopped before the fleecing images could fill it.*nothing was committed.*\[NO_SPACE\]/);
+      expect(readdirSync(small)).toEqual(['filler']);
+    } finally {
+      rmSync(join(small, 'filler'), { force: true });
+    }
+    expect(virsh('domjobinfo', domain)).not.toMatch(/Operation:\s+Backup/);
+    expect(checkpoints()).toEqual(before);
+    expect((await cliJson<unknown[]>(['list', '-r', root])).length).toBe(points);
+  }, 240_000);
+
   it('a checkpoint deleted behind blockvault\'s back means a full read with the reason; bad names are refused', async () => {
     virsh('checkpoint-delete', domain, checkpoints()[0]);
     const r = await backup();
@@ -125,24 +158,48 @@ describe('backup --libvirt: a running libvirt domain, pull mode', () => {
     expect(result.disks.map((d) => d.mode)).toEqual(['full', 'full']);
     expect(result.reasons.vdb).toMatch(/checkpoint blockvault-\S+ of the parent is gone from domain .*: full read/);
     const missing = await cli(['backup', '-r', root, '--vm', 'web01', '--libvirt', 'no-such-domain'], { env });
-    expect(missing.code).toBe(1);
+    expect(missing.code, missing.stderr).toBe(1);
     expect(missing.stderr).toMatch(/--libvirt no-such-domain: no such domain on qemu:\/\/\/system/);
     const disk = await cli(['backup', '-r', root, '--vm', 'web01', '--libvirt', domain, '--disks', 'hdc'], { env });
-    expect(disk.code).toBe(1);
+    expect(disk.code, disk.stderr).toBe(1);
     expect(disk.stderr).toMatch(/--disks hdc: domain .* has no writable disk of that name; its writable disks are vda, vdb, vdc/);
+    // Somebody else's backup job (its socket outside blockvault's work directory) is refused, and left running.
+    const other = join(dir, 'other');
+    mkdirSync(other);
+    execFileSync('chown', ['libvirt-qemu:libvirt-qemu', other]);
+    writeFileSync(join(other, 'b.xml'), `<domainbackup mode='pull'><server transport='unix' socket='${other}/nbd.sock'/><disks><disk name='vda' backup='yes' type='file'><scratch file='${other}/s.qcow2'/></disk><disk name='vdb' backup='no'/><disk name='vdc' backup='no'/></disks></domainbackup>`);
+    virsh('backup-begin', domain, join(other, 'b.xml'));
+    try {
+      const foreign = await backup();
+      expect(foreign.code, foreign.stderr).toBe(6);
+      expect(foreign.stderr).toMatch(/already runs a backup job that blockvault did not start \(its NBD socket: .*\/other\/nbd\.sock/);
+      expect(virsh('domjobinfo', domain)).toMatch(/Operation:\s+Backup/);
+    } finally {
+      virsh('domjobabort', domain);
+      for (const end = Date.now() + 30_000; /Operation:\s+Backup/.test(virsh('domjobinfo', domain)) && Date.now() < end;) await new Promise((r) => setTimeout(r, 200));
+    }
     expect(checkpoints()).toEqual([result.bitmaps.vda]);
   }, 240_000);
 
   it('--quiesce freezes the guest\'s filesystems through libvirt\'s agent channel: an application-consistent point, the guest thawed after', async () => {
-    const agentUp = () => spawnSync('virsh', ['-c', uri, 'qemu-agent-command', domain, '{"execute":"guest-ping"}'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
-    for (const end = Date.now() + 120_000; !agentUp(); await new Promise((r) => setTimeout(r, 500))) {
-      if (Date.now() > end) throw new Error(`the guest's agent did not answer libvirt within 120 s; its console: ${existsSync(join(dir, 'serial.log')) ? readFileSync(join(dir, 'serial.log'), 'utf8').slice(-2000) : '(none)'}`);
+    // A loaded TCG guest can be slow to answer: give each ping 20 s, and say on failure what libvirt said and saw.
+    let said = '';
+    const agentUp = () => {
+      const p = spawnSync('virsh', ['-c', uri, 'qemu-agent-command', domain, '--timeout', '20', '{"execute":"guest-ping"}'], { encoding: 'utf8', timeout: 30_000 });
+      said = (p.stderr || p.error?.message || '').trim();
+      return p.status === 0;
+    };
+    for (const end = Date.now() + 180_000; !agentUp(); await new Promise((r) => setTimeout(r, 500))) {
+      if (Date.now() > end) {
+        const channel = /<channel type='unix'>[\s\S]*?<\/channel>/.exec(virsh('dumpxml', domain))?.[0] ?? '(no channel)';
+        throw new Error(`the guest's agent did not answer libvirt within 180 s (virsh: ${said}); the channel: ${channel}; its console: ${existsSync(join(dir, 'serial.log')) ? readFileSync(join(dir, 'serial.log'), 'utf8').slice(-2000) : '(none)'}`);
+      }
     }
     const r = await backup({}, ['--quiesce']);
     expect(r.code, r.stderr).toBe(0);
-    expect((JSON.parse(r.stdout) as { consistency: string }).consistency).toBe('application');
+    expect(JSON.parse(r.stdout)).toMatchObject({ consistency: 'application', quiescedMs: expect.any(Number) });
     expect(virsh('qemu-agent-command', domain, '{"execute":"guest-fsfreeze-status"}')).toMatch(/"return":\s*"thawed"/);
     const plain = await backup();
-    expect((JSON.parse(plain.stdout) as { consistency: string }).consistency).toBe('crash');
+    expect(JSON.parse(plain.stdout)).toMatchObject({ consistency: 'crash', quiescedMs: null });
   }, 240_000);
 });

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, cliJson, cliPath, type CliResult } from '../helpers/cli.js';
+import { cli, cliJson, cliPath, waitFile, type CliResult } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
 import { qcow2, serialLog, startVm, type TestVm } from '../helpers/qemu-vm.js';
 
@@ -17,7 +17,7 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 const tail = 96 * MiB; // vda's bytes past the fixture's partitions, free for test writes
 
-interface VmResult { group: string; consistency: string; freezeMs: number; reasons: Record<string, string>; bitmaps: Record<string, string>; cleanedUp: string[]; disks: Array<{ disk: string; mode: string; bytesRead: number; id: string }> }
+interface VmResult { group: string; consistency: string; freezeMs: number; quiescedMs: number | null; reasons: Record<string, string>; bitmaps: Record<string, string>; cleanedUp: string[]; disks: Array<{ disk: string; mode: string; bytesRead: number; id: string }> }
 
 /** Runs the CLI in the background (for pause points), as a user's shell would; `pid` for signals. */
 function cliBackground(args: string[], env: Record<string, string>, started?: (pid: number) => void): Promise<CliResult> {
@@ -31,12 +31,6 @@ function cliBackground(args: string[], env: Record<string, string>, started?: (p
     const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
     child.on('close', (code, signal) => { clearTimeout(timer); resolve({ code, signal, stdout, stderr }); });
   });
-}
-
-async function waitFile(path: string, ms = 60_000): Promise<void> {
-  for (const end = Date.now() + ms; !existsSync(path); await new Promise((r) => setTimeout(r, 20))) {
-    if (Date.now() > end) throw new Error(`no ${path} within ${ms} ms`);
-  }
 }
 
 /** Dirty 64 KiB chunks since the last backup, per disk (qcow2's 64 KiB clusters = the bitmap's granularity = the chunk size). */
@@ -112,6 +106,7 @@ describe('backup --qmp: a running two-disk VM', () => {
     const result = JSON.parse(r.stdout) as VmResult;
     expect(result.disks.map((d) => [d.disk, d.mode])).toEqual([['vda', 'full'], ['vdb', 'full']]);
     expect(result.consistency).toBe('crash'); // the agent channel exists, but no agent answers in this guest
+    expect(result.quiescedMs).toBeNull();
     expect(result.reasons.vda).toMatch(/no earlier restore point/);
     await expectRestores(result.group, atFreeze, 'out1');
     const now = await vm.capture('vdb', join(dir, 'b-now.raw'));
@@ -196,7 +191,7 @@ describe('backup --qmp: a running two-disk VM', () => {
     try {
       await waitFile(`${pause}.reached`);
       const second = await backup();
-      expect(second.code).toBe(3);
+      expect(second.code, second.stderr).toBe(3);
       expect(second.stderr).toMatch(/VM web01 \(QMP .*vm\.qmp\) is being backed up by blockvault pid \d+ since/);
     } finally {
       writeFileSync(`${pause}.go`, '');
@@ -260,20 +255,20 @@ describe('backup --qmp: a running two-disk VM', () => {
     const bitmaps = { vda: await vm.bitmaps('vda'), vdb: await vm.bitmaps('vdb') };
     const points = (await cliJson<unknown[]>(['list', '-r', root])).length;
     const unknown = await backup(['--disks', 'vda,vdz']);
-    expect(unknown.code).toBe(1);
+    expect(unknown.code, unknown.stderr).toBe(1);
     expect(unknown.stderr).toMatch(/--disks vdz: VM web01 has no disk of that name; its writable disks are vda, vdb/);
     const full = join(dir, 'full');
     mkdirSync(full);
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', full]);
     try {
       const noSpace = await cli(['backup', '-r', root, '--vm', 'web01', '--qmp', vm.qmpPath, '--scratch', full], { env });
-      expect(noSpace.code).toBe(4);
+      expect(noSpace.code, noSpace.stderr).toBe(4);
       expect(noSpace.stderr).toMatch(/--scratch .*full has 1(\.0+)? MiB free; fleecing these disks needs at least 160(\.0+)? MiB there.*Nothing was changed on the VM/);
     } finally {
       execFileSync('umount', [full]);
     }
     const notQmp = await cli(['backup', '-r', root, '--vm', 'web01', '--qmp', join(dir, 'nothing.sock')], { env });
-    expect(notQmp.code).toBe(1);
+    expect(notQmp.code, notQmp.stderr).toBe(1);
     expect(notQmp.stderr).toMatch(/cannot connect to the QMP socket .*nothing\.sock: no such socket/);
     expect({ vda: await vm.bitmaps('vda'), vdb: await vm.bitmaps('vdb') }).toEqual(bitmaps);
     expect((await cliJson<unknown[]>(['list', '-r', root])).length).toBe(points);
@@ -329,8 +324,8 @@ describe('backup --qmp --guest-agent: a guest that runs the QEMU guest agent', (
     const raw = join(dir, 'agent.raw');
     execFileSync('bash', [new URL('../../scripts/boot-fixture.sh', import.meta.url).pathname, raw, 'marker: a guest with an agent', 'agent'], { stdio: 'pipe' });
     vm = await startVm(dir, [{ name: 'vda', file: qcow2(join(dir, 'vda.qcow2'), { from: raw }) }], { agent: true, name: 'agent01' });
-    for (const end = Date.now() + 120_000; !serialLog(dir).includes('BLOCKVAULT-AGENT-READY'); await new Promise((r) => setTimeout(r, 200))) {
-      if (Date.now() > end) throw new Error(`the guest did not start its agent within 120 s: ${serialLog(dir)}`);
+    for (const end = Date.now() + 180_000; !serialLog(dir).includes('BLOCKVAULT-AGENT-READY'); await new Promise((r) => setTimeout(r, 200))) {
+      if (Date.now() > end) throw new Error(`the guest did not start its agent within 180 s: ${serialLog(dir)}`);
     }
     await cli(['init', '-r', root]);
   }, 300_000);
@@ -344,6 +339,7 @@ describe('backup --qmp --guest-agent: a guest that runs the QEMU guest agent', (
     expect(r.code, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout) as VmResult;
     expect(result.consistency).toBe('application');
+    expect(result.quiescedMs).toBeGreaterThanOrEqual(result.freezeMs); // the filesystems' freeze spans the transaction
     // The agent's own word, asked over its channel once blockvault let go of it.
     const status = await agentCall(vm.agentPath, 'guest-fsfreeze-status');
     expect(status).toBe('thawed');
@@ -419,10 +415,10 @@ describe('backup --qmp: the VM goes away, or is not a VM', () => {
     await new Promise<void>((r) => old.listen(join(dir, 'old.sock'), r));
     try {
       const a = await cli(['backup', '-r', root, '--vm', 'x', '--qmp', join(dir, 'ssh.sock')], { env });
-      expect(a.code).toBe(1);
+      expect(a.code, a.stderr).toBe(1);
       expect(a.stderr).toMatch(/ssh\.sock is not a QMP server: it sent something that is not JSON: "SSH-2\.0-OpenSSH_9\.2"/);
       const b = await cli(['backup', '-r', root, '--vm', 'x', '--qmp', join(dir, 'old.sock')], { env });
-      expect(b.code).toBe(6);
+      expect(b.code, b.stderr).toBe(6);
       expect(b.stderr).toMatch(/QEMU 6\.2\.0 is too old: a running-VM backup needs the snapshot-access block driver .*QEMU 7\.1 or newer/);
     } finally {
       silent.close();

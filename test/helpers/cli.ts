@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const cliPath = fileURLToPath(new URL('../../dist/engine/cli/main.js', import.meta.url));
@@ -28,4 +29,11 @@ export async function cliJson<T = Record<string, unknown>>(args: string[], optio
   const result = await cli([...args, '--json'], options);
   if (result.code !== 0) throw new Error(`blockvault ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
   return JSON.parse(result.stdout) as T;
+}
+
+/** Waits (bounded) for a file to appear, as a pause point's `.reached`. */
+export async function waitFile(path: string, ms = 60_000): Promise<void> {
+  for (const end = Date.now() + ms; !existsSync(path); await new Promise((r) => setTimeout(r, 20))) {
+    if (Date.now() > end) throw new Error(`no ${path} within ${ms} ms`);
+  }
 }

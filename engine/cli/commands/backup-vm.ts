@@ -78,7 +78,7 @@ export async function backupVm(a: VmArgs): Promise<number> {
     progress.line.done();
     if (json) printJson(result);
     else {
-      say(`VM restore point ${a.vm}@${result.group.slice(0, 8)} (${result.group}): ${plural(result.disks.length, 'disk')} in ${humanSeconds(result.seconds)}, ${result.consistency}-consistent, ${a.domain ? 'backup-begin took' : 'I/O held'} ${result.freezeMs.toFixed(1)} ms for the freeze`);
+      say(`VM restore point ${a.vm}@${result.group.slice(0, 8)} (${result.group}): ${plural(result.disks.length, 'disk')} in ${humanSeconds(result.seconds)}, ${result.consistency}-consistent, ${a.domain ? 'backup-begin took' : 'I/O held'} ${result.freezeMs.toFixed(1)} ms for the freeze${result.quiescedMs === null ? '' : `, filesystems frozen ${result.quiescedMs.toFixed(0)} ms`}`);
       for (const d of result.disks) say(`  ${d.disk}: ${a.vm}/${d.disk}@${d.id.slice(0, 8)}, ${d.mode}, disk ${humanBytes(d.bytesTotal)}, read ${humanBytes(d.bytesRead)}, new ${humanBytes(d.bytesNew)}, stored ${humanBytes(d.bytesStored)}`);
     }
     return 0;
