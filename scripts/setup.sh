@@ -42,6 +42,12 @@ if $fixture && [[ $(id -u) -eq 0 ]] && ! ls "$fixture_cache"/linux-image-*.deb >
   echo "setup: fetching $kpkg for the boot test fixture" >&2
   (cd "$fixture_cache" && apt-get download -qq "$kpkg" 2>/dev/null) || echo "setup: could not fetch $kpkg; the boot test will try again" >&2
 fi
+# The agent fixture's qemu-ga (the running-VM tests with --guest-agent / --quiesce), fetched the same way.
+if $fixture && [[ $(id -u) -eq 0 ]] && ! ls "$fixture_cache"/qemu-guest-agent_*.deb >/dev/null 2>&1; then
+  mkdir -p "$fixture_cache"
+  echo "setup: fetching qemu-guest-agent for the agent test fixture" >&2
+  (cd "$fixture_cache" && apt-get download -qq qemu-guest-agent 2>/dev/null) || echo "setup: could not fetch qemu-guest-agent; the agent tests will try again" >&2
+fi
 
 # npm dependencies at the lock file's versions; only when the lock changed since the last install.
 # (Not `npm ci`: the registry we can reach lacks some other platforms' optional
