@@ -8,13 +8,16 @@
 //     guest's drive, HMP qemu-io, the QMP round trip included) with no
 //     backup running, against the same during a full backup, when every
 //     first write to a cluster is copied aside first (copy-before-write);
+//   - with `--guest-agent` (a guest that runs qemu-ga: the boot fixture's
+//     agent image), how long the guest's filesystems stay frozen
+//     (quiescedMs: freeze call to thaw answer) beside the transaction's;
 //   - the nightly increment: `backup --qmp` of the running VM against
 //     `backup --bitmap` of a stopped copy (qemu-nbd), the same changes
 //     (the corpus' day-2 extents, its real bytes) applied to both.
 // The VM runs no guest OS (TCG, SeaBIOS idle): the guest's load is the
 // writes the bench makes. Run: node dist/bench/qmp.js [--rounds 3] [--warm]
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { QmpClient } from '../engine/qmp/client.js';
 import { cacheDir, corpus, type Corpus } from './corpus.js';
@@ -46,14 +49,14 @@ function extentFiles(c: Corpus, dir: string): Array<Extent & { file: string }> {
   }
 }
 
-async function startVm(work: string, image: string): Promise<Vm> {
+async function startVm(work: string, image: string, more: string[] = []): Promise<Vm> {
   const qmpPath = join(work, 'vm.qmp');
   const testPath = join(work, 'bench.qmp');
   rmSync(qmpPath, { force: true });
   rmSync(testPath, { force: true });
   const proc = spawn('qemu-system-x86_64', ['-accel', 'tcg', '-nodefaults', '-display', 'none', '-m', '256', '-name', 'bench',
     '-qmp', `unix:${qmpPath},server=on,wait=off`, '-qmp', `unix:${testPath},server=on,wait=off`,
-    '-drive', `file=${image},if=none,id=vda-drive,format=qcow2,node-name=vda-fmt`, '-device', 'virtio-blk-pci,drive=vda-drive,id=vda'], { stdio: 'ignore' });
+    '-drive', `file=${image},if=none,id=vda-drive,format=qcow2,node-name=vda-fmt`, '-device', 'virtio-blk-pci,drive=vda-drive,id=vda', ...more], { stdio: 'ignore' });
   for (const end = Date.now() + 30_000; !(existsSync(qmpPath) && existsSync(testPath)); await new Promise((r) => setTimeout(r, 50))) {
     if (Date.now() > end || proc.exitCode !== null) { proc.kill('SIGKILL'); throw new Error('QEMU did not start'); }
   }
@@ -80,6 +83,7 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 export interface QmpReport {
   rounds: number; corpus: string; changedBytes: number;
   freezeMs: number[]; latency: { idle: number[]; backup: number[]; cbw: number[] };
+  agent: { freezeMs: number[]; quiescedMs: number[] };
   increments: Record<'warm' | 'cold', { online: number[]; offline: number[] }>;
 }
 
@@ -98,7 +102,7 @@ export async function runQmpBench(rounds: number, cold: boolean): Promise<QmpRep
   const repoOn = join(work, 'repo-online');
   const repoOff = join(work, 'repo-offline');
   execFileSync('bash', ['-c', `${bv} init -r ${repoOn} && ${bv} init -r ${repoOff}`]);
-  const report: QmpReport = { rounds, corpus: c.name, changedBytes: c.day2Extents.reduce((a, e) => a + e.length, 0), freezeMs: [], latency: { idle: [], backup: [], cbw: [] }, increments: { warm: { online: [], offline: [] }, cold: { online: [], offline: [] } } };
+  const report: QmpReport = { rounds, corpus: c.name, changedBytes: c.day2Extents.reduce((a, e) => a + e.length, 0), freezeMs: [], latency: { idle: [], backup: [], cbw: [] }, agent: { freezeMs: [], quiescedMs: [] }, increments: { warm: { online: [], offline: [] }, cold: { online: [], offline: [] } } };
   const vm = await startVm(work, online);
   try {
     report.latency.idle = await writeLatencies(vm, c.sizeBytes, 200);
@@ -136,9 +140,43 @@ export async function runQmpBench(rounds: number, cold: boolean): Promise<QmpRep
     }
   } finally {
     await vm.stop();
+  }
+  try {
+    report.agent = await agentQuiesce(work, env, Math.max(5, rounds * 3));
+  } finally {
     rmSync(work, { recursive: true, force: true });
   }
   return report;
+}
+
+/** Backups of a guest that runs qemu-ga, with --guest-agent: the transaction's and the filesystems' freeze, per backup. */
+async function agentQuiesce(work: string, env: Record<string, string>, backups: number): Promise<QmpReport['agent']> {
+  const dir = join(work, 'agent');
+  mkdirSync(dir, { recursive: true });
+  process.stderr.write('bench: qmp: booting a guest with an agent\n');
+  execFileSync('bash', [join(top, 'scripts', 'boot-fixture.sh'), join(dir, 'agent.raw'), 'bench agent', 'agent'], { stdio: 'ignore' });
+  execFileSync('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', join(dir, 'agent.raw'), join(dir, 'agent.qcow2')]);
+  const agentPath = join(dir, 'vm.qga');
+  const log = join(dir, 'serial.log');
+  const vm = await startVm(dir, join(dir, 'agent.qcow2'), ['-machine', 'pc', '-serial', `file:${log}`, '-chardev', `socket,path=${agentPath},server=on,wait=off,id=qga0`,
+    '-device', 'virtio-serial', '-device', 'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0']);
+  try {
+    for (const end = Date.now() + 300_000; !(existsSync(log) && readFileSync(log, 'utf8').includes('BLOCKVAULT-AGENT-READY')); await new Promise((r) => setTimeout(r, 200))) {
+      if (Date.now() > end) throw new Error(`the agent guest did not start its agent within 300 s: ${existsSync(log) ? readFileSync(log, 'utf8') : ''}`);
+    }
+    const repo = join(dir, 'repo');
+    execFileSync('bash', ['-c', `${bv} init -r ${repo}`]);
+    const out: QmpReport['agent'] = { freezeMs: [], quiescedMs: [] };
+    for (let i = 0; i < backups; i++) {
+      const r = JSON.parse(execFileSync('bash', ['-c', `${bv} backup -r ${repo} --vm agent --qmp ${vm.qmpPath} --guest-agent ${agentPath} --scratch ${dir} --json`], { encoding: 'utf8', env: { ...process.env, ...env } })) as { freezeMs: number; quiescedMs: number | null; consistency: string };
+      if (r.quiescedMs === null) throw new Error(`backup ${i + 1} with --guest-agent came out ${r.consistency}-consistent: the agent did not freeze`);
+      out.freezeMs.push(r.freezeMs);
+      out.quiescedMs.push(r.quiescedMs);
+    }
+    return out;
+  } finally {
+    await vm.stop();
+  }
 }
 
 export function qmpTable(r: QmpReport): string {
@@ -147,6 +185,7 @@ export function qmpTable(r: QmpReport): string {
     `corpus ${r.corpus}, ${r.rounds} round(s); the increment writes ${(r.changedBytes / 1048576).toFixed(1)} MiB (the corpus' day-2 extents, their real bytes)`,
     '',
     `freeze transaction (guest I/O held): median ${f(median(r.freezeMs))} ms, max ${f(Math.max(...r.freezeMs))} ms over ${r.freezeMs.length} backups (goal < 50 ms)`,
+    `with --guest-agent (qemu-ga in the guest): filesystems frozen median ${f(median(r.agent.quiescedMs))} ms, max ${f(Math.max(...r.agent.quiescedMs))} ms; the transaction inside that median ${f(median(r.agent.freezeMs))} ms, over ${r.agent.quiescedMs.length} backups`,
     `guest 64 KiB writes at random offsets, ms (HMP round trip included; n in brackets):`,
     `  no backup:                     median ${f(median(r.latency.idle))} p95 ${f(pct(r.latency.idle, 0.95))} (${r.latency.idle.length})`,
     `  fleecing on, nothing reading:  median ${f(median(r.latency.cbw))} p95 ${f(pct(r.latency.cbw, 0.95))} (${r.latency.cbw.length}), ${(median(r.latency.cbw) / median(r.latency.idle)).toFixed(2)}x (copy-before-write alone)`,
