@@ -105,9 +105,13 @@ LABEL linux
   INITRD initrd.gz
   APPEND console=ttyS0 quiet panic=-1
 CFG
+# UEFI firmware (OVMF) finds no \EFI\BOOT loader here and falls back to its
+# shell, which runs startup.nsh: the kernel's EFI stub with the same line.
+printf 'fs0:\r\nvmlinuz.efi initrd=\\initrd.gz console=ttyS0 quiet panic=-1\r\n' > "$work/startup.nsh"
 mkfs.vfat -C -n BOOT "$work/fat.img" 32768 >/dev/null
 mcopy -i "$work/fat.img" "$work/k/boot/vmlinuz-$kver" ::/vmlinuz
-mcopy -i "$work/fat.img" "$work/initrd.gz" "$work/syslinux.cfg" ::/
+mcopy -i "$work/fat.img" "$work/k/boot/vmlinuz-$kver" ::/vmlinuz.efi
+mcopy -i "$work/fat.img" "$work/initrd.gz" "$work/syslinux.cfg" "$work/startup.nsh" ::/
 syslinux --install "$work/fat.img"
 
 # the disk: MBR + partitions

@@ -4,7 +4,8 @@
 # Usage: scripts/setup.sh [--tests | --bench]
 #   (none)    what blockvault itself uses (the demo needs no more)
 #   --tests   also the boot test's VM fixture: SYSLINUX, busybox, and Debian's kernel package (~68 MB),
-#             and libvirt (libvirt-daemon-system, libvirt-clients) for the --libvirt backup test
+#             libvirt (libvirt-daemon-system, libvirt-clients) for the --libvirt backup test,
+#             and OVMF (ovmf) for the UEFI boot test
 #   --bench   the tests' needs plus the peers the benchmarks compare against (restic, borg)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,7 @@ case $mode in ''|--tests|--bench) ;; *) echo "setup: unknown option $mode (use -
 
 packages=(e2fsprogs fdisk dosfstools mtools qemu-utils libnbd-bin fuse libfuse2 qemu-system-x86)
 fixture=false
-if [[ $mode == --tests || $mode == --bench ]]; then packages+=(syslinux syslinux-common busybox-static kmod cpio xz-utils libvirt-daemon-system libvirt-clients); fixture=true; fi
+if [[ $mode == --tests || $mode == --bench ]]; then packages+=(syslinux syslinux-common busybox-static kmod cpio xz-utils libvirt-daemon-system libvirt-clients ovmf); fixture=true; fi
 if [[ $mode == --bench ]]; then packages+=(restic borgbackup time); fi
 
 missing=()

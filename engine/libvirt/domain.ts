@@ -62,6 +62,16 @@ export function nvramPath(xml: string): string | null {
   return m ? unescapeXml(m[1].trim()) : null;
 }
 
+/** The domain's pflash firmware (UEFI: OVMF), as its live XML names it: code image, secure boot, the variables' template. */
+export interface PflashLoader { code: string; secure: boolean; template: string | null }
+
+export function pflashLoader(xml: string): PflashLoader | null {
+  const m = /<loader\b([^>]*)>([^<]+)<\/loader>/.exec(xml);
+  if (!m || !/\btype=['"]pflash['"]/.test(m[1])) return null;
+  const template = /<nvram\b[^>]*\btemplate=['"]([^'"]+)['"]/.exec(xml)?.[1];
+  return { code: unescapeXml(m[2].trim()), secure: /\bsecure=['"]yes['"]/.test(m[1]), template: template ? unescapeXml(template) : null };
+}
+
 export function checkSelected(all: DomainDisk[], skipped: string[], wanted: string[] | undefined, domain: string): DomainDisk[] {
   if (!wanted) {
     if (all.length === 0) throw new BlockvaultError('BAD_INPUT', `domain ${domain} has no writable disk to back up${skipped.length ? ` (skipped: ${skipped.join(', ')})` : ''}`);

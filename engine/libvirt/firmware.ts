@@ -31,3 +31,10 @@ export async function readFirmware(paths: Array<{ role: 'nvram' | 'tpm'; path: s
   }
   return { files, missing };
 }
+
+/** A saved firmware file's bytes, checked against the SHA-256 it was saved with. */
+export function checkedFirmwareBytes(f: { role: string; path: string; base64: string; sha256: string }, what: string): Buffer {
+  const bytes = Buffer.from(String(f.base64), 'base64');
+  if (createHash('sha256').update(bytes).digest('hex') !== f.sha256) throw new BlockvaultError('CHECKSUM_MISMATCH', `VM restore point ${what}: its saved ${f.role} state ${f.path} does not match its SHA-256`);
+  return bytes;
+}

@@ -5,10 +5,10 @@
 // removed again, so the directory holds all of them or none.
 import { execFile } from 'node:child_process';
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
 import { dirname, join, normalize } from 'node:path';
 import { promisify } from 'node:util';
 import { BlockvaultError } from '../core/errors.js';
+import { checkedFirmwareBytes } from '../libvirt/firmware.js';
 import type { GroupEntry } from '../repo/chunk-index.js';
 import { readGroup } from '../repo/group-store.js';
 import type { Repository } from '../repo/repository.js';
@@ -49,8 +49,7 @@ async function writeFirmware(saved: unknown, root: string, what: string): Promis
   if (!Array.isArray(saved) || saved.length === 0) return [];
   const written: string[] = [];
   for (const f of saved as SavedFirmware[]) {
-    const bytes = Buffer.from(String(f.base64), 'base64');
-    if (createHash('sha256').update(bytes).digest('hex') !== f.sha256) throw new BlockvaultError('CHECKSUM_MISMATCH', `VM restore point ${what}: its saved ${f.role} state ${f.path} does not match its SHA-256`);
+    const bytes = checkedFirmwareBytes(f, what);
     const target = join(root, f.role, normalize(`/${f.path}`));
     await mkdir(dirname(target), { recursive: true });
     await writeFile(target, bytes);

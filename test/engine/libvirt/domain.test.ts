@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkSelected, domainDisks, domainShape, nvramPath } from '../../../engine/libvirt/domain.js';
+import { checkSelected, domainDisks, domainShape, nvramPath, pflashLoader } from '../../../engine/libvirt/domain.js';
+import { withSmm } from '../../../engine/cli/commands/boot-firmware.js';
 import { diskInterface, vmQemuArgs } from '../../../engine/cli/commands/boot-shape.js';
 
 // Shaped as libvirt 9 prints it (virsh dumpxml --inactive).
@@ -50,6 +51,16 @@ describe('libvirt domain XML', () => {
     expect(vmQemuArgs(undefined, undefined)).toEqual(['-m', '1G', '-smp', '2']);
     expect(diskInterface({ kind: 'libvirt', disks: [{ name: 'hda', bus: 'ide' }] }, 'hda')).toBe('ide');
     expect(diskInterface({ kind: 'qemu', disks: [{ name: 'vda', driver: 'virtio-blk-pci' }] }, 'vda')).toBe('virtio');
+  });
+  it('reads the UEFI loader boot starts again, Secure Boot included', () => {
+    expect(pflashLoader(xml)).toEqual({ code: '/usr/share/OVMF/OVMF_CODE.fd', secure: false, template: null });
+    const secure = `<domain><os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type><loader readonly="yes" secure="yes" type="pflash">/usr/share/OVMF/OVMF_CODE_4M.ms.fd</loader><nvram template='/usr/share/OVMF/OVMF_VARS_4M.ms.fd'>/var/lib/libvirt/qemu/nvram/a&amp;b_VARS.fd</nvram></os></domain>`;
+    expect(pflashLoader(secure)).toEqual({ code: '/usr/share/OVMF/OVMF_CODE_4M.ms.fd', secure: true, template: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd' });
+    expect(nvramPath(secure)).toBe('/var/lib/libvirt/qemu/nvram/a&b_VARS.fd');
+    expect(pflashLoader("<domain><os><loader type='rom'>/usr/share/seabios/bios.bin</loader></os></domain>")).toBeNull();
+    expect(pflashLoader('<domain><os><type>hvm</type></os></domain>')).toBeNull();
+    expect(withSmm(['-machine', 'pc-q35-7.2', '-m', '2048M'])).toEqual(['-machine', 'pc-q35-7.2,smm=on', '-m', '2048M']);
+    expect(withSmm(['-m', '1G'])).toEqual(['-machine', 'q35,smm=on', '-m', '1G']);
   });
   it('refuses a disk name the domain does not have, naming the ones it has', () => {
     const { disks, skipped } = domainDisks(xml);
