@@ -125,7 +125,7 @@ describe('backup --libvirt: a running libvirt domain, pull mode', () => {
     expect(readdirSync(dir).filter((n) => n.startsWith('blockvault-libvirt-'))).toEqual([]);
   }, 240_000);
 
-  it('stops a backup whose scratch directory runs low while the guest writes: nothing committed, the job ended, the checkpoints as before', async () => {
+  it('stops a backup whose scratch directory runs low: nothing committed, the job ended, the checkpoints as before', async () => {
     const before = checkpoints();
     const points = (await cliJson<unknown[]>(['list', '-r', root])).length;
     try {
