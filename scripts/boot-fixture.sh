@@ -88,7 +88,15 @@ done
 ga=$!
 sleep 1
 if kill -0 $ga 2>/dev/null; then echo BLOCKVAULT-AGENT-READY; else echo "BLOCKVAULT-AGENT-FAILED: qemu-ga exited at start on $port"; fi
-while :; do sleep 1; done
+# Should qemu-ga ever exit, say so on the console (the tests print it) and start it again.
+while :; do
+  sleep 1
+  if ! kill -0 $ga 2>/dev/null; then
+    wait $ga; echo "BLOCKVAULT-AGENT-EXITED: qemu-ga exit $?; starting it again"
+    /sbin/qemu-ga -m virtio-serial -p "$port" -t /tmp -f /tmp/qga.pid &
+    ga=$!
+  fi
+done
 INIT
 fi
 chmod +x "$i/init"

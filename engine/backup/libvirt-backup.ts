@@ -99,7 +99,9 @@ async function quiesce(o: LibvirtBackupOptions, virsh: Virsh): Promise<boolean> 
   } catch (err) {
     if (!(err instanceof BlockvaultError)) throw err;
     await virsh.run(['domfsthaw', o.domain], freezeAgentMs).catch(() => undefined);
-    o.onNote(`blockvault: the guest agent did not freeze the filesystems (${err.message}); thawed, and the restore point is crash-consistent`);
+    // libvirt 9 misses an agent that connects while a backup job holds the domain, and then says "not connected" until the agent reconnects.
+    const hint = /not connected/.test(err.message) ? ' (if qemu-ga runs in the guest: libvirt loses an agent that starts while a backup job runs; restarting qemu-ga in the guest reconnects it)' : '';
+    o.onNote(`blockvault: the guest agent did not freeze the filesystems (${err.message})${hint}; thawed, and the restore point is crash-consistent`);
     return false;
   }
 }

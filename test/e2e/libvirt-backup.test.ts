@@ -25,16 +25,18 @@ interface VmResult { group: string; bitmaps: Record<string, string>; reasons: Re
 /** Starts virtlogd and libvirtd by hand when none runs; returns the pids it started, to stop them again. */
 async function ensureLibvirtd(): Promise<number[]> {
   if (libvirtUp()) return [];
-  const started: number[] = [];
+  const ours: string[] = [];
   for (const daemon of ['virtlogd', 'libvirtd']) {
+    if (spawnSync('pgrep', ['-x', daemon], { stdio: 'ignore' }).status === 0) continue; // running, only slow to answer: wait for it below
     const r = spawnSync(daemon, ['-d'], { encoding: 'utf8', timeout: 30_000 });
     if (r.status !== 0) throw new Error(`libvirtd cannot start on this machine (${daemon} -d: ${r.error?.message ?? r.stderr.trim()}): the --libvirt test cannot run; install libvirt-daemon-system (scripts/setup.sh --tests)`);
+    ours.push(daemon);
   }
   for (const end = Date.now() + 60_000; !libvirtUp(); await new Promise((r) => setTimeout(r, 300))) {
     if (Date.now() > end) throw new Error('libvirtd was started but did not answer virsh within 60 s: the --libvirt test cannot run');
   }
-  for (const pidFile of ['/run/libvirtd.pid', '/run/virtlogd.pid']) if (existsSync(pidFile)) started.push(Number(readFileSync(pidFile, 'utf8').trim()));
-  return started;
+  const pidFiles = ours.map((d) => `/run/${d}.pid`).filter((f) => existsSync(f));
+  return pidFiles.map((f) => Number(readFileSync(f, 'utf8').trim()));
 }
 
 describe('backup --libvirt: a running libvirt domain, pull mode', () => {
@@ -51,6 +53,21 @@ describe('backup --libvirt: a running libvirt domain, pull mode', () => {
   const qemuIo = (disk: number, cmd: string) => virsh('qemu-monitor-command', domain, '--hmp', `qemu-io -d /machine/peripheral/virtio-disk${disk}/virtio-backend "${cmd}"`);
   const capture = (disk: number, file: string, out: string) => { qemuIo(disk, 'flush'); execFileSync('qemu-img', ['convert', '-U', '-f', 'qcow2', '-O', 'raw', file, out]); return readFileSync(out); };
   const checkpoints = () => virsh('checkpoint-list', domain, '--name').split('\n').map((l) => l.trim()).filter(Boolean);
+  /** Waits until the guest's agent answers through libvirt (each ping may take 20 s on a loaded TCG guest); on failure says what libvirt said and saw. */
+  const agentConnected = async () => {
+    let said = '';
+    const agentUp = () => {
+      const p = spawnSync('virsh', ['-c', uri, 'qemu-agent-command', domain, '--timeout', '20', '{"execute":"guest-ping"}'], { encoding: 'utf8', timeout: 30_000 });
+      said = (p.stderr || p.error?.message || '').trim();
+      return p.status === 0;
+    };
+    for (const end = Date.now() + 180_000; !agentUp(); await new Promise((r) => setTimeout(r, 500))) {
+      if (Date.now() > end) {
+        const channel = /<channel type='unix'>[\s\S]*?<\/channel>/.exec(virsh('dumpxml', domain))?.[0] ?? '(no channel)';
+        throw new Error(`the guest's agent did not answer libvirt within 180 s (virsh: ${said}); the channel: ${channel}; its console: ${existsSync(join(dir, 'serial.log')) ? readFileSync(join(dir, 'serial.log'), 'utf8').slice(-2000) : '(none)'}`);
+      }
+    }
+  };
   // vdc is the guest's own disk (it boots from it and runs qemu-ga): its contents change under the guest, so the byte-exact tests take vda and vdb.
   const backup = (more: Record<string, string> = {}, extra: string[] = []) => cli(['backup', '-r', root, '--vm', 'web01', '--libvirt', domain, '--scratch', dir, '--disks', 'vda,vdb', '--json', ...extra], { env: { ...env, ...more } });
   const files = { vda: join(dir, 'vda.qcow2'), vdb: join(dir, 'vdb.qcow2') };
@@ -78,8 +95,11 @@ describe('backup --libvirt: a running libvirt domain, pull mode', () => {
     smallMounted = true;
     execFileSync('virsh', ['-q', '-c', uri, 'create', join(dir, 'domain.xml')], { encoding: 'utf8', timeout: createMs });
     defined = true;
+    // Before any backup job: libvirt 9 handles the agent's "port opened" event under a domain job, and while a backup
+    // job holds the domain that times out ("cannot acquire state change lock") and the agent stays disconnected.
+    await agentConnected();
     await cli(['init', '-r', root]);
-  }, createMs + 120_000);
+  }, createMs + 300_000);
 
   afterAll(async () => {
     if (defined) spawnSync('virsh', ['-c', uri, 'destroy', domain], { stdio: 'ignore', timeout: 60_000 });
@@ -182,19 +202,7 @@ describe('backup --libvirt: a running libvirt domain, pull mode', () => {
   }, 240_000);
 
   it('--quiesce freezes the guest\'s filesystems through libvirt\'s agent channel: an application-consistent point, the guest thawed after', async () => {
-    // A loaded TCG guest can be slow to answer: give each ping 20 s, and say on failure what libvirt said and saw.
-    let said = '';
-    const agentUp = () => {
-      const p = spawnSync('virsh', ['-c', uri, 'qemu-agent-command', domain, '--timeout', '20', '{"execute":"guest-ping"}'], { encoding: 'utf8', timeout: 30_000 });
-      said = (p.stderr || p.error?.message || '').trim();
-      return p.status === 0;
-    };
-    for (const end = Date.now() + 180_000; !agentUp(); await new Promise((r) => setTimeout(r, 500))) {
-      if (Date.now() > end) {
-        const channel = /<channel type='unix'>[\s\S]*?<\/channel>/.exec(virsh('dumpxml', domain))?.[0] ?? '(no channel)';
-        throw new Error(`the guest's agent did not answer libvirt within 180 s (virsh: ${said}); the channel: ${channel}; its console: ${existsSync(join(dir, 'serial.log')) ? readFileSync(join(dir, 'serial.log'), 'utf8').slice(-2000) : '(none)'}`);
-      }
-    }
+    await agentConnected(); // the guest has been up since beforeAll: its agent still answers
     const r = await backup({}, ['--quiesce']);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ consistency: 'application', quiescedMs: expect.any(Number) });
