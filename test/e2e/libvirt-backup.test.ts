@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, cliJson, waitFile } from '../helpers/cli.js';
+import { atPause, cli, cliJson } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
 import { qcow2 } from '../helpers/qemu-vm.js';
 
@@ -151,14 +151,9 @@ describe('backup --libvirt: a running libvirt domain, pull mode', () => {
     try {
       const pause = join(dir, 'p-scratch');
       const running = cli(['backup', '-r', root, '--vm', 'web01', '--libvirt', domain, '--scratch', small, '--disks', 'vda,vdb'], { env: { ...env, BLOCKVAULT_TEST_PAUSE_AT: `libvirt-begun:${pause}` } });
-      try {
-        await Promise.race([waitFile(`${pause}.reached`, 120_000), running.then((r) => { throw new Error(`the backup ended before its pause: exit ${r.code}: ${r.stderr}`); })]);
+      const r = await atPause(pause, running, () => {
         execFileSync('fallocate', ['-l', '120M', join(small, 'filler')]); // something else on that disk eats the room
-        await new Promise((r) => setTimeout(r, 1000)); // the watch looks every 250 ms
-      } finally {
-        writeFileSync(`${pause}.go`, '');
-      }
-      const r = await running;
+      });
       expect(r.code, r.stderr).toBe(4);
       expect(r.stderr).toMatch(/--scratch .*small fell to .* free while the guest wrote during the backup: stopped before the fleecing images could fill it.*nothing was committed.*\[NO_SPACE\]/);
       expect(readdirSync(small)).toEqual(['filler']);

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, cliJson, cliPath, waitFile, type CliResult } from '../helpers/cli.js';
+import { atPause, cli, cliJson, cliPath, waitFile, type CliResult } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
 import { qcow2, serialLog, startVm, type TestVm } from '../helpers/qemu-vm.js';
 
@@ -284,14 +284,9 @@ describe('backup --qmp: a running two-disk VM', () => {
     try {
       const pause = join(dir, 'p4');
       const running = cliBackground(['backup', '-r', root, '--vm', 'web01', '--qmp', vm.qmpPath, '--scratch', small], { ...env, BLOCKVAULT_TEST_PAUSE_AT: `qmp-exported:${pause}` });
-      try {
-        await waitFile(`${pause}.reached`);
+      const r = await atPause(pause, running, () => {
         execFileSync('fallocate', ['-l', '200M', join(small, 'filler')]); // something else on that disk eats the room
-        await new Promise((r) => setTimeout(r, 1000)); // the watch looks every 250 ms
-      } finally {
-        writeFileSync(`${pause}.go`, '');
-      }
-      const r = await running;
+      });
       expect(r.code, r.stderr).toBe(4);
       expect(r.stderr).toMatch(/--scratch .*small fell to .* free while the guest wrote during the backup: stopped before the fleecing images could fill it.*nothing was committed, and the next backup still has every change.*\[NO_SPACE\]/);
       expect(readdirSync(small)).toEqual(['filler']);

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const cliPath = fileURLToPath(new URL('../../dist/engine/cli/main.js', import.meta.url));
@@ -36,4 +36,15 @@ export async function waitFile(path: string, ms = 60_000): Promise<void> {
   for (const end = Date.now() + ms; !existsSync(path); await new Promise((r) => setTimeout(r, 20))) {
     if (Date.now() > end) throw new Error(`no ${path} within ${ms} ms`);
   }
+}
+
+/** At a run's pause point (BLOCKVAULT_TEST_PAUSE_AT=<event>:<pause>): waits for it, or fails with the run's stderr if the run ended first; does `act`; lets the run go on; returns how it ended. */
+export async function atPause(pause: string, running: Promise<CliResult>, act: () => void | Promise<void>, ms = 120_000): Promise<CliResult> {
+  try {
+    await Promise.race([waitFile(`${pause}.reached`, ms), running.then((r) => { throw new Error(`the run ended before its pause: exit ${r.code}: ${r.stderr}`); })]);
+    await act();
+  } finally {
+    writeFileSync(`${pause}.go`, '');
+  }
+  return running;
 }
